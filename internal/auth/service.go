@@ -1,0 +1,401 @@
+package auth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"gatehouse/internal/password"
+)
+
+// PasswordHasher hashes and verifies passwords under admission control.
+type PasswordHasher interface {
+	Hash(ctx context.Context, plain string) (string, error)
+	Verify(ctx context.Context, encoded, plain string) (ok, rehash bool, err error)
+	VerifyDummy(ctx context.Context, plain string) error
+}
+
+// PasswordPolicy decides whether a new password is acceptable.
+type PasswordPolicy interface {
+	Check(plain, email string) error
+}
+
+// AccessClaims are the claims of an access token (RFC 9068).
+type AccessClaims struct {
+	ID        string // jti
+	Subject   string // user id
+	Email     string
+	ClientID  string
+	Scopes    []string
+	Roles     []string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// AccessTokenIssuer signs access tokens.
+type AccessTokenIssuer interface {
+	Issue(ctx context.Context, c *AccessClaims) (string, error)
+}
+
+// Config holds the settings the services use.
+type Config struct {
+	AccessTokenTTL    time.Duration
+	RefreshTokenTTL   time.Duration
+	RefreshReuseGrace time.Duration
+	DefaultRoles      []string
+	RevealExisting    bool
+	// RefreshKey keys the derivation of successor refresh tokens (see
+	// successorToken); derived from the root secret.
+	RefreshKey []byte
+}
+
+// Metrics receives domain counters; nil fields are skipped.
+type Metrics struct {
+	Login func(result string)
+}
+
+// Service implements accounts, password login and OAuth2 token issuance.
+type Service struct {
+	Users   UserStore
+	Refresh RefreshStore
+	Audit   AuditStore
+	Hasher  PasswordHasher
+	Policy  PasswordPolicy
+	Issuer  AccessTokenIssuer
+	Roles   *RoleModel
+	Config  Config
+	Metrics Metrics
+	Log     *slog.Logger
+	Now     func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC().Truncate(time.Microsecond)
+	}
+	return time.Now().UTC().Truncate(time.Microsecond)
+}
+
+// Meta describes where a request came from, for the audit log.
+type Meta struct {
+	IP        string
+	UserAgent string
+}
+
+// NewID returns an opaque, random identifier (26 lower-case base32 characters).
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// HashToken returns the hex SHA-256 of an opaque token. Tokens carry 256 bits
+// of randomness, so an unkeyed hash is enough: it cannot be brute-forced.
+func HashToken(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:])
+}
+
+// refreshPrefix marks Gatehouse refresh tokens for secret scanners.
+const refreshPrefix = "ghr_"
+
+func newRefreshToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return refreshPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// successorToken derives the refresh token that replaces tok. Deriving it
+// (HMAC keyed with a secret derived from the root secret) instead of drawing
+// it at random lets a repeat presentation inside the grace window return the
+// same successor although only hashes are stored, and makes concurrent
+// rotations of one token agree on one successor.
+func (s *Service) successorToken(tok string) string {
+	m := hmac.New(sha256.New, s.Config.RefreshKey)
+	m.Write([]byte("gatehouse refresh successor v1\x00"))
+	m.Write([]byte(tok))
+	return refreshPrefix + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// NormalizeEmail trims and lower-cases an email and checks its shape.
+func NormalizeEmail(raw string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(raw))
+	bad := func(msg string) (string, error) {
+		return "", &Error{Code: EINVALID, Field: "email", Message: msg}
+	}
+	switch {
+	case e == "":
+		return bad("email is required")
+	case len(e) > 254:
+		return bad("email is too long (at most 254 characters)")
+	case !utf8.ValidString(e):
+		return bad("email is not valid UTF-8")
+	}
+	for _, r := range e {
+		if unicode.IsControl(r) || unicode.IsSpace(r) || r == utf8.RuneError {
+			return bad("email contains a control or space character")
+		}
+	}
+	at := strings.LastIndexByte(e, '@')
+	if at < 1 || at == len(e)-1 || strings.Count(e, "@") != 1 {
+		return bad("email must look like name@example.com")
+	}
+	if len(e[:at]) > 64 {
+		return bad("email local part is too long (at most 64 characters)")
+	}
+	return e, nil
+}
+
+func validName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if !utf8.ValidString(name) || strings.ContainsRune(name, 0) {
+		return "", &Error{Code: EINVALID, Field: "name", Message: "name must be valid UTF-8 text"}
+	}
+	if utf8.RuneCountInString(name) > 200 {
+		return "", &Error{Code: EINVALID, Field: "name", Message: "name is too long (at most 200 characters)"}
+	}
+	return name, nil
+}
+
+// policyError turns a password policy or hashing error into a domain error.
+func policyError(err error) error {
+	var pe *password.PolicyError
+	if errors.As(err, &pe) {
+		return &Error{Code: EINVALID, Field: "password", Message: pe.Message}
+	}
+	return hashError(err)
+}
+
+// hashError maps admission-control refusals to EUNAVAILABLE with a retry hint.
+func hashError(err error) error {
+	var be *password.BusyError
+	if errors.As(err, &be) {
+		return &Error{Code: EUNAVAILABLE, Message: "the server is busy, try again shortly", RetryAfter: be.RetryAfter, Cause: err}
+	}
+	return err
+}
+
+func (s *Service) audit(ctx context.Context, typ, userID string, m Meta, details map[string]any) {
+	e := &AuditEvent{ID: NewID(), Type: typ, At: s.now(), UserID: userID, IP: m.IP, Details: details}
+	if err := s.Audit.AppendAudit(ctx, e); err != nil && s.Log != nil {
+		s.Log.ErrorContext(ctx, "audit append failed", "type", typ, "err", err)
+	}
+}
+
+func (s *Service) loginMetric(result string) {
+	if s.Metrics.Login != nil {
+		s.Metrics.Login(result)
+	}
+}
+
+// RegisterInput is a registration request.
+type RegisterInput struct {
+	Email    string
+	Password string
+	Name     string
+}
+
+// Register creates an account. A taken email answers like a new one (a
+// fresh-looking user that is not stored) unless RevealExisting is set, so
+// registration does not reveal which emails exist.
+func (s *Service) Register(ctx context.Context, in RegisterInput, m Meta) (*User, error) {
+	email, err := NormalizeEmail(in.Email)
+	if err != nil {
+		return nil, err
+	}
+	name, err := validName(in.Name)
+	if err != nil {
+		return nil, err
+	}
+	// The policy caps the length before any hashing happens.
+	if err := s.Policy.Check(in.Password, email); err != nil {
+		return nil, policyError(err)
+	}
+	hash, err := s.Hasher.Hash(ctx, in.Password)
+	if err != nil {
+		return nil, hashError(err)
+	}
+	now := s.now()
+	u := &User{ID: NewID(), Email: email, Name: name, PasswordHash: hash,
+		Roles: append([]string(nil), s.Config.DefaultRoles...), CreatedAt: now, UpdatedAt: now}
+	if err := s.Users.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, ErrEmailTaken) {
+			if s.Config.RevealExisting {
+				return nil, &Error{Code: ECONFLICT, Field: "email", Message: "email already registered"}
+			}
+			// Same status and shape as a new account; nothing is stored.
+			// (Issue: the owner is told by mail once the mailer exists.)
+			s.audit(ctx, "register.duplicate", "", m, nil)
+			u.PasswordHash = ""
+			return u, nil
+		}
+		return nil, err
+	}
+	s.audit(ctx, EventUserRegistered, u.ID, m, nil)
+	u.PasswordHash = ""
+	return u, nil
+}
+
+// User returns the account with the given id.
+func (s *Service) User(ctx context.Context, id string) (*User, error) {
+	return s.Users.UserByID(ctx, id)
+}
+
+// UpdateName changes the caller's display name.
+func (s *Service) UpdateName(ctx context.Context, userID, name string) (*User, error) {
+	name, err := validName(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Users.UpdateUserName(ctx, userID, name, s.now()); err != nil {
+		return nil, err
+	}
+	return s.Users.UserByID(ctx, userID)
+}
+
+// checkPassword verifies the password of a known user, re-hashing it when
+// it was stored with a legacy algorithm or old parameters.
+func (s *Service) checkPassword(ctx context.Context, u *User, plain string) (bool, error) {
+	if u.PasswordHash == "" {
+		return false, hashError(s.Hasher.VerifyDummy(ctx, plain))
+	}
+	ok, rehash, err := s.Hasher.Verify(ctx, u.PasswordHash, plain)
+	if err != nil {
+		return false, hashError(err)
+	}
+	if ok && rehash {
+		if h, err := s.Hasher.Hash(ctx, plain); err == nil {
+			if err := s.Users.SetPasswordHash(ctx, u.ID, h, s.now()); err == nil {
+				u.PasswordHash = h
+			}
+		}
+	}
+	return ok, nil
+}
+
+// tooLong reports a password over the policy's hard cap: refused before any
+// hashing so that huge inputs cost nothing.
+func tooLong(plain string) bool { return len(plain) > 4*256 || utf8.RuneCountInString(plain) > 256 }
+
+// Login checks an email and password. Every failure is
+// ErrInvalidCredentials; an unknown email costs the same hashing work as a
+// wrong password so that timing does not reveal which emails exist.
+func (s *Service) Login(ctx context.Context, rawEmail, plain string, m Meta) (*User, error) {
+	email, err := NormalizeEmail(rawEmail)
+	if err != nil || plain == "" || tooLong(plain) {
+		s.loginMetric("failed")
+		s.audit(ctx, EventLoginFailed, "", m, map[string]any{"reason": "malformed"})
+		return nil, ErrInvalidCredentials
+	}
+	u, err := s.Users.UserByEmail(ctx, email)
+	if errors.Is(err, ErrNotFound) {
+		if err := s.Hasher.VerifyDummy(ctx, plain); err != nil {
+			return nil, hashError(err)
+		}
+		s.loginMetric("failed")
+		s.audit(ctx, EventLoginFailed, "", m, map[string]any{"reason": "unknown_user"})
+		return nil, ErrInvalidCredentials
+	}
+	if err != nil {
+		return nil, err
+	}
+	ok, err := s.checkPassword(ctx, u, plain)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || u.Disabled {
+		reason := "wrong_password"
+		if ok {
+			reason = "disabled"
+		}
+		s.loginMetric("failed")
+		s.audit(ctx, EventLoginFailed, u.ID, m, map[string]any{"reason": reason})
+		return nil, ErrInvalidCredentials
+	}
+	s.loginMetric("succeeded")
+	s.audit(ctx, EventLoginSucceeded, u.ID, m, nil)
+	return u, nil
+}
+
+// ChangePassword replaces the caller's password after checking the current
+// one, and revokes every refresh token of the user.
+func (s *Service) ChangePassword(ctx context.Context, userID, current, next string, m Meta) error {
+	u, err := s.Users.UserByID(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if tooLong(current) {
+		return &Error{Code: EINVALID, Field: "current_password", Message: "current password is incorrect"}
+	}
+	ok, err := s.checkPassword(ctx, u, current)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		s.audit(ctx, "password.change_failed", u.ID, m, nil)
+		return &Error{Code: EINVALID, Field: "current_password", Message: "current password is incorrect"}
+	}
+	if err := s.Policy.Check(next, u.Email); err != nil {
+		return policyError(err)
+	}
+	hash, err := s.Hasher.Hash(ctx, next)
+	if err != nil {
+		return hashError(err)
+	}
+	if err := s.Users.ChangePassword(ctx, u.ID, hash, s.now()); err != nil {
+		return err
+	}
+	s.audit(ctx, EventPasswordChanged, u.ID, m, nil)
+	return nil
+}
+
+// DeleteAccount deletes the caller's account after checking the password.
+func (s *Service) DeleteAccount(ctx context.Context, userID, plain string, m Meta) error {
+	u, err := s.Users.UserByID(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if plain == "" || tooLong(plain) {
+		return &Error{Code: EINVALID, Field: "password", Message: "password is incorrect"}
+	}
+	ok, err := s.checkPassword(ctx, u, plain)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &Error{Code: EINVALID, Field: "password", Message: "password is incorrect"}
+	}
+	if err := s.Users.DeleteUser(ctx, u.ID); err != nil {
+		return err
+	}
+	s.audit(ctx, EventUserDeleted, u.ID, m, nil)
+	return nil
+}
+
+// SetRoles replaces a user's roles (operator command and admin API).
+func (s *Service) SetRoles(ctx context.Context, userID string, roles []string, m Meta) error {
+	for _, r := range roles {
+		if !s.Roles.KnownRole(r) {
+			return &Error{Code: EINVALID, Field: "roles", Message: "unknown role " + r}
+		}
+	}
+	u, err := s.Users.UserByID(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if err := s.Users.SetRoles(ctx, userID, roles, s.now()); err != nil {
+		return err
+	}
+	s.audit(ctx, EventRoleChanged, userID, m, map[string]any{"from": u.Roles, "to": roles})
+	return nil
+}

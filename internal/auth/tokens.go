@@ -1,0 +1,199 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+)
+
+// TokenResponse is what the token endpoint returns (RFC 6749 §5.1).
+type TokenResponse struct {
+	AccessToken  string
+	ExpiresIn    int
+	RefreshToken string
+	Scope        []string
+}
+
+func (s *Service) issueAccess(ctx context.Context, u *User, clientID string, scopes []string) (string, error) {
+	now := s.now()
+	return s.Issuer.Issue(ctx, &AccessClaims{
+		ID: NewID(), Subject: u.ID, Email: u.Email, ClientID: clientID,
+		Scopes: scopes, Roles: u.Roles, IssuedAt: now, ExpiresAt: now.Add(s.Config.AccessTokenTTL),
+	})
+}
+
+// StartFamily issues an access token and the first refresh token of a new
+// family for an authenticated user.
+func (s *Service) StartFamily(ctx context.Context, u *User, clientID string, requested []string) (*TokenResponse, error) {
+	scopes, err := s.Roles.Negotiate(requested, u.Roles)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	f := &RefreshFamily{ID: NewID(), UserID: u.ID, ClientID: clientID, Scope: strings.Join(scopes, " "),
+		CreatedAt: now, ExpiresAt: now.Add(s.Config.RefreshTokenTTL)}
+	rt := newRefreshToken()
+	first := &RefreshToken{ID: NewID(), FamilyID: f.ID, Hash: HashToken(rt), CreatedAt: now}
+	if err := s.Refresh.CreateFamily(ctx, f, first); err != nil {
+		return nil, err
+	}
+	at, err := s.issueAccess(ctx, u, clientID, scopes)
+	if err != nil {
+		return nil, err
+	}
+	return &TokenResponse{AccessToken: at, ExpiresIn: int(s.Config.AccessTokenTTL / time.Second), RefreshToken: rt, Scope: scopes}, nil
+}
+
+// PasswordGrant is the OAuth2 resource-owner password grant.
+func (s *Service) PasswordGrant(ctx context.Context, email, plain, scope, clientID string, m Meta) (*TokenResponse, error) {
+	requested := ParseScope(scope)
+	// Unknown scopes are refused before any hashing work.
+	for _, sc := range requested {
+		if !s.Roles.KnownScope(sc) {
+			return nil, ErrInvalidScope
+		}
+	}
+	u, err := s.Login(ctx, email, plain, m)
+	if err != nil {
+		return nil, err
+	}
+	return s.StartFamily(ctx, u, clientID, requested)
+}
+
+// RefreshGrant exchanges a refresh token for a new access token and its
+// successor (rotation). A token that was already rotated is reuse: the
+// whole family is revoked (RFC 9700 §4.14.2) — except within the grace
+// window, where the same successor is returned again.
+func (s *Service) RefreshGrant(ctx context.Context, tok, scope string, m Meta) (*TokenResponse, error) {
+	if tok == "" || len(tok) > 512 {
+		return nil, ErrInvalidRefreshToken
+	}
+	rt, fam, err := s.Refresh.RefreshTokenByHash(ctx, HashToken(tok))
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrInvalidRefreshToken
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	if fam.RevokedAt != nil || !now.Before(fam.ExpiresAt) {
+		return nil, ErrInvalidRefreshToken
+	}
+	u, err := s.Users.UserByID(ctx, fam.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrInvalidRefreshToken
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.Disabled {
+		return nil, ErrInvalidRefreshToken
+	}
+	// A refresh may narrow the scope, never widen it (RFC 6749 §6); the
+	// user's current roles bound it too, so a role change shows at once.
+	granted := ParseScope(fam.Scope)
+	if req := ParseScope(scope); len(req) > 0 {
+		for _, sc := range req {
+			if !strings.Contains(" "+fam.Scope+" ", " "+sc+" ") {
+				return nil, ErrInvalidScope
+			}
+		}
+		granted = req
+	}
+	scopes, err := s.Roles.Negotiate(granted, u.Roles)
+	if err != nil {
+		return nil, err
+	}
+
+	succ := s.successorToken(tok)
+	if rt.RotatedAt == nil {
+		next := &RefreshToken{ID: NewID(), FamilyID: fam.ID, Hash: HashToken(succ), CreatedAt: now}
+		won, err := s.Refresh.RotateRefreshToken(ctx, rt.ID, next, now)
+		if err != nil {
+			return nil, err
+		}
+		if !won {
+			// Another request rotated it a moment ago: read it again and
+			// treat this as a repeat presentation.
+			rt, fam, err = s.Refresh.RefreshTokenByHash(ctx, HashToken(tok))
+			if err != nil {
+				return nil, err
+			}
+			if fam.RevokedAt != nil || rt.RotatedAt == nil {
+				return nil, ErrInvalidRefreshToken
+			}
+		}
+	}
+	if rt.RotatedAt != nil {
+		if s.Config.RefreshReuseGrace <= 0 || now.Sub(*rt.RotatedAt) > s.Config.RefreshReuseGrace {
+			if err := s.Refresh.RevokeFamily(ctx, fam.ID, now); err != nil {
+				return nil, err
+			}
+			s.audit(ctx, EventRefreshReused, fam.UserID, m, map[string]any{"family_id": fam.ID})
+			return nil, ErrInvalidRefreshToken
+		}
+		// Inside the grace window: the successor is the same one the first
+		// rotation stored; make sure it is still live.
+		if _, f2, err := s.Refresh.RefreshTokenByHash(ctx, HashToken(succ)); err != nil || f2.RevokedAt != nil {
+			return nil, ErrInvalidRefreshToken
+		}
+	}
+	at, err := s.issueAccess(ctx, u, fam.ClientID, scopes)
+	if err != nil {
+		return nil, err
+	}
+	return &TokenResponse{AccessToken: at, ExpiresIn: int(s.Config.AccessTokenTTL / time.Second), RefreshToken: succ, Scope: scopes}, nil
+}
+
+// RevokeRefresh revokes the family of a refresh token (RFC 7009). Unknown
+// tokens are not an error.
+func (s *Service) RevokeRefresh(ctx context.Context, tok string, m Meta) error {
+	if tok == "" || len(tok) > 512 {
+		return nil
+	}
+	_, fam, err := s.Refresh.RefreshTokenByHash(ctx, HashToken(tok))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.Refresh.RevokeFamily(ctx, fam.ID, s.now()); err != nil {
+		return err
+	}
+	s.audit(ctx, EventRefreshRevoked, fam.UserID, m, map[string]any{"family_id": fam.ID})
+	return nil
+}
+
+// CreateUser makes an account from the operator command line: unlike
+// Register it says when the email is taken and takes explicit roles.
+func (s *Service) CreateUser(ctx context.Context, email, plain string, roles []string) (*User, error) {
+	email, err := NormalizeEmail(email)
+	if err != nil {
+		return nil, err
+	}
+	if len(roles) == 0 {
+		roles = s.Config.DefaultRoles
+	}
+	for _, r := range roles {
+		if !s.Roles.KnownRole(r) {
+			return nil, &Error{Code: EINVALID, Field: "role", Message: "unknown role " + r}
+		}
+	}
+	u := &User{ID: NewID(), Email: email, EmailVerified: true, Roles: roles}
+	if plain != "" {
+		if err := s.Policy.Check(plain, email); err != nil {
+			return nil, policyError(err)
+		}
+		if u.PasswordHash, err = s.Hasher.Hash(ctx, plain); err != nil {
+			return nil, hashError(err)
+		}
+	}
+	u.CreatedAt, u.UpdatedAt = s.now(), s.now()
+	if err := s.Users.CreateUser(ctx, u); err != nil {
+		return nil, err
+	}
+	s.audit(ctx, EventUserRegistered, u.ID, Meta{IP: "cli"}, map[string]any{"roles": roles})
+	return u, nil
+}

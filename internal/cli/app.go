@@ -1,0 +1,172 @@
+package cli
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"gatehouse/internal/auth"
+	"gatehouse/internal/config"
+	"gatehouse/internal/password"
+	"gatehouse/internal/server"
+	"gatehouse/internal/sqlstore"
+	"gatehouse/internal/token"
+)
+
+// app holds everything wired from one configuration.
+type app struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	db      *sqlstore.DB
+	keys    *token.Keyring
+	auth    *auth.Service
+	metrics *server.Metrics
+}
+
+func (a *app) Close() error {
+	if a.db != nil {
+		return a.db.Close()
+	}
+	return nil
+}
+
+// newLogger returns the JSON or text logger the configuration asks for
+// (text on a terminal when unset).
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	format := cfg.LogFormat
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// rootSecret returns the configured secret, or the one generated on first
+// start and kept (mode 0600) in the data dir.
+func rootSecret(cfg *config.Config, log *slog.Logger) ([]byte, error) {
+	if cfg.Secret != "" {
+		return []byte(cfg.Secret), nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	path := filepath.Join(cfg.DataDir, "secret")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		s := strings.TrimSpace(string(b))
+		if len(s) < 32 {
+			return nil, fmt.Errorf("%s: secret shorter than 32 bytes", path)
+		}
+		return []byte(s), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("reading the secret: %w", err)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return nil, err
+	}
+	s := hex.EncodeToString(raw[:])
+	// O_EXCL: two processes starting at once must not both write a secret.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return rootSecret(cfg, log)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("writing the secret: %w", err)
+	}
+	if _, err := f.WriteString(s + "\n"); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("writing the secret: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	log.Info("generated a root secret", "path", path)
+	return []byte(s), nil
+}
+
+// derive returns a key for one purpose from the root secret.
+func derive(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("gatehouse " + purpose))
+	return m.Sum(nil)
+}
+
+// openApp opens the database, applies migrations, loads the signing keys
+// and builds the services.
+func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
+	secret, err := rootSecret(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(cfg.DatabaseURL, "sqlite:") {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+	}
+	db, err := sqlstore.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{cfg: cfg, log: log, db: db, metrics: server.NewMetrics()}
+	if err := db.Migrate(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.keys, err = token.New(ctx, token.Options{
+		Issuer: cfg.PublicURL, Audience: cfg.Audience, Alg: cfg.SigningAlg, Secret: secret,
+		Store: db, AccessTTL: cfg.AccessTokenTTL, Log: log,
+	})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	params := password.DefaultParams()
+	params.Memory, params.Iterations, params.Parallelism = cfg.Argon2.Memory, cfg.Argon2.Iterations, cfg.Argon2.Parallelism
+	limiter := password.NewLimiter(password.LimiterOptions{
+		Concurrency: cfg.HashConcurrency, MaxWait: cfg.HashMaxWait, MaxQueue: 1024, Observe: a.metrics.HashWait,
+	})
+	policy := password.DefaultPolicy()
+	policy.MinLength = cfg.Password.MinLength
+	scopes := make([]string, 0, len(cfg.Scopes))
+	for s := range cfg.Scopes {
+		scopes = append(scopes, s)
+	}
+	slices.Sort(scopes)
+	a.auth = &auth.Service{
+		Users: db, Refresh: db, Audit: db,
+		Hasher: password.NewHasher(params, limiter),
+		Policy: policy,
+		Issuer: a.keys,
+		Roles:  auth.NewRoleModel(cfg.Roles, scopes),
+		Config: auth.Config{
+			AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL, RefreshReuseGrace: cfg.RefreshReuseGrace,
+			DefaultRoles: cfg.DefaultRoles, RevealExisting: cfg.Registration.RevealExisting,
+			RefreshKey: derive(secret, "refresh successor key v1"),
+		},
+		Metrics: auth.Metrics{Login: a.metrics.Login},
+		Log:     log,
+	}
+	return a, nil
+}

@@ -1,0 +1,318 @@
+// Package cli is the gatehouse command: it parses the command line, loads
+// the configuration and wires every component by hand (no registry, no
+// globals). cmd/gatehouse's main only calls Run.
+package cli
+
+import (
+	"bufio"
+	"context"
+	"log/slog"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"gatehouse/internal/auth"
+	"gatehouse/internal/config"
+	"gatehouse/internal/server"
+)
+
+// Version is set at build time with -ldflags "-X gatehouse/internal/cli.Version=…".
+var Version = "dev"
+
+// Env is what a command may use of its process.
+type Env struct {
+	Args   []string // without the program name
+	Getenv func(string) string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// Listening, when set, is called with the address serve listens on.
+	Listening func(addr string)
+}
+
+const topUsage = `gatehouse — authentication and authorization server
+
+Usage:
+  gatehouse serve                  start the server (runs migrations first)
+  gatehouse migrate                apply database migrations and exit
+  gatehouse user create --email E [--role R]... [--name N] [--password-stdin]
+  gatehouse user set-role --email E --role R [--role R]...
+  gatehouse keys rotate            add a new signing key (the previous ones keep verifying)
+  gatehouse keys list              list signing keys
+  gatehouse version                print the version
+
+Every command reads the same configuration: flags, GATEHOUSE_* environment
+variables, a YAML file (--config / GATEHOUSE_CONFIG), then defaults.
+Run "gatehouse <command> --help" for the settings.
+`
+
+// errUsage marks a command-line mistake (exit status 2).
+var errUsage = errors.New("usage")
+
+// Run runs the gatehouse command; it returns when the command is done or,
+// for serve, when ctx is cancelled (graceful shutdown).
+func Run(ctx context.Context, e Env) error {
+	if len(e.Args) == 0 {
+		fmt.Fprint(e.Stderr, topUsage)
+		return errUsage
+	}
+	cmd, rest := e.Args[0], e.Args[1:]
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, e, rest)
+	case "migrate":
+		return cmdMigrate(ctx, e, rest)
+	case "user":
+		if len(rest) > 0 && rest[0] == "create" {
+			return cmdUserCreate(ctx, e, rest[1:])
+		}
+		if len(rest) > 0 && rest[0] == "set-role" {
+			return cmdUserSetRole(ctx, e, rest[1:])
+		}
+	case "keys":
+		if len(rest) > 0 && rest[0] == "rotate" {
+			return cmdKeys(ctx, e, "rotate", rest[1:])
+		}
+		if len(rest) > 0 && rest[0] == "list" {
+			return cmdKeys(ctx, e, "list", rest[1:])
+		}
+	case "version", "--version", "-version":
+		fmt.Fprintln(e.Stdout, "gatehouse", Version)
+		return nil
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(e.Stdout, topUsage)
+		return nil
+	}
+	fmt.Fprintf(e.Stderr, "gatehouse: unknown command %q\n\n%s", strings.Join(e.Args[:min(2, len(e.Args))], " "), topUsage)
+	return errUsage
+}
+
+// IsUsage reports whether err is a command-line mistake.
+func IsUsage(err error) bool { return errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) }
+
+// parse sets up a command's flags (its own plus every setting), parses
+// args and loads the configuration.
+func parse(e Env, name, summary string, args []string, own func(fs *flag.FlagSet)) (*flag.FlagSet, *config.Config, error) {
+	fs := flag.NewFlagSet("gatehouse "+name, flag.ContinueOnError)
+	fs.SetOutput(e.Stderr)
+	if own != nil {
+		own(fs)
+	}
+	config.AddFlags(fs)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: gatehouse %s [flags]\n\n%s\n\nFlags (each setting also as GATEHOUSE_<NAME> and as a YAML key):\n", name, summary)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.Stderr, "gatehouse %s: unexpected argument %q\n", name, fs.Arg(0))
+		return nil, nil, errUsage
+	}
+	cfg, err := config.Load(fs, e.Getenv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("configuration:\n%w", err)
+	}
+	return fs, cfg, nil
+}
+
+func cmdMigrate(ctx context.Context, e Env, args []string) error {
+	_, cfg, err := parse(e, "migrate", "Apply every pending database migration and exit (serve also does this).", args, nil)
+	if err != nil {
+		return err
+	}
+	a, err := openApp(ctx, cfg, newLogger(cfg, e.Stderr))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	fmt.Fprintln(e.Stdout, "migrations applied")
+	return nil
+}
+
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+func cmdUserCreate(ctx context.Context, e Env, args []string) error {
+	var (
+		email, name string
+		roles       multi
+		stdin       bool
+	)
+	_, cfg, err := parse(e, "user create", "Create an account (email verified). Without --password-stdin the account has no password.", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&email, "email", "", "email of the new user (required)")
+		fs.StringVar(&name, "name", "", "display name")
+		fs.Var(&roles, "role", "role to give (repeatable; default: the default roles)")
+		fs.BoolVar(&stdin, "password-stdin", false, "read the password from standard input (one line; the trailing newline is removed)")
+	})
+	if err != nil {
+		return err
+	}
+	if email == "" {
+		fmt.Fprintln(e.Stderr, "gatehouse user create: --email is required")
+		return errUsage
+	}
+	var pw string
+	if stdin {
+		line, err := bufio.NewReader(e.Stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("reading the password: %w", err)
+		}
+		pw = strings.TrimRight(line, "\r\n")
+		if pw == "" {
+			return errors.New("gatehouse user create: empty password on standard input")
+		}
+	}
+	a, err := openApp(ctx, cfg, newLogger(cfg, e.Stderr))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	u, err := a.auth.CreateUser(ctx, email, pw, roles)
+	if err != nil {
+		return fmt.Errorf("gatehouse user create: %s", auth.ErrorMessage(err))
+	}
+	if name != "" {
+		if _, err := a.auth.UpdateName(ctx, u.ID, name); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(e.Stdout, "created user %s <%s> roles=%s\n", u.ID, u.Email, strings.Join(u.Roles, ","))
+	return nil
+}
+
+func cmdUserSetRole(ctx context.Context, e Env, args []string) error {
+	var (
+		email string
+		roles multi
+	)
+	_, cfg, err := parse(e, "user set-role", "Replace a user's roles.", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&email, "email", "", "email of the user (required)")
+		fs.Var(&roles, "role", "role (repeatable; the user gets exactly these)")
+	})
+	if err != nil {
+		return err
+	}
+	if email == "" || len(roles) == 0 {
+		fmt.Fprintln(e.Stderr, "gatehouse user set-role: --email and at least one --role are required")
+		return errUsage
+	}
+	a, err := openApp(ctx, cfg, newLogger(cfg, e.Stderr))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	norm, err := auth.NormalizeEmail(email)
+	if err != nil {
+		return fmt.Errorf("gatehouse user set-role: %s", auth.ErrorMessage(err))
+	}
+	u, err := a.db.UserByEmail(ctx, norm)
+	if err != nil {
+		return fmt.Errorf("gatehouse user set-role: no user with email %s", norm)
+	}
+	if err := a.auth.SetRoles(ctx, u.ID, roles, auth.Meta{IP: "cli"}); err != nil {
+		return fmt.Errorf("gatehouse user set-role: %s", auth.ErrorMessage(err))
+	}
+	fmt.Fprintf(e.Stdout, "user %s <%s> roles=%s\n", u.ID, u.Email, strings.Join(roles, ","))
+	return nil
+}
+
+func cmdKeys(ctx context.Context, e Env, sub string, args []string) error {
+	summary := "List the signing keys: the current one signs, published ones verify."
+	if sub == "rotate" {
+		summary = "Add a new signing key of the configured algorithm. It signs every token issued after it (running servers pick it up within a minute); tokens signed by the previous key stay valid until they expire."
+	}
+	_, cfg, err := parse(e, "keys "+sub, summary, args, nil)
+	if err != nil {
+		return err
+	}
+	a, err := openApp(ctx, cfg, newLogger(cfg, e.Stderr))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if sub == "rotate" {
+		kid, err := a.keys.Rotate(ctx)
+		if err != nil {
+			return err
+		}
+		_ = a.db.AppendAudit(ctx, &auth.AuditEvent{ID: auth.NewID(), Type: auth.EventKeyRotated, At: time.Now().UTC(), IP: "cli", Details: map[string]any{"kid": kid, "alg": cfg.SigningAlg}})
+		fmt.Fprintf(e.Stdout, "new signing key %s (%s)\n", kid, cfg.SigningAlg)
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KID\tALG\tCREATED\tSTATE")
+	for _, k := range a.keys.Keys() {
+		state := "retired"
+		switch {
+		case k.Current:
+			state = "current"
+		case k.Published:
+			state = "verifying"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.KID, k.Alg, k.CreatedAt.Format(time.RFC3339), state)
+	}
+	return tw.Flush()
+}
+
+func cmdServe(ctx context.Context, e Env, args []string) error {
+	_, cfg, err := parse(e, "serve", "Start the server. With no configuration at all it uses SQLite, a generated secret and keys in ./gatehouse-data/, and writes mail to ./gatehouse-data/mail/.", args, nil)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, e.Stderr)
+	a, err := openApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+
+	srv := server.New(server.Deps{Config: cfg, Auth: a.auth, Keys: a.keys, Ready: []server.Pinger{a.db},
+		Metrics: a.metrics, Log: log, Version: Version})
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	bg, stop := context.WithCancel(ctx)
+	defer stop()
+	go a.keys.Run(bg, 30*time.Second)
+
+	log.Info("gatehouse listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL,
+		"database", a.db.Dialect(), "version", Version)
+	if e.Listening != nil {
+		e.Listening(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return err
+	}
+	return nil
+}

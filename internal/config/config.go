@@ -1,0 +1,312 @@
+// Package config owns Gatehouse's typed configuration: the built-in
+// defaults, loading, and validation.
+//
+// Every simple setting has three spellings: a flag (--public-url), an
+// environment variable (GATEHOUSE_PUBLIC_URL) and a YAML key (public_url).
+// Load takes each setting from the first source that gives it a non-empty
+// value, in the order flags > environment > YAML file > built-in default.
+// The YAML-only sections (roles, scopes, default_roles, password, argon2,
+// rate_limits, registration, providers) come from the file or the defaults.
+//
+// Load validates everything and reports every problem at once in a
+// *ValidationError, each problem naming its key as spelled in its source.
+// The environment is read only through the getenv function given to Load;
+// nothing in this package reads it afterwards.
+package config
+
+import (
+	"flag"
+	"maps"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config is Gatehouse's complete, validated configuration.
+type Config struct {
+	Addr        string // listen address, host:port
+	PublicURL   string // external base URL, no trailing slash
+	DataDir     string // directory for local data
+	DatabaseURL string // sqlite:PATH or postgres://...
+	RedisURL    string // redis:// or rediss://; "" when unused
+	Secret      string // server secret, ≥ 32 bytes; "" means the server generates one
+	SigningAlg  string // EdDSA, ES256, RS256 or HS256
+
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+	SessionTTL      time.Duration // absolute session lifetime
+	SessionIdleTTL  time.Duration // session ends after this long unused
+
+	SMTPURL  string // smtp:// or smtps://; "" when unused
+	MailFrom string // From address of outgoing mail
+
+	CORSOrigins    []string       // exact origins, lower case
+	TrustedProxies []netip.Prefix // proxies whose X-Forwarded-For is trusted
+
+	RequireVerifiedEmail bool
+	LockoutThreshold     int // failed logins before lockout
+	LockoutDuration      time.Duration
+	PasswordGrant        bool          // allow the OAuth password grant
+	RefreshReuseGrace    time.Duration // 0 disables
+
+	LogFormat string // "text", "json", or "" to let the server decide
+	LogLevel  string // debug, info, warn or error
+	Audience  string // aud claim of access tokens
+
+	HashConcurrency int           // max password hashes at once
+	HashMaxWait     time.Duration // wait for a hashing slot before 503
+
+	// ConfigFile is the YAML file that was loaded, or "".
+	ConfigFile string
+
+	// Roles maps a role name to the scopes it allows.
+	Roles map[string][]string
+	// Scopes maps a scope name to its description.
+	Scopes map[string]string
+	// DefaultRoles are given to new registrations.
+	DefaultRoles []string
+
+	Password     PasswordConfig
+	Argon2       Argon2Config
+	RateLimits   RateLimitConfig
+	Registration RegistrationConfig
+	Providers    []Provider
+}
+
+// PasswordConfig is the password policy (YAML section password).
+type PasswordConfig struct {
+	MinLength int // 1..256
+}
+
+// Argon2Config holds the Argon2id parameters (YAML section argon2).
+type Argon2Config struct {
+	Memory      uint32 // KiB, ≥ 8
+	Iterations  uint32 // ≥ 1
+	Parallelism uint8  // 1..255
+}
+
+// RateLimitConfig holds the login rate limits (YAML section rate_limits):
+// at most LoginPerAccountIP attempts per account and client IP, and
+// LoginPerIP attempts per client IP, in each Window.
+type RateLimitConfig struct {
+	LoginPerAccountIP int
+	LoginPerIP        int
+	Window            time.Duration
+}
+
+// RegistrationConfig controls registration (YAML section registration).
+type RegistrationConfig struct {
+	// RevealExisting makes registration say when an email address is
+	// already registered, instead of answering as for a new address.
+	RevealExisting bool
+}
+
+// ProviderTypes returns the accepted values of Provider.Type.
+func ProviderTypes() []string {
+	return []string{"oidc", "google", "microsoft", "auth0", "github"}
+}
+
+// Provider is an external identity provider (YAML list providers).
+type Provider struct {
+	ID           string   // [a-z0-9_-]+, unique
+	Type         string   // one of ProviderTypes()
+	Name         string   // display name
+	Issuer       string   // OIDC issuer URL
+	ClientID     string   // required
+	ClientSecret string   // env GATEHOUSE_PROVIDER_<ID>_CLIENT_SECRET wins
+	Scopes       []string // scopes requested from the provider
+	Tenant       string   // microsoft tenant
+	Domain       string   // auth0 domain
+}
+
+// ProviderSecretEnv returns the environment variable that overrides the
+// client secret of the provider with the given id.
+func ProviderSecretEnv(id string) string {
+	return EnvPrefix + "PROVIDER_" + strings.ToUpper(strings.ReplaceAll(id, "-", "_")) + "_CLIENT_SECRET"
+}
+
+func defaultRoles() map[string][]string {
+	return map[string][]string{
+		"user":   {"read", "write"},
+		"editor": {"read", "write"},
+		"admin":  {"read", "write", "admin"},
+	}
+}
+
+func defaultScopes() map[string]string {
+	return map[string]string{
+		"read":       "Read your own data",
+		"write":      "Change your own data",
+		"admin":      "Administer users and settings",
+		"introspect": "Introspect tokens (RFC 7662)",
+	}
+}
+
+// sectionDefaults returns a Config with the defaults of the YAML-only
+// sections filled in.
+func sectionDefaults() *Config {
+	return &Config{
+		Roles:        defaultRoles(),
+		Scopes:       defaultScopes(),
+		DefaultRoles: []string{"user"},
+		Password:     PasswordConfig{MinLength: 8},
+		Argon2:       Argon2Config{Memory: 19456, Iterations: 2, Parallelism: 1},
+		RateLimits:   RateLimitConfig{LoginPerAccountIP: 5, LoginPerIP: 20, Window: time.Minute},
+	}
+}
+
+// Default returns the built-in configuration, as Load would with no flags,
+// environment or file.
+func Default() *Config {
+	c, err := Load(nil, nil)
+	if err != nil {
+		panic("config: built-in defaults are invalid: " + err.Error())
+	}
+	return c
+}
+
+// Load builds the Config from the flags set on fs (only flags actually
+// given count; fs must have been set up with AddFlags and parsed), getenv
+// (e.g. os.Getenv), the YAML file named by --config or GATEHOUSE_CONFIG,
+// and the built-in defaults, then validates it. fs and getenv may be nil.
+//
+// When anything is wrong, Load returns a nil Config and a *ValidationError
+// listing every problem.
+func Load(fs *flag.FlagSet, getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	flags := map[string]string{}
+	if fs != nil {
+		fs.Visit(func(f *flag.Flag) { flags[f.Name] = f.Value.String() })
+	}
+	var problems []Problem
+	c := sectionDefaults()
+
+	// The configuration file.
+	var file *yamlFile
+	path, key := strings.TrimSpace(flags[ConfigFlag]), "--"+ConfigFlag
+	if path == "" {
+		path, key = strings.TrimSpace(getenv(ConfigEnv)), ConfigEnv
+	}
+	if path != "" {
+		c.ConfigFile = path
+		file = readYAML(path, key)
+		problems = append(problems, file.problems...)
+	}
+
+	// Simple settings: flag > env > file > default.
+	for i := range settings {
+		s := &settings[i]
+		var in input
+		var p Problem
+		if v := strings.TrimSpace(flags[s.flagName()]); v != "" {
+			in, p.Key = input{text: v}, "--"+s.flagName()
+		} else if v := strings.TrimSpace(getenv(s.envName())); v != "" {
+			in, p.Key = input{text: v}, s.envName()
+		} else if v, ok := file.value(s.name); ok {
+			in, p.Key, p.File = v, s.name, file.path
+		} else if s.derive != nil {
+			v, ok := s.derive(c)
+			if !ok {
+				continue
+			}
+			in, p.Key = input{text: v}, s.name
+		} else if s.def != "" {
+			in, p.Key = input{text: s.def}, s.name
+		} else {
+			continue
+		}
+		if err := s.apply(c, in); err != nil {
+			p.Message = err.Error()
+			problems = append(problems, p)
+		}
+	}
+
+	// YAML-only sections.
+	if file != nil {
+		d := &sectionDecoder{reporter{file: file.path}}
+		d.decode(c, file, getenv)
+		problems = append(problems, d.problems...)
+	}
+
+	if len(problems) > 0 {
+		return nil, &ValidationError{Problems: problems}
+	}
+	return c, nil
+}
+
+// IsHTTPS reports whether the public URL uses https.
+func (c *Config) IsHTTPS() bool {
+	return strings.HasPrefix(strings.ToLower(c.PublicURL), "https://")
+}
+
+// redactedText replaces secrets in a copy made by Redacted.
+const redactedText = "REDACTED"
+
+// Redacted returns a deep copy that is safe to log: the secret, passwords
+// in URLs and provider client secrets are replaced by "REDACTED".
+func (c *Config) Redacted() Config {
+	r := *c
+	if r.Secret != "" {
+		r.Secret = redactedText
+	}
+	r.DatabaseURL = redactURL(r.DatabaseURL)
+	r.RedisURL = redactURL(r.RedisURL)
+	r.SMTPURL = redactURL(r.SMTPURL)
+	r.CORSOrigins = slices.Clone(c.CORSOrigins)
+	r.TrustedProxies = slices.Clone(c.TrustedProxies)
+	r.DefaultRoles = slices.Clone(c.DefaultRoles)
+	r.Scopes = maps.Clone(c.Scopes)
+	if c.Roles != nil {
+		r.Roles = make(map[string][]string, len(c.Roles))
+		for k, v := range c.Roles {
+			r.Roles[k] = slices.Clone(v)
+		}
+	}
+	if c.Providers != nil {
+		r.Providers = make([]Provider, len(c.Providers))
+		for i, p := range c.Providers {
+			p.Scopes = slices.Clone(p.Scopes)
+			if p.ClientSecret != "" {
+				p.ClientSecret = redactedText
+			}
+			r.Providers[i] = p
+		}
+	}
+	return r
+}
+
+// redactURL hides the password of a URL's user info and password-like
+// query parameters. A URL that cannot be parsed is hidden entirely.
+func redactURL(s string) string {
+	if s == "" || strings.HasPrefix(s, "sqlite:") {
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return redactedText
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), redactedText)
+		}
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		changed := false
+		for k := range q {
+			lk := strings.ToLower(k)
+			if strings.Contains(lk, "password") || strings.Contains(lk, "secret") {
+				q[k] = []string{redactedText}
+				changed = true
+			}
+		}
+		if changed {
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u.String()
+}

@@ -1,0 +1,95 @@
+package password
+
+import (
+	"bytes"
+	"compress/gzip"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestBreachedListSize(t *testing.T) {
+	const minSize = 10000
+	if n := len(breachedSet()); n < minSize {
+		t.Fatalf("breached list has %d entries, want at least %d", n, minSize)
+	}
+}
+
+func TestBreachedListEntries(t *testing.T) {
+	zr, err := gzip.NewReader(bytes.NewReader(breachedGz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw bytes.Buffer
+	if _, err := raw.ReadFrom(zr); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(raw.String(), "\n"), "\n")
+	seen := make(map[string]bool, len(lines))
+	for i, w := range lines {
+		switch {
+		case w == "":
+			t.Errorf("line %d is empty", i+1)
+		case w != strings.ToLower(w):
+			t.Errorf("line %d %q is not lower-case", i+1, w)
+		case w != strings.TrimSpace(w):
+			t.Errorf("line %d %q has surrounding space", i+1, w)
+		case !utf8.ValidString(w):
+			t.Errorf("line %d %q is not UTF-8", i+1, w)
+		case seen[w]:
+			t.Errorf("line %d %q is a duplicate", i+1, w)
+		}
+		seen[w] = true
+	}
+	if len(seen) != len(breachedSet()) {
+		t.Errorf("file has %d distinct entries, set has %d", len(seen), len(breachedSet()))
+	}
+	// The list is ordered most common first.
+	if lines[0] != "123456" {
+		t.Errorf("first entry %q, want the most common password 123456", lines[0])
+	}
+}
+
+func TestIsBreached(t *testing.T) {
+	tests := []struct {
+		name  string
+		plain string
+		want  bool
+	}{
+		{"password", "password", true},
+		{"12345678", "12345678", true},
+		{"qwerty123", "qwerty123", true},
+		{"upper case", "PASSWORD", true},
+		{"mixed case", "QwErTy123", true},
+		{"iloveyou", "iloveyou", true},
+		{"common name", "michael", true},
+		{"passphrase", "correct horse battery staple", false},
+		{"random", "vk7#qz!p-Lm2", false},
+		{"empty", "", false},
+		{"listed with suffix", "password!x9", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := IsBreached(tt.plain); got != tt.want {
+				t.Fatalf("IsBreached(%q) = %v, want %v", tt.plain, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecodeBreachedRejectsCorruptData(t *testing.T) {
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"not gzip", []byte("password\n123456\n")},
+		{"truncated gzip", breachedGz[:len(breachedGz)/2]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := decodeBreached(tt.data); err == nil {
+				t.Fatal("decodeBreached succeeded on corrupt data")
+			}
+		})
+	}
+}

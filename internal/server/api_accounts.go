@@ -1,0 +1,166 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"gatehouse/internal/auth"
+)
+
+// UserBody is the public view of an account. It never carries the password
+// hash or any secret.
+type UserBody struct {
+	ID            string    `json:"id" doc:"Opaque user id"`
+	Email         string    `json:"email" format:"email"`
+	EmailVerified bool      `json:"email_verified"`
+	Name          string    `json:"name"`
+	Roles         []string  `json:"roles"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+type userOutput struct {
+	CacheControl string `header:"Cache-Control"`
+	Body         UserBody
+}
+
+func userView(u *auth.User) *userOutput {
+	roles := u.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	return &userOutput{CacheControl: "no-store", Body: UserBody{ID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name, Roles: roles, CreatedAt: u.CreatedAt}}
+}
+
+type registerInput struct {
+	Body struct {
+		Email    string `json:"email" maxLength:"320" doc:"Email address; trimmed and lower-cased"`
+		Password string `json:"password" maxLength:"1024" doc:"8 to 256 characters, not a common breached password"`
+		Name     string `json:"name,omitempty" maxLength:"200"`
+	}
+}
+
+type patchMeInput struct {
+	Body struct {
+		Name *string `json:"name,omitempty" maxLength:"200" doc:"Display name; the only field a user may change"`
+	}
+}
+
+type deleteMeInput struct {
+	Body struct {
+		Password string `json:"password" maxLength:"1024" doc:"The current password, to confirm"`
+	}
+}
+
+type changePasswordInput struct {
+	Body struct {
+		CurrentPassword string `json:"current_password" maxLength:"1024"`
+		NewPassword     string `json:"new_password" maxLength:"1024"`
+	}
+}
+
+func meta(ctx context.Context, r *http.Request) auth.Meta {
+	m := auth.Meta{IP: clientIP(ctx)}
+	if r != nil {
+		m.UserAgent = r.UserAgent()
+	}
+	return m
+}
+
+var (
+	secRead  = []map[string][]string{{"oauth2": {"read"}}}
+	secWrite = []map[string][]string{{"oauth2": {"write"}}}
+)
+
+func (s *Server) registerAccountRoutes(api huma.API) {
+	huma.Register(api, huma.Operation{
+		OperationID: "register", Method: http.MethodPost, Path: "/v1/register", Tags: []string{"accounts"},
+		Summary:       "Create an account",
+		Description:   "Creates an account and sends a verification mail. A taken email gets the same answer as a new one (no enumeration).",
+		DefaultStatus: http.StatusCreated,
+		Errors:        []int{400, 413, 415, 422, 503},
+	}, func(ctx context.Context, in *registerInput) (*userOutput, error) {
+		u, err := s.auth.Register(ctx, auth.RegisterInput{Email: in.Body.Email, Password: in.Body.Password, Name: in.Body.Name}, meta(ctx, nil))
+		if err != nil {
+			return nil, s.apiError(ctx, err)
+		}
+		return userView(u), nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "get-me", Method: http.MethodGet, Path: "/v1/me", Tags: []string{"accounts"},
+		Summary: "The current user", Security: secRead, Errors: []int{401, 403},
+	}, func(ctx context.Context, _ *struct{}) (*userOutput, error) {
+		u, err := s.currentUser(ctx, "read")
+		if err != nil {
+			return nil, err
+		}
+		return userView(u), nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "patch-me", Method: http.MethodPatch, Path: "/v1/me", Tags: []string{"accounts"},
+		Summary: "Change the current user's name", Description: "Only `name` can be changed; roles, email_verified and disabled are never set by the user.",
+		Security: secWrite, Errors: []int{401, 403, 422},
+	}, func(ctx context.Context, in *patchMeInput) (*userOutput, error) {
+		u, err := s.currentUser(ctx, "write")
+		if err != nil {
+			return nil, err
+		}
+		if in.Body.Name != nil {
+			if u, err = s.auth.UpdateName(ctx, u.ID, *in.Body.Name); err != nil {
+				return nil, s.apiError(ctx, err)
+			}
+		}
+		return userView(u), nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "delete-me", Method: http.MethodDelete, Path: "/v1/me", Tags: []string{"accounts"},
+		Summary: "Delete the current account", Description: "Requires the current password.",
+		DefaultStatus: http.StatusNoContent, Security: secWrite, Errors: []int{401, 403, 422},
+	}, func(ctx context.Context, in *deleteMeInput) (*struct{}, error) {
+		u, err := s.currentUser(ctx, "write")
+		if err != nil {
+			return nil, err
+		}
+		if err := s.auth.DeleteAccount(ctx, u.ID, in.Body.Password, meta(ctx, nil)); err != nil {
+			return nil, s.apiError(ctx, err)
+		}
+		return nil, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "change-password", Method: http.MethodPost, Path: "/v1/password/change", Tags: []string{"accounts"},
+		Summary: "Change the password", Description: "Revokes every refresh token of the user.",
+		DefaultStatus: http.StatusNoContent, Security: secWrite, Errors: []int{401, 403, 422, 503},
+	}, func(ctx context.Context, in *changePasswordInput) (*struct{}, error) {
+		u, err := s.currentUser(ctx, "write")
+		if err != nil {
+			return nil, err
+		}
+		if err := s.auth.ChangePassword(ctx, u.ID, in.Body.CurrentPassword, in.Body.NewPassword, meta(ctx, nil)); err != nil {
+			return nil, s.apiError(ctx, err)
+		}
+		return nil, nil
+	})
+}
+
+// currentUser returns the caller's account; a deleted or disabled account
+// makes its credentials invalid at once.
+func (s *Server) currentUser(ctx context.Context, scopes ...string) (*auth.User, error) {
+	p, err := require(ctx, scopes...)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.auth.User(ctx, p.UserID)
+	if auth.ErrorCode(err) == auth.ENOTFOUND || (err == nil && u.Disabled) {
+		return nil, unauthorized("the credential's account no longer exists or is disabled", true)
+	}
+	if err != nil {
+		return nil, s.apiError(ctx, err)
+	}
+	return u, nil
+}

@@ -1,0 +1,95 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"gatehouse/internal/auth"
+)
+
+// statusOf is the one table that turns domain error codes into HTTP statuses.
+var statusOf = map[string]int{
+	auth.EINVALID:      http.StatusUnprocessableEntity,
+	auth.ENOTFOUND:     http.StatusNotFound,
+	auth.ECONFLICT:     http.StatusConflict,
+	auth.EUNAUTHORIZED: http.StatusUnauthorized,
+	auth.EFORBIDDEN:    http.StatusForbidden,
+	auth.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	auth.ETOOMANY:      http.StatusTooManyRequests,
+	auth.EINTERNAL:     http.StatusInternalServerError,
+}
+
+func retryAfter(h http.Header, d time.Duration) {
+	secs := int((d + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	h.Set("Retry-After", strconv.Itoa(secs))
+}
+
+// apiError turns an error from the domain into a problem (RFC 9457) for the
+// /v1 API. Unknown errors become a generic 500; their cause is logged, never
+// sent.
+func (s *Server) apiError(ctx context.Context, err error) error {
+	var se huma.StatusError
+	if errors.As(err, &se) {
+		return err
+	}
+	code := auth.ErrorCode(err)
+	status := statusOf[code]
+	if status == 0 || code == auth.EINTERNAL {
+		s.log.ErrorContext(ctx, "internal error", "err", err, "request_id", requestID(ctx))
+		return huma.Error500InternalServerError("internal error")
+	}
+	var de *auth.Error
+	errors.As(err, &de)
+	var out error
+	if code == auth.EINVALID && de.Field != "" {
+		out = huma.NewError(status, de.Message, &huma.ErrorDetail{Message: de.Message, Location: "body." + de.Field})
+	} else {
+		out = huma.NewError(status, de.Message)
+	}
+	h := http.Header{}
+	if de.RetryAfter > 0 {
+		retryAfter(h, de.RetryAfter)
+	}
+	if status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	}
+	if len(h) > 0 {
+		out = huma.ErrorWithHeaders(out, h)
+	}
+	return out
+}
+
+// writeProblem writes a problem document outside huma (middleware).
+func writeProblem(w http.ResponseWriter, status int, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"title": http.StatusText(status), "status": status, "detail": detail,
+	})
+}
+
+// oauthError writes an RFC 6749 §5.2 error.
+func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

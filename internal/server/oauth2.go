@@ -1,0 +1,247 @@
+package server
+
+import (
+	"errors"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"gatehouse/internal/auth"
+)
+
+// oauthForm parses an application/x-www-form-urlencoded body (RFC 6749
+// §4.3.2). Credentials in the query string are refused, never read, and a
+// repeated parameter is a malformed request (RFC 6749 §3.2).
+func oauthForm(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || ct != "application/x-www-form-urlencoded" {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "the body must be application/x-www-form-urlencoded")
+		return nil, false
+	}
+	if r.URL.RawQuery != "" {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "parameters are accepted only in the request body, never in the query string")
+		return nil, false
+	}
+	if err := r.ParseForm(); err != nil {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "the body is not a valid form")
+		return nil, false
+	}
+	for k, v := range r.PostForm {
+		if len(v) > 1 {
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "parameter "+k+" is repeated")
+			return nil, false
+		}
+	}
+	return r.PostForm, true
+}
+
+// clientID takes the client id from HTTP Basic or the body. Gatehouse's
+// first-party clients are public (no secret); an empty Basic header, as
+// Swagger UI sends, is not an error.
+func clientID(r *http.Request, form url.Values) string {
+	if id, _, ok := r.BasicAuth(); ok && id != "" {
+		if u, err := url.QueryUnescape(id); err == nil {
+			return u
+		}
+	}
+	return form.Get("client_id")
+}
+
+type tokenJSON struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int    `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope"`
+}
+
+// writeTokenResponse writes a successful token response (RFC 6749 §5.1).
+func writeTokenResponse(w http.ResponseWriter, t *auth.TokenResponse) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, tokenJSON{AccessToken: t.AccessToken, TokenType: "Bearer", ExpiresIn: t.ExpiresIn,
+		RefreshToken: t.RefreshToken, Scope: strings.Join(t.Scope, " ")})
+}
+
+// oauthDomainError maps a domain error to RFC 6749 §5.2.
+func (s *Server) oauthDomainError(w http.ResponseWriter, r *http.Request, err error, grantDesc string) {
+	var de *auth.Error
+	if !errors.As(err, &de) {
+		s.log.ErrorContext(r.Context(), "token endpoint", "err", err, "request_id", requestID(r.Context()))
+		writeOAuthError(w, http.StatusInternalServerError, "server_error", "internal error")
+		return
+	}
+	switch {
+	case de == auth.ErrInvalidScope || de.Field == "scope":
+		writeOAuthError(w, http.StatusBadRequest, "invalid_scope", de.Message)
+	case de.Code == auth.EUNAUTHORIZED || de.Code == auth.ENOTFOUND:
+		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", grantDesc)
+	case de.Code == auth.ETOOMANY:
+		retryAfter(w.Header(), de.RetryAfter)
+		writeOAuthError(w, http.StatusTooManyRequests, "slow_down", de.Message)
+	case de.Code == auth.EUNAVAILABLE:
+		retryAfter(w.Header(), de.RetryAfter)
+		writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", de.Message)
+	case de.Code == auth.EINVALID:
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", de.Message)
+	default:
+		s.log.ErrorContext(r.Context(), "token endpoint", "err", err, "request_id", requestID(r.Context()))
+		writeOAuthError(w, http.StatusInternalServerError, "server_error", "internal error")
+	}
+}
+
+// handleToken is POST /oauth2/token.
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	form, ok := oauthForm(w, r)
+	if !ok {
+		return
+	}
+	m := auth.Meta{IP: clientIP(r.Context()), UserAgent: r.UserAgent()}
+	switch gt := form.Get("grant_type"); gt {
+	case "":
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "grant_type is required")
+	case "password":
+		if !s.cfg.PasswordGrant {
+			writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "the password grant is disabled on this server")
+			return
+		}
+		user, pw := form.Get("username"), form.Get("password")
+		if user == "" || pw == "" {
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "username and password are required")
+			return
+		}
+		t, err := s.auth.PasswordGrant(r.Context(), user, pw, form.Get("scope"), clientID(r, form), m)
+		if err != nil {
+			s.oauthDomainError(w, r, err, "invalid credentials")
+			return
+		}
+		writeTokenResponse(w, t)
+	case "refresh_token":
+		rt := form.Get("refresh_token")
+		if rt == "" {
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "refresh_token is required")
+			return
+		}
+		t, err := s.auth.RefreshGrant(r.Context(), rt, form.Get("scope"), m)
+		if err != nil {
+			s.oauthDomainError(w, r, err, "invalid refresh token")
+			return
+		}
+		writeTokenResponse(w, t)
+	default:
+		writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "supported grant types: password, refresh_token")
+	}
+}
+
+// handleRevoke is POST /oauth2/revoke (RFC 7009): always 200 for a
+// well-formed request, whether or not the token existed.
+func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	form, ok := oauthForm(w, r)
+	if !ok {
+		return
+	}
+	tok := form.Get("token")
+	if tok == "" {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "token is required")
+		return
+	}
+	// Access tokens are self-contained JWTs that expire on their own; only
+	// refresh tokens (and their families) are revocable here.
+	if err := s.auth.RevokeRefresh(r.Context(), tok, auth.Meta{IP: clientIP(r.Context()), UserAgent: r.UserAgent()}); err != nil {
+		s.oauthDomainError(w, r, err, "invalid token")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+// handleIntrospect is POST /oauth2/introspect (RFC 7662), for admins (a
+// token with scope admin) and, later, API keys with scope introspect.
+func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
+	res, _ := r.Context().Value(keyPrincipal).(*authResult)
+	if res == nil || res.p == nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
+		if res != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse", error="invalid_token"`)
+		}
+		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "introspection requires an admin token or an API key with scope introspect")
+		return
+	}
+	if !res.p.HasScope("admin") && !res.p.HasScope("introspect") {
+		writeOAuthError(w, http.StatusForbidden, "insufficient_scope", "introspection requires scope admin or introspect")
+		return
+	}
+	form, ok := oauthForm(w, r)
+	if !ok {
+		return
+	}
+	tok := form.Get("token")
+	if tok == "" {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "token is required")
+		return
+	}
+	out := s.introspect(r, tok)
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) introspect(r *http.Request, tok string) map[string]any {
+	inactive := map[string]any{"active": false}
+	ctx := r.Context()
+	if c, err := s.keys.Verify(tok); err == nil {
+		u, err := s.auth.User(ctx, c.Subject)
+		if err != nil || u.Disabled {
+			return inactive
+		}
+		return map[string]any{"active": true, "token_type": "access_token", "sub": c.Subject, "scope": strings.Join(c.Scopes, " "),
+			"exp": c.ExpiresAt.Unix(), "iat": c.IssuedAt.Unix(), "client_id": c.ClientID, "username": u.Email, "iss": s.cfg.PublicURL}
+	}
+	rt, fam, err := s.auth.Refresh.RefreshTokenByHash(ctx, auth.HashToken(tok))
+	if err != nil || fam.RevokedAt != nil || !time.Now().Before(fam.ExpiresAt) {
+		return inactive
+	}
+	if rt.RotatedAt != nil && time.Since(*rt.RotatedAt) > s.cfg.RefreshReuseGrace {
+		return inactive
+	}
+	u, err := s.auth.User(ctx, fam.UserID)
+	if err != nil || u.Disabled {
+		return inactive
+	}
+	return map[string]any{"active": true, "token_type": "refresh_token", "sub": fam.UserID, "scope": fam.Scope,
+		"exp": fam.ExpiresAt.Unix(), "iat": rt.CreatedAt.Unix(), "client_id": fam.ClientID, "username": u.Email, "iss": s.cfg.PublicURL}
+}
+
+// handleMetadata is GET /.well-known/oauth-authorization-server (RFC 8414).
+func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
+	base := s.cfg.PublicURL
+	grants := []string{"refresh_token"}
+	if s.cfg.PasswordGrant {
+		grants = append([]string{"password"}, grants...)
+	}
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"issuer":                                base,
+		"token_endpoint":                        base + "/oauth2/token",
+		"jwks_uri":                              base + "/.well-known/jwks.json",
+		"revocation_endpoint":                   base + "/oauth2/revoke",
+		"introspection_endpoint":                base + "/oauth2/introspect",
+		"grant_types_supported":                 grants,
+		"response_types_supported":              []string{},
+		"scopes_supported":                      s.auth.Roles.Scopes(),
+		"token_endpoint_auth_methods_supported": []string{"none", "client_secret_basic"},
+		"revocation_endpoint_auth_methods_supported":    []string{"none"},
+		"introspection_endpoint_auth_methods_supported": []string{"bearer"},
+		"service_documentation":                         base + "/docs",
+	})
+}
+
+// handleJWKS is GET /.well-known/jwks.json.
+func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	_, _ = w.Write(s.keys.JWKS())
+}
+

@@ -1,0 +1,62 @@
+// Package server is Gatehouse's HTTP layer: the routes (routes.go lists
+// them all), the middleware every request passes through, the JSON API
+// (huma, which also generates the OpenAPI 3.1 document), the OAuth2
+// endpoints, and the operations endpoints. Handlers return errors; one table
+// (errors.go) turns domain errors into statuses and problem documents.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"gatehouse/internal/auth"
+	"gatehouse/internal/config"
+	"gatehouse/internal/token"
+)
+
+// Pinger checks a dependency for /readyz.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Deps are what the server needs; cmd wires them.
+type Deps struct {
+	Config  *config.Config
+	Auth    *auth.Service
+	Keys    *token.Keyring
+	Ready   []Pinger
+	Metrics *Metrics
+	Log     *slog.Logger
+	Version string
+}
+
+// Server is the HTTP handler of Gatehouse.
+type Server struct {
+	cfg     *config.Config
+	auth    *auth.Service
+	keys    *token.Keyring
+	ready   []Pinger
+	metrics *Metrics
+	log     *slog.Logger
+	version string
+	https   bool
+	handler http.Handler
+}
+
+// New builds the handler.
+func New(d Deps) *Server {
+	s := &Server{cfg: d.Config, auth: d.Auth, keys: d.Keys, ready: d.Ready, metrics: d.Metrics,
+		log: d.Log, version: d.Version, https: d.Config.IsHTTPS()}
+	if s.metrics == nil {
+		s.metrics = NewMetrics()
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.handler = s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }

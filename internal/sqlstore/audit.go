@@ -1,0 +1,66 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"gatehouse/internal/auth"
+)
+
+var _ auth.AuditStore = (*DB)(nil)
+
+// AppendAudit records one event.
+func (db *DB) AppendAudit(ctx context.Context, e *auth.AuditEvent) error {
+	details := []byte("{}")
+	if len(e.Details) > 0 {
+		var err error
+		if details, err = json.Marshal(e.Details); err != nil {
+			return fmt.Errorf("sqlstore: audit details: %w", err)
+		}
+	}
+	_, err := db.exec(ctx, `INSERT INTO audit_events (id, type, at, user_id, ip, details) VALUES (?, ?, ?, ?, ?, ?)`,
+		e.ID, e.Type, ts(e.At), e.UserID, e.IP, string(details))
+	return err
+}
+
+// ListAudit returns events, newest first.
+func (db *DB) ListAudit(ctx context.Context, f auth.AuditFilter) ([]*auth.AuditEvent, error) {
+	q := `SELECT id, type, at, user_id, ip, details FROM audit_events WHERE 1=1`
+	var args []any
+	if f.UserID != "" {
+		q += ` AND user_id = ?`
+		args = append(args, f.UserID)
+	}
+	if f.Type != "" {
+		q += ` AND type = ?`
+		args = append(args, f.Type)
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	q += fmt.Sprintf(` ORDER BY at DESC, id DESC LIMIT %d`, limit)
+	rows, err := db.r.QueryContext(ctx, db.rebind(q), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*auth.AuditEvent
+	for rows.Next() {
+		var (
+			e       auth.AuditEvent
+			at      int64
+			details string
+		)
+		if err := rows.Scan(&e.ID, &e.Type, &at, &e.UserID, &e.IP, &details); err != nil {
+			return nil, err
+		}
+		e.At = fromTS(at)
+		if err := json.Unmarshal([]byte(details), &e.Details); err != nil {
+			return nil, fmt.Errorf("sqlstore: audit details of %s: %w", e.ID, err)
+		}
+		out = append(out, &e)
+	}
+	return out, rows.Err()
+}

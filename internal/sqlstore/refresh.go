@@ -1,0 +1,92 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"gatehouse/internal/auth"
+)
+
+var _ auth.RefreshStore = (*DB)(nil)
+
+// CreateFamily inserts a family and its first token in one transaction.
+func (db *DB) CreateFamily(ctx context.Context, f *auth.RefreshFamily, first *auth.RefreshToken) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_families (id, user_id, client_id, scope, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`),
+			f.ID, f.UserID, f.ClientID, f.Scope, ts(f.CreatedAt), ts(f.ExpiresAt)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_tokens (id, family_id, token_hash, created_at) VALUES (?, ?, ?, ?)`),
+			first.ID, first.FamilyID, first.Hash, ts(first.CreatedAt))
+		return err
+	})
+}
+
+const refreshQuery = `SELECT t.id, t.family_id, t.token_hash, t.created_at, t.rotated_at,
+	f.id, f.user_id, f.client_id, f.scope, f.created_at, f.expires_at, f.revoked_at
+	FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = ?`
+
+func scanRefresh(row *sql.Row) (*auth.RefreshToken, *auth.RefreshFamily, error) {
+	var (
+		t                auth.RefreshToken
+		f                auth.RefreshFamily
+		tc, fc, fe       int64
+		rotated, revoked sql.NullInt64
+	)
+	err := row.Scan(&t.ID, &t.FamilyID, &t.Hash, &tc, &rotated, &f.ID, &f.UserID, &f.ClientID, &f.Scope, &fc, &fe, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, auth.ErrNotFound
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	t.CreatedAt, t.RotatedAt = fromTS(tc), fromNullTS(rotated)
+	f.CreatedAt, f.ExpiresAt, f.RevokedAt = fromTS(fc), fromTS(fe), fromNullTS(revoked)
+	return &t, &f, nil
+}
+
+// RefreshTokenByHash returns a token and its family.
+func (db *DB) RefreshTokenByHash(ctx context.Context, hash string) (*auth.RefreshToken, *auth.RefreshFamily, error) {
+	// Read through the writer: a rotation must see the latest state, and on
+	// SQLite the single writer connection serialises it with the rotation.
+	return scanRefresh(db.w.QueryRowContext(ctx, db.rebind(refreshQuery), hash))
+}
+
+// RotateRefreshToken marks old rotated and inserts next, only when old was
+// not rotated yet; it reports whether this call did it.
+func (db *DB) RotateRefreshToken(ctx context.Context, oldID string, next *auth.RefreshToken, now time.Time) (bool, error) {
+	won := false
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		// The conditional UPDATE is the lock: of concurrent rotations of one
+		// token exactly one changes a row.
+		res, err := tx.ExecContext(ctx, db.rebind(`UPDATE refresh_tokens SET rotated_at = ? WHERE id = ? AND rotated_at IS NULL`), ts(now), oldID)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil || n == 0 {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_tokens (id, family_id, token_hash, created_at) VALUES (?, ?, ?, ?)`),
+			next.ID, next.FamilyID, next.Hash, ts(next.CreatedAt)); err != nil {
+			return err
+		}
+		won = true
+		return nil
+	})
+	return won, err
+}
+
+// RevokeFamily marks a family revoked.
+func (db *DB) RevokeFamily(ctx context.Context, familyID string, now time.Time) error {
+	_, err := db.exec(ctx, `UPDATE refresh_families SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ts(now), familyID)
+	return err
+}
+
+// RevokeUserFamilies revokes every family of a user.
+func (db *DB) RevokeUserFamilies(ctx context.Context, userID string, now time.Time) error {
+	_, err := db.exec(ctx, `UPDATE refresh_families SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, ts(now), userID)
+	return err
+}

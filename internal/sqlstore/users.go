@@ -1,0 +1,99 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+
+	"gatehouse/internal/auth"
+)
+
+var _ auth.UserStore = (*DB)(nil)
+
+const userCols = `id, email, email_verified, name, password_hash, roles, disabled, created_at, updated_at`
+
+func scanUser(row interface{ Scan(...any) error }) (*auth.User, error) {
+	var (
+		u        auth.User
+		roles    string
+		cat, uat int64
+	)
+	err := row.Scan(&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.PasswordHash, &roles, &u.Disabled, &cat, &uat)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, auth.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	u.Roles = strings.Fields(roles)
+	u.CreatedAt, u.UpdatedAt = fromTS(cat), fromTS(uat)
+	return &u, nil
+}
+
+// CreateUser inserts u; auth.ErrEmailTaken for a duplicate email.
+func (db *DB) CreateUser(ctx context.Context, u *auth.User) error {
+	_, err := db.exec(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Email, u.EmailVerified, u.Name, u.PasswordHash, strings.Join(u.Roles, " "), u.Disabled, ts(u.CreatedAt), ts(u.UpdatedAt))
+	if isUnique(err) {
+		return auth.ErrEmailTaken
+	}
+	return err
+}
+
+// UserByID returns a user or auth.ErrNotFound.
+func (db *DB) UserByID(ctx context.Context, id string) (*auth.User, error) {
+	return scanUser(db.queryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+}
+
+// UserByEmail returns a user by normalised email or auth.ErrNotFound.
+func (db *DB) UserByEmail(ctx context.Context, email string) (*auth.User, error) {
+	return scanUser(db.queryRow(ctx, `SELECT `+userCols+` FROM users WHERE email = ?`, email))
+}
+
+func affectedOne(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return auth.ErrNotFound
+	}
+	return nil
+}
+
+// UpdateUserName sets a user's display name.
+func (db *DB) UpdateUserName(ctx context.Context, id, name string, now time.Time) error {
+	return affectedOne(db.exec(ctx, `UPDATE users SET name = ?, updated_at = ? WHERE id = ?`, name, ts(now), id))
+}
+
+// SetPasswordHash replaces a password hash (re-hash on login).
+func (db *DB) SetPasswordHash(ctx context.Context, id, hash string, now time.Time) error {
+	return affectedOne(db.exec(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`, hash, ts(now), id))
+}
+
+// SetRoles replaces a user's roles.
+func (db *DB) SetRoles(ctx context.Context, id string, roles []string, now time.Time) error {
+	return affectedOne(db.exec(ctx, `UPDATE users SET roles = ?, updated_at = ? WHERE id = ?`, strings.Join(roles, " "), ts(now), id))
+}
+
+// DeleteUser deletes a user and, by cascade, its refresh tokens.
+func (db *DB) DeleteUser(ctx context.Context, id string) error {
+	return affectedOne(db.exec(ctx, `DELETE FROM users WHERE id = ?`, id))
+}
+
+// ChangePassword stores a new hash and revokes every refresh family of the
+// user in one transaction.
+func (db *DB) ChangePassword(ctx context.Context, id, hash string, now time.Time) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		if err := affectedOne(tx.ExecContext(ctx, db.rebind(`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`), hash, ts(now), id)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, db.rebind(`UPDATE refresh_families SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`), ts(now), id)
+		return err
+	})
+}
