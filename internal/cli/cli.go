@@ -6,11 +6,11 @@ package cli
 import (
 	"bufio"
 	"context"
-	"log/slog"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"

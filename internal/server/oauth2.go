@@ -223,15 +223,15 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	writeJSON(w, http.StatusOK, map[string]any{
-		"issuer":                                base,
-		"token_endpoint":                        base + "/oauth2/token",
-		"jwks_uri":                              base + "/.well-known/jwks.json",
-		"revocation_endpoint":                   base + "/oauth2/revoke",
-		"introspection_endpoint":                base + "/oauth2/introspect",
-		"grant_types_supported":                 grants,
-		"response_types_supported":              []string{},
-		"scopes_supported":                      s.auth.Roles.Scopes(),
-		"token_endpoint_auth_methods_supported": []string{"none", "client_secret_basic"},
+		"issuer":                                        base,
+		"token_endpoint":                                base + "/oauth2/token",
+		"jwks_uri":                                      base + "/.well-known/jwks.json",
+		"revocation_endpoint":                           base + "/oauth2/revoke",
+		"introspection_endpoint":                        base + "/oauth2/introspect",
+		"grant_types_supported":                         grants,
+		"response_types_supported":                      []string{},
+		"scopes_supported":                              s.auth.Roles.Scopes(),
+		"token_endpoint_auth_methods_supported":         []string{"none", "client_secret_basic"},
 		"revocation_endpoint_auth_methods_supported":    []string{"none"},
 		"introspection_endpoint_auth_methods_supported": []string{"bearer"},
 		"service_documentation":                         base + "/docs",
@@ -244,4 +244,3 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=60")
 	_, _ = w.Write(s.keys.JWKS())
 }
-
