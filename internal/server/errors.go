@@ -45,6 +45,10 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 	status := statusOf[code]
 	if status == 0 || code == auth.EINTERNAL {
 		s.log.ErrorContext(ctx, "internal error", "err", err, "request_id", requestID(ctx))
+		if !s.dependenciesUp(ctx) {
+			return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("a backing service is unreachable; try again shortly"),
+				http.Header{"Retry-After": {"5"}})
+		}
 		return huma.Error500InternalServerError("internal error")
 	}
 	var de *auth.Error
@@ -92,4 +96,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// dependenciesUp pings the database (and Redis) after an unexpected error:
+// when one is down the request failed for that reason, and the caller gets
+// 503 with Retry-After rather than 500 (SPEC §12).
+func (s *Server) dependenciesUp(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	for _, p := range s.ready {
+		if p.Ping(ctx) != nil {
+			return false
+		}
+	}
+	return true
 }

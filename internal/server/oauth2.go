@@ -71,6 +71,11 @@ func (s *Server) oauthDomainError(w http.ResponseWriter, r *http.Request, err er
 	var de *auth.Error
 	if !errors.As(err, &de) {
 		s.log.ErrorContext(r.Context(), "token endpoint", "err", err, "request_id", requestID(r.Context()))
+		if !s.dependenciesUp(r.Context()) {
+			w.Header().Set("Retry-After", "5")
+			writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "a backing service is unreachable; try again shortly")
+			return
+		}
 		writeOAuthError(w, http.StatusInternalServerError, "server_error", "internal error")
 		return
 	}

@@ -1,0 +1,426 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// fastArgon2 keeps end-to-end tests quick (and bearable under -race).
+const fastArgon2 = "argon2: {memory: 1024, iterations: 1, parallelism: 1}\n"
+
+// testServer is a gatehouse serve running in-process on a free port.
+type testServer struct {
+	URL    string
+	env    map[string]string
+	stderr *syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// baseEnv is a configuration in a fresh data dir with fast hashing.
+func baseEnv(t *testing.T, extra map[string]string) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(cfg, []byte(fastArgon2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"GATEHOUSE_DATA_DIR":   filepath.Join(dir, "data"),
+		"GATEHOUSE_ADDR":       "127.0.0.1:0",
+		"GATEHOUSE_PUBLIC_URL": "http://gatehouse.test",
+		"GATEHOUSE_CONFIG":     cfg,
+		"GATEHOUSE_LOG_FORMAT": "json",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
+func getenvOf(env map[string]string) func(string) string {
+	return func(k string) string { return env[k] }
+}
+
+// runCLI runs one gatehouse command to completion.
+func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := Run(context.Background(), Env{Args: args, Getenv: getenvOf(env), Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb})
+	return out.String(), errb.String(), err
+}
+
+// start runs gatehouse serve and waits until /healthz answers.
+func start(t *testing.T, env map[string]string) *testServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &testServer{env: env, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	addr := make(chan string, 1)
+	go func() {
+		s.done <- Run(ctx, Env{Args: []string{"serve"}, Getenv: getenvOf(env), Stdin: strings.NewReader(""),
+			Stdout: io.Discard, Stderr: s.stderr, Listening: func(a string) { addr <- a }})
+	}()
+	select {
+	case a := <-addr:
+		s.URL = "http://" + a
+	case err := <-s.done:
+		cancel()
+		t.Fatalf("serve exited: %v\n%s", err, s.stderr.String())
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("serve did not start\n%s", s.stderr.String())
+	}
+	for i := 0; ; i++ {
+		resp, err := http.Get(s.URL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if i > 100 {
+			t.Fatalf("/healthz never answered 200: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+func (s *testServer) stop(t *testing.T) {
+	t.Helper()
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.cancel = nil
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("serve returned %v on shutdown", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Errorf("serve did not shut down")
+	}
+}
+
+type resp struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r *resp) JSON(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("body is not a JSON object: %v: %s", err, r.Body)
+	}
+	return m
+}
+
+func (s *testServer) do(t *testing.T, method, path, contentType string, body []byte, hdr ...string) *resp {
+	t.Helper()
+	req, err := http.NewRequest(method, s.URL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return &resp{Status: res.StatusCode, Header: res.Header, Body: b}
+}
+
+func (s *testServer) postJSON(t *testing.T, path string, v any, hdr ...string) *resp {
+	t.Helper()
+	b, _ := json.Marshal(v)
+	return s.do(t, "POST", path, "application/json", b, hdr...)
+}
+
+func (s *testServer) postForm(t *testing.T, path string, v url.Values) *resp {
+	t.Helper()
+	return s.do(t, "POST", path, "application/x-www-form-urlencoded", []byte(v.Encode()))
+}
+
+func (s *testServer) register(t *testing.T, email, pw string) {
+	t.Helper()
+	if r := s.postJSON(t, "/v1/register", map[string]string{"email": email, "password": pw}); r.Status != 201 {
+		t.Fatalf("register %s: %d %s", email, r.Status, r.Body)
+	}
+}
+
+func TestZeroConfigServeCreatesDataDir(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "gatehouse-data")
+	s := start(t, map[string]string{"GATEHOUSE_DATA_DIR": data, "GATEHOUSE_ADDR": "127.0.0.1:0"})
+	if r := s.do(t, "GET", "/readyz", "", nil); r.Status != 200 {
+		t.Fatalf("/readyz: %d %s", r.Status, r.Body)
+	}
+	st, err := os.Stat(filepath.Join(data, "secret"))
+	if err != nil {
+		t.Fatalf("no generated secret: %v", err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("secret mode %v, want 0600", st.Mode().Perm())
+	}
+	if _, err := os.Stat(filepath.Join(data, "gatehouse.db")); err != nil {
+		t.Errorf("no SQLite database: %v", err)
+	}
+	jwks := s.do(t, "GET", "/.well-known/jwks.json", "", nil).JSON(t)
+	if keys, _ := jwks["keys"].([]any); len(keys) != 1 {
+		t.Errorf("want one generated signing key, got %v", jwks)
+	}
+}
+
+// TestOAuth2Client drives the server with golang.org/x/oauth2 as a real
+// client: the password grant, then automatic refresh through TokenSource.
+func TestOAuth2Client(t *testing.T) {
+	// A 2 s access token is always inside x/oauth2's 10 s expiry margin, so
+	// every Token() call refreshes.
+	s := start(t, baseEnv(t, map[string]string{"GATEHOUSE_ACCESS_TOKEN_TTL": "2s"}))
+	s.register(t, "ada@example.com", "correct horse battery staple")
+	conf := &oauth2.Config{ClientID: "e2e", Endpoint: oauth2.Endpoint{TokenURL: s.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}, Scopes: []string{"read", "write"}}
+	ctx := context.Background()
+	tok, err := conf.PasswordCredentialsToken(ctx, "ada@example.com", "correct horse battery staple")
+	if err != nil {
+		t.Fatalf("password grant: %v", err)
+	}
+	if tok.RefreshToken == "" || tok.AccessToken == "" || !strings.EqualFold(tok.TokenType, "bearer") {
+		t.Fatalf("incomplete token: %+v", tok)
+	}
+	src := conf.TokenSource(ctx, tok)
+	t2, err := src.Token()
+	if err != nil {
+		t.Fatalf("refresh through TokenSource: %v", err)
+	}
+	if t2.AccessToken == tok.AccessToken || t2.RefreshToken == tok.RefreshToken {
+		t.Fatalf("TokenSource did not rotate the tokens")
+	}
+	client := oauth2.NewClient(ctx, src)
+	res, err := client.Get(s.URL + "/v1/me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var me map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&me)
+	if res.StatusCode != 200 || me["email"] != "ada@example.com" {
+		t.Fatalf("GET /v1/me through the oauth2 client: %d %v", res.StatusCode, me)
+	}
+	// The first refresh token was rotated: past the grace window it is reuse.
+	_, err = conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+		// Inside the 10 s grace window the same successor comes back instead.
+		if err != nil {
+			t.Fatalf("repeat refresh: %v", err)
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	s := start(t, baseEnv(t, nil))
+	big := append([]byte(`{"email":"x@example.com","password":"long enough pw",`), bytes.Repeat([]byte(" "), 70<<10)...)
+	big = append(big, '}')
+	for _, tc := range []struct {
+		name        string
+		method      string
+		path, ctype string
+		body        []byte
+		want        int
+		problem     bool
+	}{
+		{"invalid JSON", "POST", "/v1/register", "application/json", []byte(`{"email": `), 400, true},
+		{"oversized body", "POST", "/v1/register", "application/json", big, 413, true},
+		{"wrong content type", "POST", "/v1/register", "text/plain", []byte(`{}`), 415, true},
+		{"invalid UTF-8", "POST", "/v1/register", "application/json", []byte("{\"email\":\"a\xff@example.com\",\"password\":\"long enough pw\"}"), 400, true},
+		{"NUL in email", "POST", "/v1/register", "application/json", []byte(`{"email":"a\u0000@example.com","password":"long enough pw"}`), 422, true},
+		{"wrong field type", "POST", "/v1/register", "application/json", []byte(`{"email":5,"password":true}`), 422, true},
+		{"unknown route", "GET", "/v1/nope", "", nil, 404, true},
+		{"token with JSON body", "POST", "/oauth2/token", "application/json", []byte(`{"grant_type":"password"}`), 400, false},
+		{"token oversized", "POST", "/oauth2/token", "application/x-www-form-urlencoded", bytes.Repeat([]byte("a"), 70<<10), 413, false},
+		{"token credentials in query", "POST", "/oauth2/token?password=x", "application/x-www-form-urlencoded", []byte("grant_type=password&username=a@b.c"), 400, false},
+		{"token repeated parameter", "POST", "/oauth2/token", "application/x-www-form-urlencoded", []byte("grant_type=password&grant_type=refresh_token"), 400, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := s.do(t, tc.method, tc.path, tc.ctype, tc.body)
+			if r.Status != tc.want {
+				t.Fatalf("status %d, want %d: %s", r.Status, tc.want, r.Body)
+			}
+			ct := r.Header.Get("Content-Type")
+			if tc.problem && !strings.HasPrefix(ct, "application/problem+json") {
+				t.Errorf("Content-Type %q, want application/problem+json", ct)
+			}
+			if !tc.problem && r.JSON(t)["error"] == nil {
+				t.Errorf("no RFC 6749 error member: %s", r.Body)
+			}
+			if r.Header.Get("X-Content-Type-Options") != "nosniff" || r.Header.Get("X-Frame-Options") != "DENY" {
+				t.Errorf("security headers missing on an error response: %v", r.Header)
+			}
+		})
+	}
+}
+
+func TestPasswordStdinTrimsNewline(t *testing.T) {
+	env := baseEnv(t, nil)
+	out, stderr, err := runCLI(t, env, "an admin pass phrase\n", "user", "create", "--email", "Root@Example.com", "--role", "admin", "--password-stdin")
+	if err != nil {
+		t.Fatalf("user create: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(out, "root@example.com") {
+		t.Errorf("output %q does not name the user", out)
+	}
+	s := start(t, env)
+	r := s.postForm(t, "/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"root@example.com"}, "password": {"an admin pass phrase"}})
+	if r.Status != 200 {
+		t.Fatalf("login with the password without its newline: %d %s", r.Status, r.Body)
+	}
+	if scope := r.JSON(t)["scope"]; !strings.Contains(scope.(string), "admin") {
+		t.Errorf("admin token scope %q lacks admin", scope)
+	}
+	if _, _, err := runCLI(t, env, "another pass phrase\n", "user", "create", "--email", "root@example.com", "--password-stdin"); err == nil {
+		t.Errorf("creating a second user with the same email succeeded")
+	}
+}
+
+func TestConfigErrorsAllReported(t *testing.T) {
+	env := baseEnv(t, map[string]string{"GATEHOUSE_ACCESS_TOKEN_TTL": "soon", "GATEHOUSE_SIGNING_ALG": "none"})
+	_, _, err := runCLI(t, env, "", "serve", "--lockout-threshold", "-3")
+	if err == nil {
+		t.Fatal("serve started with bad settings")
+	}
+	for _, key := range []string{"GATEHOUSE_ACCESS_TOKEN_TTL", "GATEHOUSE_SIGNING_ALG", "--lockout-threshold"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error does not name %s:\n%v", key, err)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"serve", "--help"}, {"user", "create", "--help"}, {"keys", "rotate", "--help"}, {"migrate", "--help"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			_, stderr, err := runCLI(t, map[string]string{}, "", args...)
+			if !IsUsage(err) {
+				t.Fatalf("--help: err %v", err)
+			}
+			for _, want := range []string{"Usage: gatehouse", "-public-url", "GATEHOUSE_PUBLIC_URL", "-signing-alg"} {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("help lacks %q", want)
+				}
+			}
+		})
+	}
+	out, _, err := runCLI(t, map[string]string{}, "", "help")
+	if err != nil || !strings.Contains(out, "keys rotate") {
+		t.Errorf("top-level help: %v %q", err, out)
+	}
+	if _, _, err := runCLI(t, map[string]string{}, "", "frobnicate"); !IsUsage(err) {
+		t.Errorf("unknown command: %v", err)
+	}
+}
+
+func TestKeysRotateWhileRunning(t *testing.T) {
+	env := baseEnv(t, nil)
+	s := start(t, env)
+	s.register(t, "kim@example.com", "correct horse battery staple")
+	login := func() string {
+		r := s.postForm(t, "/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"kim@example.com"}, "password": {"correct horse battery staple"}})
+		if r.Status != 200 {
+			t.Fatalf("login: %d %s", r.Status, r.Body)
+		}
+		return r.JSON(t)["access_token"].(string)
+	}
+	old := login()
+	out, stderr, err := runCLI(t, env, "", "keys", "rotate")
+	if err != nil {
+		t.Fatalf("keys rotate: %v %s", err, stderr)
+	}
+	// The running server picks the new key up on its next reload; until
+	// then the old one still signs. Either way the old token must verify.
+	if r := s.do(t, "GET", "/v1/me", "", nil, "Authorization", "Bearer "+old); r.Status != 200 {
+		t.Fatalf("token from before the rotation: %d %s", r.Status, r.Body)
+	}
+	list, _, err := runCLI(t, env, "", "keys", "list")
+	if err != nil || strings.Count(list, "EdDSA") != 2 || !strings.Contains(list, "current") {
+		t.Fatalf("keys list after rotate: %v\n%s\n(rotate said %s)", err, list, out)
+	}
+	s.stop(t)
+	s2 := start(t, env)
+	if r := s2.do(t, "GET", "/v1/me", "", nil, "Authorization", "Bearer "+old); r.Status != 200 {
+		t.Fatalf("old token after restart: %d %s", r.Status, r.Body)
+	}
+}
+
+func TestMetricsAndDocs(t *testing.T) {
+	s := start(t, baseEnv(t, nil))
+	s.register(t, "mo@example.com", "correct horse battery staple")
+	s.postForm(t, "/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"mo@example.com"}, "password": {"wrong password here"}})
+	m := string(s.do(t, "GET", "/metrics", "", nil).Body)
+	for _, want := range []string{`gatehouse_http_requests_total{method="POST",route="POST /v1/register",status="201"}`, `gatehouse_logins_total{result="failed"} 1`, "gatehouse_password_hash_wait_seconds_bucket"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(m, "wrong password here") || strings.Contains(m, "mo@example.com") {
+		t.Errorf("/metrics leaks request data")
+	}
+	if strings.Contains(s.stderr.String(), "wrong password here") || strings.Contains(s.stderr.String(), "correct horse") {
+		t.Errorf("the log contains a password")
+	}
+	doc := s.do(t, "GET", "/openapi.json", "", nil).JSON(t)
+	if !strings.HasPrefix(doc["openapi"].(string), "3.1") {
+		t.Errorf("openapi version %v", doc["openapi"])
+	}
+	paths := doc["paths"].(map[string]any)
+	for _, p := range []string{"/v1/register", "/v1/me", "/oauth2/token", "/oauth2/revoke"} {
+		if paths[p] == nil {
+			t.Errorf("OpenAPI lacks %s", p)
+		}
+	}
+	d := s.do(t, "GET", "/docs/", "", nil)
+	if d.Status != 200 || !strings.Contains(d.Header.Get("Content-Security-Policy"), "script-src 'self'") {
+		t.Errorf("/docs/: %d CSP %q", d.Status, d.Header.Get("Content-Security-Policy"))
+	}
+	if js := s.do(t, "GET", "/docs/swagger-ui-bundle.js", "", nil); js.Status != 200 || len(js.Body) < 100_000 {
+		t.Errorf("embedded Swagger UI bundle: %d, %d bytes", js.Status, len(js.Body))
+	}
+}
