@@ -77,6 +77,8 @@ type Service struct {
 	Metrics Metrics
 	Log     *slog.Logger
 	Now     func() time.Time
+
+	users userCache // see TokenUser
 }
 
 func (s *Service) now() time.Time {
@@ -257,6 +259,7 @@ func (s *Service) UpdateName(ctx context.Context, userID, name string) (*User, e
 	if err != nil {
 		return nil, err
 	}
+	defer s.users.forget(userID)
 	if err := s.Users.UpdateUserName(ctx, userID, name, s.now()); err != nil {
 		return nil, err
 	}
@@ -352,6 +355,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next stri
 	if err != nil {
 		return hashError(err)
 	}
+	defer s.users.forget(u.ID)
 	if err := s.Users.ChangePassword(ctx, u.ID, hash, s.now()); err != nil {
 		return err
 	}
@@ -375,6 +379,7 @@ func (s *Service) DeleteAccount(ctx context.Context, userID, plain string, m Met
 	if !ok {
 		return &Error{Code: EINVALID, Field: "password", Message: "password is incorrect"}
 	}
+	defer s.users.forget(u.ID)
 	if err := s.Users.DeleteUser(ctx, u.ID); err != nil {
 		return err
 	}
@@ -393,6 +398,7 @@ func (s *Service) SetRoles(ctx context.Context, userID string, roles []string, m
 	if err != nil {
 		return err
 	}
+	defer s.users.forget(userID)
 	if err := s.Users.SetRoles(ctx, userID, roles, s.now()); err != nil {
 		return err
 	}

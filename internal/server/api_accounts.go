@@ -155,7 +155,12 @@ func (s *Server) currentUser(ctx context.Context, scopes ...string) (*auth.User,
 	if err != nil {
 		return nil, err
 	}
-	u, err := s.auth.User(ctx, p.UserID)
+	var u *auth.User
+	if p.Kind == "access_token" {
+		u, err = s.auth.TokenUser(ctx, p.UserID)
+	} else {
+		u, err = s.auth.User(ctx, p.UserID)
+	}
 	if auth.ErrorCode(err) == auth.ENOTFOUND || (err == nil && u.Disabled) {
 		return nil, unauthorized("the credential's account no longer exists or is disabled", true)
 	}

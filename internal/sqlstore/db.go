@@ -27,6 +27,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -52,6 +53,10 @@ type DB struct {
 	dialect dialect
 	w       *sql.DB // writes (SQLite: exactly one connection)
 	r       *sql.DB // reads (PostgreSQL: the same pool as w)
+
+	// stmts caches prepared read statements: parsing SQL is most of the
+	// cost of a primary-key lookup in SQLite.
+	stmts sync.Map // query → *sql.Stmt
 }
 
 // Open opens the database named by a GATEHOUSE_DATABASE_URL value:
@@ -144,6 +149,10 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes the connection pools.
 func (db *DB) Close() error {
+	db.stmts.Range(func(k, v any) bool {
+		v.(*sql.Stmt).Close()
+		return true
+	})
 	err := db.w.Close()
 	if db.r != db.w {
 		err = errors.Join(err, db.r.Close())
@@ -207,8 +216,20 @@ func (db *DB) exec(ctx context.Context, q string, args ...any) (sql.Result, erro
 	return db.w.ExecContext(ctx, db.rebind(q), args...)
 }
 
+// queryRow runs a read through a cached prepared statement.
 func (db *DB) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return db.r.QueryRowContext(ctx, db.rebind(q), args...)
+	if st, ok := db.stmts.Load(q); ok {
+		return st.(*sql.Stmt).QueryRowContext(ctx, args...)
+	}
+	st, err := db.r.PrepareContext(ctx, db.rebind(q))
+	if err != nil {
+		return db.r.QueryRowContext(ctx, db.rebind(q), args...)
+	}
+	if prev, loaded := db.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		st = prev.(*sql.Stmt)
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 // tx runs fn in a write transaction, committing when it returns nil.

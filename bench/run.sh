@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# bench/run.sh — load benchmarks of Gatehouse against a hello-world net/http
+# server, measured in one run on this machine. Prints a Markdown table for
+# docs/BENCHMARKS.md.
+#
+#   bench/run.sh            # defaults: 10 s per wrk run, 64 connections
+#   DURATION=30s bench/run.sh
+#
+# Needs wrk (apt-get install wrk). Uses SQLite in a temp dir, default settings.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${DURATION:-10s}"
+CONNS="${CONNS:-64}"
+USERS="${BENCH_USERS:-50}"
+export BENCH_USERS="$USERS"
+command -v wrk >/dev/null || { echo "bench: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+go build -o "$work/gatehouse" ./cmd/gatehouse
+go build -o "$work/hello" ./bench/hello
+go build -o "$work/flood" ./bench/flood
+go build -o "$work/argon2rate" ./bench/argon2rate
+
+GH=127.0.0.1:18080
+HELLO=127.0.0.1:18081
+"$work/hello" -addr "$HELLO" &
+start_gatehouse() {
+  GATEHOUSE_DATA_DIR="$work/data" GATEHOUSE_ADDR="$GH" GATEHOUSE_LOG_FORMAT=json \
+    "$work/gatehouse" serve >>"$work/server.log" 2>&1 &
+  GH_PID=$!
+  for _ in $(seq 1 100); do curl -sf "http://$GH/healthz" >/dev/null && return; sleep 0.1; done
+  echo "gatehouse did not start" >&2; cat "$work/server.log" >&2; exit 1
+}
+start_gatehouse
+
+creds=""
+for i in $(seq 1 "$USERS"); do
+  curl -sf "http://$GH/v1/register" -H 'Content-Type: application/json' \
+    -d "{\"email\":\"bench$i@example.com\",\"password\":\"correct horse battery staple\"}" >/dev/null
+  creds="$creds${creds:+,}bench$i@example.com:correct horse battery staple"
+done
+token=$(curl -sf "http://$GH/oauth2/token" -d grant_type=password -d username=bench1@example.com \
+  -d 'password=correct horse battery staple' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+
+rps() { awk '/Requests\/sec/ {print $2}'; }
+non2xx() { awk '/Non-2xx/ {print $5}'; }
+
+echo "# $(date -u +%FT%TZ) $(nproc) cores, $(go version | awk '{print $3}'), wrk -t2 -c$CONNS -d$DURATION" >&2
+hello=$(wrk -t2 -c"$CONNS" -d"$DURATION" "http://$HELLO/" | rps)
+me_out=$(wrk -t2 -c"$CONNS" -d"$DURATION" -H "Authorization: Bearer $token" "http://$GH/v1/me")
+me=$(echo "$me_out" | rps); me_bad=$(echo "$me_out" | non2xx)
+hello2=$(wrk -t2 -c"$CONNS" -d"$DURATION" "http://$HELLO/" | rps)
+
+raw=$("$work/argon2rate" -d "$DURATION")
+login_out=$(wrk -t2 -c8 -d"$DURATION" -s bench/login.lua "http://$GH")
+login=$(echo "$login_out" | rps); login_bad=$(echo "$login_out" | non2xx)
+
+flood64=$("$work/flood" -url "http://$GH" -n 64 -users "$creds" -pid "$GH_PID")
+# A fresh process for the 500-login flood, so VmHWM is the flood's peak.
+kill "$GH_PID"; wait "$GH_PID" 2>/dev/null || true
+start_gatehouse
+flood500=$("$work/flood" -url "http://$GH" -n 500 -users "$creds" -pid "$GH_PID")
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", 100*a/b }'; }
+hello_avg=$(awk -v a="$hello" -v b="$hello2" 'BEGIN { printf "%.0f", (a+b)/2 }')
+cat <<TABLE
+| measurement | Gatehouse | baseline | ratio |
+|---|---|---|---|
+| bearer \`GET /v1/me\` vs hello-world (req/s, wrk -c$CONNS) | $me (non-2xx: ${me_bad:-0}) | $hello_avg (before $hello, after $hello2) | $(ratio "$me" "$hello_avg") |
+| password grant vs raw argon2id m=19456 t=2 p=1, $(nproc) workers (/s) | $login (non-2xx: ${login_bad:-0}) | $raw | $(ratio "$login" "$raw") |
+
+64 concurrent logins: \`$flood64\`
+
+500 concurrent logins (fresh process): \`$flood500\`
+TABLE

@@ -1,0 +1,67 @@
+package auth
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// userCacheTTL bounds how stale a cached account may be. Only requests
+// authenticated by an access token read through the cache: a JWT may lag a
+// role change or a disable until it expires anyway (SPEC §6), so a second of
+// staleness on another node changes nothing, while sessions and API keys,
+// which must see such changes on the next request, always read the store.
+const userCacheTTL = time.Second
+
+const userCacheMax = 100_000
+
+type userCache struct {
+	mu sync.RWMutex
+	m  map[string]userCacheEntry
+}
+
+type userCacheEntry struct {
+	u  User
+	at time.Time
+}
+
+func (c *userCache) get(id string, now time.Time) (*User, bool) {
+	c.mu.RLock()
+	e, ok := c.m[id]
+	c.mu.RUnlock()
+	if !ok || now.Sub(e.at) > userCacheTTL || now.Before(e.at) {
+		return nil, false
+	}
+	u := e.u
+	return &u, true
+}
+
+func (c *userCache) put(u *User, now time.Time) {
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= userCacheMax {
+		c.m = make(map[string]userCacheEntry)
+	}
+	c.m[u.ID] = userCacheEntry{u: *u, at: now}
+	c.mu.Unlock()
+}
+
+func (c *userCache) forget(id string) {
+	c.mu.Lock()
+	delete(c.m, id)
+	c.mu.Unlock()
+}
+
+// TokenUser returns the account behind a verified access token, from a
+// cache at most userCacheTTL old; writes through this Service invalidate it.
+func (s *Service) TokenUser(ctx context.Context, id string) (*User, error) {
+	now := time.Now()
+	if u, ok := s.users.get(id, now); ok {
+		return u, nil
+	}
+	u, err := s.Users.UserByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.users.put(u, now)
+	return u, nil
+}

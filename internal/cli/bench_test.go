@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"gatehouse/internal/config"
+	"gatehouse/internal/server"
+)
+
+// benchServer wires a full server (SQLite in a temp dir) without a socket.
+func benchServer(b *testing.B) (*server.Server, string) {
+	b.Helper()
+	env := map[string]string{"GATEHOUSE_DATA_DIR": b.TempDir()}
+	cfg, err := config.Load(nil, getenvOf(env))
+	if err != nil {
+		b.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	a, err := openApp(context.Background(), cfg, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { a.Close() })
+	srv := server.New(server.Deps{Config: cfg, Auth: a.auth, Keys: a.keys, Ready: []server.Pinger{a.db}, Metrics: a.metrics, Log: log})
+	body := `{"email":"bench@example.com","password":"correct horse battery staple"}`
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("POST", "/v1/register", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	srv.ServeHTTP(rec, req)
+	form := url.Values{"grant_type": {"password"}, "username": {"bench@example.com"}, "password": {"correct horse battery staple"}}
+	rec = httptest.NewRecorder()
+	req = httptest.NewRequest("POST", "/oauth2/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	srv.ServeHTTP(rec, req)
+	tok := between(rec.Body.String(), `"access_token":"`, `"`)
+	if tok == "" {
+		b.Fatalf("login: %s", rec.Body.String())
+	}
+	return srv, tok
+}
+
+func between(s, a, b string) string {
+	i := strings.Index(s, a)
+	if i < 0 {
+		return ""
+	}
+	s = s[i+len(a):]
+	j := strings.Index(s, b)
+	if j < 0 {
+		return ""
+	}
+	return s[:j]
+}
+
+// BenchmarkMeBearer is GET /v1/me with a bearer token through the whole
+// handler chain (no network): the per-request cost of the server itself.
+func BenchmarkMeBearer(b *testing.B) {
+	srv, tok := benchServer(b)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("GET", "/v1/me", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			srv.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK {
+				b.Fatalf("status %d", rec.Code)
+			}
+		}
+	})
+}
