@@ -1,0 +1,341 @@
+package sqlstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"gatehouse/internal/auth"
+	"gatehouse/internal/sqlstore"
+	"gatehouse/internal/storetest"
+)
+
+// ---- SQLite ----
+
+// openSQLite opens and migrates a fresh SQLite database in t.TempDir.
+func openSQLite(t *testing.T) (*sqlstore.DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	db, err := sqlstore.OpenSQLite(t.Context(), path)
+	if err != nil {
+		t.Fatalf("OpenSQLite: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return db, path
+}
+
+func TestSQLite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		db, _ := openSQLite(t)
+		return db
+	})
+}
+
+func TestSQLiteWAL(t *testing.T) {
+	db, path := openSQLite(t)
+	createUsers(t, db, "wal", 1)
+
+	// journal_mode=WAL is persistent: a separate connection reports it.
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var mode string
+	if err := raw.QueryRowContext(t.Context(), "PRAGMA journal_mode").Scan(&mode); err != nil {
+		t.Fatalf("PRAGMA journal_mode: %v", err)
+	}
+	if mode != "wal" {
+		t.Errorf("journal_mode = %q, want wal", mode)
+	}
+}
+
+func TestSQLiteFileMode(t *testing.T) {
+	db, path := openSQLite(t)
+	// Write something so that the WAL and shared-memory files exist too:
+	// they hold the same data (password hashes) as the database file.
+	createUsers(t, db, "mode", 1)
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Errorf("stat: %v", err)
+			continue
+		}
+		if got := fi.Mode().Perm(); got != 0o600 {
+			t.Errorf("%s: mode %#o, want 0600", filepath.Base(p), got)
+		}
+	}
+}
+
+func TestSQLiteMigrateIdempotent(t *testing.T) {
+	db, path := openSQLite(t) // migrated once
+	createUsers(t, db, "before", 1)
+	for i := range 2 {
+		if err := db.Migrate(t.Context()); err != nil {
+			t.Fatalf("Migrate again (%d): %v", i+1, err)
+		}
+	}
+	db.Close()
+
+	// And from a new handle, as on the next start of the server.
+	db2, err := sqlstore.OpenSQLite(t.Context(), path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer db2.Close()
+	if err := db2.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate after reopen: %v", err)
+	}
+	if _, err := db2.UserByID(t.Context(), "before-00"); err != nil {
+		t.Errorf("data written before the repeated migrations: %v", err)
+	}
+}
+
+// TestSQLiteConcurrentWriters: writes queue in the adapter (one writer
+// connection) instead of failing with SQLITE_BUSY.
+func TestSQLiteConcurrentWriters(t *testing.T) {
+	t.Run("OneHandle", func(t *testing.T) {
+		db, _ := openSQLite(t)
+		concurrentCreate(t, []*sqlstore.DB{db}, 64)
+	})
+	// Two handles on one file, like the server and the CLI: the busy
+	// timeout makes the second process wait instead of failing.
+	t.Run("TwoHandles", func(t *testing.T) {
+		db, path := openSQLite(t)
+		db2, err := sqlstore.OpenSQLite(t.Context(), path)
+		if err != nil {
+			t.Fatalf("second OpenSQLite: %v", err)
+		}
+		t.Cleanup(func() { db2.Close() })
+		concurrentCreate(t, []*sqlstore.DB{db, db2}, 64)
+	})
+}
+
+// concurrentCreate creates n users at once, spread over dbs, while readers
+// read, and checks that every write succeeded and is visible.
+func concurrentCreate(t *testing.T, dbs []*sqlstore.DB, n int) {
+	t.Helper()
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		errs  = make([]error, n)
+	)
+	for i := range n {
+		db := dbs[i%len(dbs)]
+		wg.Go(func() {
+			<-start
+			errs[i] = db.CreateUser(context.Background(), testUser(fmt.Sprintf("w-%02d", i)))
+		})
+		// Readers at the same time must not disturb the writers.
+		wg.Go(func() {
+			<-start
+			if _, err := db.UserByEmail(context.Background(), "nobody@example.com"); !errors.Is(err, auth.ErrNotFound) {
+				t.Errorf("concurrent read: %v", err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("writer %d: %v", i, err)
+		}
+	}
+	for i := range n {
+		if _, err := dbs[0].UserByID(t.Context(), fmt.Sprintf("w-%02d", i)); err != nil {
+			t.Errorf("user of writer %d: %v", i, err)
+		}
+	}
+}
+
+func testUser(id string) *auth.User {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	return &auth.User{ID: id, Email: id + "@example.com", Roles: []string{"user"}, CreatedAt: now, UpdatedAt: now}
+}
+
+func createUsers(t *testing.T, db *sqlstore.DB, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		if err := db.CreateUser(t.Context(), testUser(fmt.Sprintf("%s-%02d", prefix, i))); err != nil {
+			t.Fatalf("CreateUser: %v", err)
+		}
+	}
+}
+
+// ---- PostgreSQL ----
+
+const defaultPostgresURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// pgServer creates throw-away databases on the server named by
+// GATEHOUSE_TEST_POSTGRES_URL; its user needs the CREATEDB privilege.
+type pgServer struct {
+	admin *sql.DB
+	base  *url.URL
+}
+
+// postgres connects to the test server, or skips (fails under
+// GATEHOUSE_TEST_REQUIRE_ALL=1) when it is unreachable.
+func postgres(t *testing.T) *pgServer {
+	t.Helper()
+	raw := os.Getenv("GATEHOUSE_TEST_POSTGRES_URL")
+	if raw == "" {
+		raw = defaultPostgresURL
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		t.Fatalf("GATEHOUSE_TEST_POSTGRES_URL must be a postgres:// URL, got %q", raw)
+	}
+	what := fmt.Sprintf("PostgreSQL at %s (start one, e.g. `docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust -e POSTGRES_DB=test postgres:17`, "+
+		"or set GATEHOUSE_TEST_POSTGRES_URL to a server whose user may CREATE DATABASE)", u.Redacted())
+	admin, err := sql.Open("pgx", raw)
+	if err != nil {
+		storetest.Unavailable(t, what, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := admin.PingContext(ctx); err != nil {
+		admin.Close()
+		storetest.Unavailable(t, what, err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	return &pgServer{admin: admin, base: u}
+}
+
+// newDatabase creates an empty database, dropped when t ends, and returns
+// its URL.
+func (s *pgServer) newDatabase(t *testing.T) string {
+	t.Helper()
+	name := "gh_test_" + hex.EncodeToString(randomBytes(t, 8))
+	if _, err := s.admin.ExecContext(t.Context(), "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("CREATE DATABASE %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := s.admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("DROP DATABASE %s: %v", name, err)
+		}
+	})
+	u := *s.base
+	u.Path = "/" + name
+	u.RawPath = ""
+	return u.String()
+}
+
+// open opens a fresh database, unmigrated.
+func (s *pgServer) open(t *testing.T, dsn string) *sqlstore.DB {
+	t.Helper()
+	db, err := sqlstore.OpenPostgres(t.Context(), dsn)
+	if err != nil {
+		t.Fatalf("OpenPostgres: %v", err)
+	}
+	t.Cleanup(func() { db.Close() }) // runs before the DROP registered earlier
+	return db
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestPostgres(t *testing.T) {
+	pg := postgres(t)
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		db := pg.open(t, pg.newDatabase(t))
+		if err := db.Migrate(t.Context()); err != nil {
+			t.Fatalf("Migrate: %v", err)
+		}
+		return db
+	})
+}
+
+// TestPostgresConcurrentMigrate: two servers starting at once on a fresh
+// database both migrate successfully (the advisory lock serialises them).
+func TestPostgresConcurrentMigrate(t *testing.T) {
+	pg := postgres(t)
+	dsn := pg.newDatabase(t)
+	dbs := []*sqlstore.DB{pg.open(t, dsn), pg.open(t, dsn)}
+
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		errs  = make([]error, len(dbs))
+	)
+	for i, db := range dbs {
+		wg.Go(func() {
+			<-start
+			errs[i] = db.Migrate(t.Context())
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Migrate %d: %v", i, err)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	// Both see the schema; migrating again is a no-op.
+	for i, db := range dbs {
+		createUsers(t, db, fmt.Sprintf("db%d", i), 1)
+		if err := db.Migrate(t.Context()); err != nil {
+			t.Errorf("Migrate again: %v", err)
+		}
+	}
+	if _, err := dbs[1].UserByID(t.Context(), "db0-00"); err != nil {
+		t.Errorf("UserByID across handles: %v", err)
+	}
+}
+
+// TestSQLitePathCharacters: characters that mean something in a file: URI
+// ('?' starts the query, '#' the fragment, '%' an escape) are part of the
+// path, not of the URI syntax; none may open another file.
+func TestSQLitePathCharacters(t *testing.T) {
+	for _, tc := range []struct{ name, dir string }{
+		{"Hash", "a#b"},
+		{"Question", "c?d"},
+		{"Percent", "e%41f"},
+		{"Space", "g h"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			path := filepath.Join(root, tc.dir, "gatehouse.db")
+			db, err := sqlstore.OpenSQLite(t.Context(), path)
+			if err != nil {
+				t.Fatalf("OpenSQLite(%q): %v", path, err)
+			}
+			defer db.Close()
+			if err := db.Migrate(t.Context()); err != nil {
+				t.Fatalf("Migrate: %v", err)
+			}
+			createUsers(t, db, "p", 1)
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatalf("the database is not at %q: %v", path, err)
+			}
+			if fi.Size() == 0 {
+				t.Errorf("%q is empty", path)
+			}
+			if ents, _ := os.ReadDir(root); len(ents) != 1 {
+				t.Errorf("files created next to %q: %d entries in %s, want 1", tc.dir, len(ents), root)
+			}
+		})
+	}
+}
