@@ -153,7 +153,7 @@ func (l *Limiter) acquire(ctx context.Context) error {
 	}
 	// Count ourselves into the queue; refuse at once if it is full, so that
 	// waiting goroutines (and the requests behind them) stay bounded too.
-	if l.waiting.Add(1) > l.maxQueue+100 {
+	if l.waiting.Add(1) > l.maxQueue {
 		l.waiting.Add(-1)
 		return l.busy(nil)
 	}

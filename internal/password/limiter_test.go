@@ -89,7 +89,7 @@ func TestLimiterNoWait(t *testing.T) {
 		opts LimiterOptions
 	}{
 		{"zero MaxWait", LimiterOptions{Concurrency: 1, MaxQueue: 10}},
-		{"zero MaxQueue", LimiterOptions{Concurrency: 1, MaxWait: time.Minute}},
+		{"zero MaxQueue", LimiterOptions{Concurrency: 1, MaxWait: 10 * time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,7 +106,7 @@ func TestLimiterNoWait(t *testing.T) {
 }
 
 func TestLimiterQueueOverflow(t *testing.T) {
-	l := NewLimiter(LimiterOptions{Concurrency: 1, MaxWait: time.Minute, MaxQueue: 2})
+	l := NewLimiter(LimiterOptions{Concurrency: 1, MaxWait: 10 * time.Second, MaxQueue: 2})
 	release := mustAcquire(t, l)
 
 	waiters := []<-chan error{acquireAsync(context.Background(), l), acquireAsync(context.Background(), l)}
@@ -136,7 +136,7 @@ func TestLimiterQueueOverflow(t *testing.T) {
 }
 
 func TestLimiterReleaseAdmitsWaiter(t *testing.T) {
-	l := NewLimiter(LimiterOptions{Concurrency: 1, MaxWait: time.Minute, MaxQueue: 1})
+	l := NewLimiter(LimiterOptions{Concurrency: 1, MaxWait: 10 * time.Second, MaxQueue: 1})
 	release := mustAcquire(t, l)
 	waiter := acquireAsync(context.Background(), l)
 	waitFor(t, "the waiter", func() bool { return l.waiting.Load() == 1 })
@@ -169,7 +169,7 @@ func TestLimiterReleaseIdempotent(t *testing.T) {
 
 func TestLimiterBoundsConcurrency(t *testing.T) {
 	const concurrency, callers = 3, 30
-	l := NewLimiter(LimiterOptions{Concurrency: concurrency, MaxWait: time.Minute, MaxQueue: callers})
+	l := NewLimiter(LimiterOptions{Concurrency: concurrency, MaxWait: 10 * time.Second, MaxQueue: callers})
 	var running, peak atomic.Int64
 	var wg sync.WaitGroup
 	for range callers {
@@ -213,7 +213,7 @@ func TestLimiterContext(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := NewLimiter(LimiterOptions{Concurrency: 1, MaxWait: time.Minute, MaxQueue: 1})
+			l := NewLimiter(LimiterOptions{Concurrency: 1, MaxWait: 10 * time.Second, MaxQueue: 1})
 			defer mustAcquire(t, l)()
 			ctx, cancel := tt.ctx()
 			defer cancel()
