@@ -82,6 +82,9 @@ const (
 	EventRefreshRevoked  = "refresh.revoked"
 	EventRoleChanged     = "role.changed"
 	EventKeyRotated      = "key.rotated"
+	EventSessionRevoked  = "session.revoked"
+	EventAccountLocked   = "account.locked"
+	EventRateLimited     = "rate.limited"
 )
 
 // UserStore persists users.

@@ -51,6 +51,8 @@ type AccessTokenIssuer interface {
 type Config struct {
 	AccessTokenTTL    time.Duration
 	RefreshTokenTTL   time.Duration
+	SessionTTL        time.Duration
+	SessionIdleTTL    time.Duration
 	RefreshReuseGrace time.Duration
 	DefaultRoles      []string
 	RevealExisting    bool
@@ -66,17 +68,18 @@ type Metrics struct {
 
 // Service implements accounts, password login and OAuth2 token issuance.
 type Service struct {
-	Users   UserStore
-	Refresh RefreshStore
-	Audit   AuditStore
-	Hasher  PasswordHasher
-	Policy  PasswordPolicy
-	Issuer  AccessTokenIssuer
-	Roles   *RoleModel
-	Config  Config
-	Metrics Metrics
-	Log     *slog.Logger
-	Now     func() time.Time
+	Users    UserStore
+	Refresh  RefreshStore
+	Sessions SessionStore
+	Audit    AuditStore
+	Hasher   PasswordHasher
+	Policy   PasswordPolicy
+	Issuer   AccessTokenIssuer
+	Roles    *RoleModel
+	Config   Config
+	Metrics  Metrics
+	Log      *slog.Logger
+	Now      func() time.Time
 
 	users userCache // see TokenUser
 }
@@ -92,6 +95,8 @@ func (s *Service) now() time.Time {
 type Meta struct {
 	IP        string
 	UserAgent string
+	// SessionID is the caller's own cookie session, when it has one.
+	SessionID string
 }
 
 // NewID returns an opaque, random identifier (26 lower-case base32 characters).
@@ -358,6 +363,12 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next stri
 	defer s.users.forget(u.ID)
 	if err := s.Users.ChangePassword(ctx, u.ID, hash, s.now()); err != nil {
 		return err
+	}
+	// Every other session ends too; the caller's own stays signed in.
+	if s.Sessions != nil {
+		if err := s.Sessions.DeleteUserSessions(ctx, u.ID, m.SessionID); err != nil {
+			return err
+		}
 	}
 	s.audit(ctx, EventPasswordChanged, u.ID, m, nil)
 	return nil

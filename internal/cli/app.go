@@ -155,13 +155,14 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 	}
 	slices.Sort(scopes)
 	a.auth = &auth.Service{
-		Users: db, Refresh: db, Audit: db,
+		Users: db, Refresh: db, Audit: db, Sessions: db,
 		Hasher: password.NewHasher(params, limiter),
 		Policy: policy,
 		Issuer: a.keys,
 		Roles:  auth.NewRoleModel(cfg.Roles, scopes),
 		Config: auth.Config{
 			AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL, RefreshReuseGrace: cfg.RefreshReuseGrace,
+			SessionTTL: cfg.SessionTTL, SessionIdleTTL: cfg.SessionIdleTTL,
 			DefaultRoles: cfg.DefaultRoles, RevealExisting: cfg.Registration.RevealExisting,
 			RefreshKey: derive(secret, "refresh successor key v1"),
 		},

@@ -61,10 +61,11 @@ type changePasswordInput struct {
 	}
 }
 
-func meta(ctx context.Context, r *http.Request) auth.Meta {
-	m := auth.Meta{IP: clientIP(ctx)}
-	if r != nil {
-		m.UserAgent = r.UserAgent()
+// meta describes the request for the audit log and session records.
+func meta(ctx context.Context) auth.Meta {
+	m := auth.Meta{IP: clientIP(ctx), UserAgent: userAgent(ctx)}
+	if res, _ := ctx.Value(keyPrincipal).(*authResult); res != nil && res.session != nil {
+		m.SessionID = res.session.ID
 	}
 	return m
 }
@@ -82,7 +83,7 @@ func (s *Server) registerAccountRoutes(api huma.API) {
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{400, 413, 415, 422, 503},
 	}, func(ctx context.Context, in *registerInput) (*userOutput, error) {
-		u, err := s.auth.Register(ctx, auth.RegisterInput{Email: in.Body.Email, Password: in.Body.Password, Name: in.Body.Name}, meta(ctx, nil))
+		u, err := s.auth.Register(ctx, auth.RegisterInput{Email: in.Body.Email, Password: in.Body.Password, Name: in.Body.Name}, meta(ctx))
 		if err != nil {
 			return nil, s.apiError(ctx, err)
 		}
@@ -126,7 +127,7 @@ func (s *Server) registerAccountRoutes(api huma.API) {
 		if err != nil {
 			return nil, err
 		}
-		if err := s.auth.DeleteAccount(ctx, u.ID, in.Body.Password, meta(ctx, nil)); err != nil {
+		if err := s.auth.DeleteAccount(ctx, u.ID, in.Body.Password, meta(ctx)); err != nil {
 			return nil, s.apiError(ctx, err)
 		}
 		return nil, nil
@@ -141,7 +142,7 @@ func (s *Server) registerAccountRoutes(api huma.API) {
 		if err != nil {
 			return nil, err
 		}
-		if err := s.auth.ChangePassword(ctx, u.ID, in.Body.CurrentPassword, in.Body.NewPassword, meta(ctx, nil)); err != nil {
+		if err := s.auth.ChangePassword(ctx, u.ID, in.Body.CurrentPassword, in.Body.NewPassword, meta(ctx)); err != nil {
 			return nil, s.apiError(ctx, err)
 		}
 		return nil, nil
@@ -154,6 +155,9 @@ func (s *Server) currentUser(ctx context.Context, scopes ...string) (*auth.User,
 	p, err := require(ctx, scopes...)
 	if err != nil {
 		return nil, err
+	}
+	if res, _ := ctx.Value(keyPrincipal).(*authResult); res != nil && res.user != nil {
+		return res.user, nil // a session: read fresh by the middleware
 	}
 	var u *auth.User
 	if p.Kind == "access_token" {

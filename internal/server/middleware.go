@@ -24,7 +24,10 @@ const (
 	keyClientIP
 	keyRoute
 	keyPrincipal
+	keyUserAgent
 )
+
+func userAgent(ctx context.Context) string { s, _ := ctx.Value(keyUserAgent).(string); return s }
 
 func requestID(ctx context.Context) string { s, _ := ctx.Value(keyRequestID).(string); return s }
 
@@ -78,6 +81,7 @@ func (s *Server) outer(next http.Handler) http.Handler {
 		ctx := context.WithValue(r.Context(), keyRequestID, id)
 		ctx = context.WithValue(ctx, keyClientIP, ip)
 		ctx = context.WithValue(ctx, keyRoute, rh)
+		ctx = context.WithValue(ctx, keyUserAgent, r.UserAgent())
 		r = r.WithContext(ctx)
 
 		h := w.Header()

@@ -12,8 +12,15 @@ import (
 
 // authResult is what the authenticate middleware found on a request.
 type authResult struct {
-	p   *auth.Principal
-	err error // credentials were presented but are invalid
+	p       *auth.Principal
+	user    *auth.User    // read fresh when the credential is a session
+	session *auth.Session // the cookie session, when that is the credential
+	err     error         // credentials were presented but are invalid
+}
+
+// unsafeMethod reports a state-changing method (RFC 9110 §9.2.1).
+func unsafeMethod(m string) bool {
+	return m != http.MethodGet && m != http.MethodHead && m != http.MethodOptions
 }
 
 // bearerToken extracts an RFC 6750 bearer token from the Authorization
@@ -31,16 +38,52 @@ func bearerToken(r *http.Request) (string, bool) {
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := bearerToken(r)
-		if !ok {
+		if ok {
+			// Bearer credentials are not sent by browsers on their own, so
+			// they are exempt from the cross-origin check.
+			res := &authResult{}
+			c, err := s.keys.Verify(tok)
+			if err != nil {
+				res.err = err
+			} else {
+				res.p = &auth.Principal{UserID: c.Subject, Kind: "access_token", Scopes: c.Scopes, Roles: c.Roles, ClientID: c.ClientID, ExpiresAt: c.ExpiresAt}
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyPrincipal, res)))
+			return
+		}
+		ck, err := r.Cookie(s.cookieName)
+		if err != nil || ck.Value == "" {
 			next.ServeHTTP(w, r)
 			return
 		}
+		// A browser attaches the cookie to cross-site requests too: every
+		// state-changing request that carries it must come from our own
+		// origin (Fetch metadata / Origin, as http.CrossOriginProtection
+		// checks), or it could be a forged request (CSRF).
+		if unsafeMethod(r.Method) {
+			if err := s.csrf.Check(r); err != nil {
+				writeProblem(w, http.StatusForbidden, "cross-origin request refused (CSRF protection)")
+				return
+			}
+		}
 		res := &authResult{}
-		c, err := s.keys.Verify(tok)
+		sess, u, err := s.auth.AuthenticateSession(r.Context(), ck.Value)
 		if err != nil {
 			res.err = err
+			if auth.ErrorCode(err) != auth.EUNAUTHORIZED {
+				// The store failed: not the caller's fault.
+				s.log.ErrorContext(r.Context(), "session lookup", "err", err)
+				if !s.dependenciesUp(r.Context()) {
+					w.Header().Set("Retry-After", "5")
+					writeProblem(w, http.StatusServiceUnavailable, "a backing service is unreachable; try again shortly")
+					return
+				}
+				writeProblem(w, http.StatusInternalServerError, "internal error")
+				return
+			}
 		} else {
-			res.p = &auth.Principal{UserID: c.Subject, Kind: "access_token", Scopes: c.Scopes, Roles: c.Roles, ClientID: c.ClientID, ExpiresAt: c.ExpiresAt}
+			res.user, res.session = u, sess
+			res.p = &auth.Principal{UserID: u.ID, Kind: "session", Scopes: s.auth.Roles.Allowed(u.Roles), Roles: u.Roles, ExpiresAt: sess.ExpiresAt}
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyPrincipal, res)))
 	})
@@ -71,4 +114,18 @@ func require(ctx context.Context, scopes ...string) (*auth.Principal, error) {
 		}
 	}
 	return res.p, nil
+}
+
+// loginCSRF refuses cross-origin logins (POST /v1/sessions): otherwise any
+// site could sign a browser into an account of the attacker's (login CSRF).
+func (s *Server) loginCSRF(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/sessions" {
+			if err := s.csrf.Check(r); err != nil {
+				writeProblem(w, http.StatusForbidden, "cross-origin login refused (CSRF protection)")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -41,6 +41,7 @@ func (s *Server) routes() http.Handler {
 	// JSON API (/v1) through huma, which also writes /openapi.json.
 	api := humago.New(mux, s.humaConfig())
 	s.registerAccountRoutes(api)
+	s.registerSessionRoutes(api)
 	documentOAuth2(api.OpenAPI())
 
 	// API docs: Swagger UI from embedded files (no CDN).
@@ -52,7 +53,7 @@ func (s *Server) routes() http.Handler {
 		writeProblem(w, http.StatusNotFound, "no such endpoint")
 	})
 
-	return s.outer(limitBody(s.authenticate(route(mux))))
+	return s.outer(s.withCORS(limitBody(s.loginCSRF(s.authenticate(route(mux))))))
 }
 
 func (s *Server) humaConfig() huma.Config {
@@ -65,6 +66,7 @@ func (s *Server) humaConfig() huma.Config {
 	// A relative server keeps "Try it out" and the token URL on the origin
 	// the docs page was opened from.
 	cfg.Servers = []*huma.Server{{URL: "/"}}
+	cfg.Formats["application/x-www-form-urlencoded"] = formFormat
 	scopes := map[string]string{}
 	for name, desc := range s.cfg.Scopes {
 		scopes[name] = desc
@@ -76,6 +78,10 @@ func (s *Server) humaConfig() huma.Config {
 			Flows: &huma.OAuthFlows{Password: &huma.OAuthFlow{
 				TokenURL: "/oauth2/token", RefreshURL: "/oauth2/token", Scopes: scopes,
 			}},
+		},
+		"cookie": {
+			Type: "apiKey", In: "cookie", Name: s.cookieName,
+			Description: "The session cookie set by POST /v1/sessions. State-changing requests must come from this origin (CSRF protection).",
 		},
 	}
 	return cfg

@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 
 	"gatehouse/internal/auth"
 	"gatehouse/internal/config"
@@ -42,6 +43,10 @@ type Server struct {
 	version string
 	https   bool
 	handler http.Handler
+
+	cookieName string
+	csrf       *http.CrossOriginProtection
+	cors       map[string]bool
 }
 
 // New builds the handler.
@@ -54,9 +59,33 @@ func New(d Deps) *Server {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	// On https the cookie takes the __Host- prefix: the browser then
+	// insists on Secure, Path=/ and no Domain, so no subdomain can set it.
+	s.cookieName = "gatehouse_session"
+	if s.https {
+		s.cookieName = "__Host-gatehouse_session"
+	}
+	s.csrf = http.NewCrossOriginProtection()
+	s.cors = map[string]bool{}
+	if o := origin(d.Config.PublicURL); o != "" {
+		_ = s.csrf.AddTrustedOrigin(o)
+	}
+	for _, o := range d.Config.CORSOrigins {
+		s.cors[o] = true
+		_ = s.csrf.AddTrustedOrigin(o)
+	}
 	s.handler = s.routes()
 	return s
 }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// origin returns scheme://host[:port] of a URL.
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}

@@ -1,0 +1,161 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"time"
+)
+
+// Session is a cookie session. The cookie carries a random token; only its
+// SHA-256 is stored. ID is a separate public identifier for listing and
+// revoking.
+type Session struct {
+	ID         string
+	UserID     string
+	Hash       string
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	ExpiresAt  time.Time // absolute end
+	IP         string
+	UserAgent  string
+}
+
+// SessionStore persists cookie sessions (the database, or Redis when
+// configured).
+type SessionStore interface {
+	CreateSession(ctx context.Context, s *Session) error
+	// SessionByHash returns a session by token hash or ErrNotFound.
+	SessionByHash(ctx context.Context, hash string) (*Session, error)
+	// TouchSession records use at t.
+	TouchSession(ctx context.Context, s *Session, t time.Time) error
+	// ListSessions returns the user's sessions, newest first.
+	ListSessions(ctx context.Context, userID string) ([]*Session, error)
+	// DeleteSession removes one of the user's sessions; ErrNotFound when
+	// the id is not one of that user's.
+	DeleteSession(ctx context.Context, userID, id string) error
+	// DeleteUserSessions removes every session of the user but exceptID.
+	DeleteUserSessions(ctx context.Context, userID, exceptID string) error
+}
+
+// ErrInvalidSession is the one answer for a missing, expired or revoked
+// session cookie.
+var ErrInvalidSession = &Error{Code: EUNAUTHORIZED, Message: "the session is invalid or expired"}
+
+func newSessionToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// StartSession makes a new session for an authenticated user: always a new
+// random token, so a login never reuses an id an attacker planted (no
+// fixation).
+func (s *Service) StartSession(ctx context.Context, u *User, m Meta) (string, *Session, error) {
+	now := s.now()
+	tok := newSessionToken()
+	ua := m.UserAgent
+	if len(ua) > 512 {
+		ua = ua[:512]
+	}
+	sess := &Session{ID: NewID(), UserID: u.ID, Hash: HashToken(tok), CreatedAt: now, LastSeenAt: now,
+		ExpiresAt: now.Add(s.Config.SessionTTL), IP: m.IP, UserAgent: ua}
+	if err := s.Sessions.CreateSession(ctx, sess); err != nil {
+		return "", nil, err
+	}
+	return tok, sess, nil
+}
+
+// SessionLogin checks an email and password and starts a session.
+func (s *Service) SessionLogin(ctx context.Context, email, plain string, m Meta) (string, *Session, *User, error) {
+	u, err := s.Login(ctx, email, plain, m)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	tok, sess, err := s.StartSession(ctx, u, m)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return tok, sess, u, nil
+}
+
+// touchEvery is how stale last_seen may get before a request writes it:
+// often enough for the idle lifetime to be exact to a few percent, rarely
+// enough that a busy session does not write on every request.
+func (s *Service) touchEvery() time.Duration {
+	return min(s.Config.SessionIdleTTL/8, time.Minute)
+}
+
+// AuthenticateSession resolves a session cookie: the session must exist,
+// be neither idle longer than the idle lifetime nor older than the absolute
+// one, and belong to an enabled account, which is read fresh so that a role
+// change or a disable applies on the next request.
+func (s *Service) AuthenticateSession(ctx context.Context, tok string) (*Session, *User, error) {
+	if tok == "" || len(tok) > 128 {
+		return nil, nil, ErrInvalidSession
+	}
+	sess, err := s.Sessions.SessionByHash(ctx, HashToken(tok))
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil, ErrInvalidSession
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	now := s.now()
+	if !now.Before(sess.ExpiresAt) || now.Sub(sess.LastSeenAt) >= s.Config.SessionIdleTTL {
+		_ = s.Sessions.DeleteSession(ctx, sess.UserID, sess.ID)
+		return nil, nil, ErrInvalidSession
+	}
+	u, err := s.Users.UserByID(ctx, sess.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil, ErrInvalidSession
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if u.Disabled {
+		return nil, nil, ErrInvalidSession
+	}
+	if now.Sub(sess.LastSeenAt) >= s.touchEvery() {
+		if err := s.Sessions.TouchSession(ctx, sess, now); err != nil {
+			return nil, nil, err
+		}
+		sess.LastSeenAt = now
+	}
+	return sess, u, nil
+}
+
+// ListSessions returns the user's live sessions.
+func (s *Service) ListSessions(ctx context.Context, userID string) ([]*Session, error) {
+	all, err := s.Sessions.ListSessions(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	out := all[:0]
+	for _, x := range all {
+		if now.Before(x.ExpiresAt) && now.Sub(x.LastSeenAt) < s.Config.SessionIdleTTL {
+			out = append(out, x)
+		}
+	}
+	return out, nil
+}
+
+// RevokeSession ends one of the user's sessions.
+func (s *Service) RevokeSession(ctx context.Context, userID, id string, m Meta) error {
+	if err := s.Sessions.DeleteSession(ctx, userID, id); err != nil {
+		return err
+	}
+	s.audit(ctx, EventSessionRevoked, userID, m, map[string]any{"session_id": id})
+	return nil
+}
+
+// RevokeOtherSessions ends every session of the user but keep.
+func (s *Service) RevokeOtherSessions(ctx context.Context, userID, keep string, m Meta) error {
+	if err := s.Sessions.DeleteUserSessions(ctx, userID, keep); err != nil {
+		return err
+	}
+	s.audit(ctx, EventSessionRevoked, userID, m, map[string]any{"all_but": keep})
+	return nil
+}

@@ -1,0 +1,77 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"gatehouse/internal/auth"
+)
+
+var _ auth.SessionStore = (*DB)(nil)
+
+const sessionCols = `id, token_hash, user_id, created_at, last_seen_at, expires_at, ip, user_agent`
+
+func scanSession(row interface{ Scan(...any) error }) (*auth.Session, error) {
+	var (
+		s       auth.Session
+		c, l, e int64
+	)
+	err := row.Scan(&s.ID, &s.Hash, &s.UserID, &c, &l, &e, &s.IP, &s.UserAgent)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, auth.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.CreatedAt, s.LastSeenAt, s.ExpiresAt = fromTS(c), fromTS(l), fromTS(e)
+	return &s, nil
+}
+
+// CreateSession stores a new session.
+func (db *DB) CreateSession(ctx context.Context, s *auth.Session) error {
+	_, err := db.exec(ctx, `INSERT INTO sessions (`+sessionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		s.ID, s.Hash, s.UserID, ts(s.CreatedAt), ts(s.LastSeenAt), ts(s.ExpiresAt), s.IP, s.UserAgent)
+	return err
+}
+
+// SessionByHash returns a session by token hash.
+func (db *DB) SessionByHash(ctx context.Context, hash string) (*auth.Session, error) {
+	return scanSession(db.queryRow(ctx, `SELECT `+sessionCols+` FROM sessions WHERE token_hash = ?`, hash))
+}
+
+// TouchSession records use.
+func (db *DB) TouchSession(ctx context.Context, s *auth.Session, t time.Time) error {
+	_, err := db.exec(ctx, `UPDATE sessions SET last_seen_at = ? WHERE id = ?`, ts(t), s.ID)
+	return err
+}
+
+// ListSessions returns a user's sessions, newest first.
+func (db *DB) ListSessions(ctx context.Context, userID string) ([]*auth.Session, error) {
+	rows, err := db.r.QueryContext(ctx, db.rebind(`SELECT `+sessionCols+` FROM sessions WHERE user_id = ? ORDER BY created_at DESC, id`), userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*auth.Session
+	for rows.Next() {
+		s, err := scanSession(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// DeleteSession removes one of the user's sessions.
+func (db *DB) DeleteSession(ctx context.Context, userID, id string) error {
+	return affectedOne(db.exec(ctx, `DELETE FROM sessions WHERE id = ? AND user_id = ?`, id, userID))
+}
+
+// DeleteUserSessions removes every session of the user but exceptID.
+func (db *DB) DeleteUserSessions(ctx context.Context, userID, exceptID string) error {
+	_, err := db.exec(ctx, `DELETE FROM sessions WHERE user_id = ? AND id <> ?`, userID, exceptID)
+	return err
+}
