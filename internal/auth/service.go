@@ -63,7 +63,8 @@ type Config struct {
 
 // Metrics receives domain counters; nil fields are skipped.
 type Metrics struct {
-	Login func(result string)
+	Login       func(result string)
+	RateLimited func(endpoint string)
 }
 
 // Service implements accounts, password login and OAuth2 token issuance.
@@ -72,6 +73,9 @@ type Service struct {
 	Refresh  RefreshStore
 	Sessions SessionStore
 	Audit    AuditStore
+	Limiter  RateLimiter  // nil: no rate limits
+	Lockout  LockoutStore // nil: no lockout
+	Limits   Limits
 	Hasher   PasswordHasher
 	Policy   PasswordPolicy
 	Issuer   AccessTokenIssuer
@@ -216,6 +220,9 @@ type RegisterInput struct {
 // fresh-looking user that is not stored) unless RevealExisting is set, so
 // registration does not reveal which emails exist.
 func (s *Service) Register(ctx context.Context, in RegisterInput, m Meta) (*User, error) {
+	if err := s.limitIP(ctx, "register", m); err != nil {
+		return nil, err
+	}
 	email, err := NormalizeEmail(in.Email)
 	if err != nil {
 		return nil, err
@@ -299,14 +306,30 @@ func tooLong(plain string) bool { return len(plain) > 4*256 || utf8.RuneCountInS
 // ErrInvalidCredentials; an unknown email costs the same hashing work as a
 // wrong password so that timing does not reveal which emails exist.
 func (s *Service) Login(ctx context.Context, rawEmail, plain string, m Meta) (*User, error) {
+	if err := s.limitIP(ctx, "login", m); err != nil {
+		return nil, err
+	}
 	email, err := NormalizeEmail(rawEmail)
 	if err != nil || plain == "" || tooLong(plain) {
 		s.loginMetric("failed")
 		s.audit(ctx, EventLoginFailed, "", m, map[string]any{"reason": "malformed"})
 		return nil, ErrInvalidCredentials
 	}
+	if err := s.limitAccount(ctx, "login", email, m); err != nil {
+		return nil, err
+	}
 	u, err := s.Users.UserByEmail(ctx, email)
-	if errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	uid := ""
+	if u != nil {
+		uid = u.ID
+	}
+	if err := s.beginAttempt(ctx, email, uid, m); err != nil {
+		return nil, err
+	}
+	if u == nil {
 		if err := s.Hasher.VerifyDummy(ctx, plain); err != nil {
 			return nil, hashError(err)
 		}
@@ -314,12 +337,14 @@ func (s *Service) Login(ctx context.Context, rawEmail, plain string, m Meta) (*U
 		s.audit(ctx, EventLoginFailed, "", m, map[string]any{"reason": "unknown_user"})
 		return nil, ErrInvalidCredentials
 	}
-	if err != nil {
-		return nil, err
-	}
 	ok, err := s.checkPassword(ctx, u, plain)
 	if err != nil {
 		return nil, err
+	}
+	if ok {
+		if err := s.Unlock(ctx, email); err != nil {
+			return nil, err
+		}
 	}
 	if !ok || u.Disabled {
 		reason := "wrong_password"

@@ -66,6 +66,9 @@ func (s *Service) PasswordGrant(ctx context.Context, email, plain, scope, client
 // whole family is revoked (RFC 9700 §4.14.2) — except within the grace
 // window, where the same successor is returned again.
 func (s *Service) RefreshGrant(ctx context.Context, tok, scope string, m Meta) (*TokenResponse, error) {
+	if err := s.limitIP(ctx, "refresh", m); err != nil {
+		return nil, err
+	}
 	if tok == "" || len(tok) > 512 {
 		return nil, ErrInvalidRefreshToken
 	}

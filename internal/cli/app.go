@@ -155,7 +155,11 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 	}
 	slices.Sort(scopes)
 	a.auth = &auth.Service{
-		Users: db, Refresh: db, Audit: db, Sessions: db,
+		Users: db, Refresh: db, Audit: db, Sessions: db, Limiter: db, Lockout: db,
+		Limits: auth.Limits{
+			LoginPerAccountIP: cfg.RateLimits.LoginPerAccountIP, PerIP: cfg.RateLimits.LoginPerIP, Window: cfg.RateLimits.Window,
+			LockoutThreshold: cfg.LockoutThreshold, LockoutDuration: cfg.LockoutDuration,
+		},
 		Hasher: password.NewHasher(params, limiter),
 		Policy: policy,
 		Issuer: a.keys,
@@ -166,7 +170,7 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 			DefaultRoles: cfg.DefaultRoles, RevealExisting: cfg.Registration.RevealExisting,
 			RefreshKey: derive(secret, "refresh successor key v1"),
 		},
-		Metrics: auth.Metrics{Login: a.metrics.Login},
+		Metrics: auth.Metrics{Login: a.metrics.Login, RateLimited: a.metrics.RateLimited},
 		Log:     log,
 	}
 	return a, nil

@@ -295,6 +295,7 @@ func cmdServe(ctx context.Context, e Env, args []string) error {
 	bg, stop := context.WithCancel(ctx)
 	defer stop()
 	go a.keys.Run(bg, 30*time.Second)
+	go purgeCounters(bg, a, log)
 
 	log.Info("gatehouse listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL,
 		"database", a.db.Dialect(), "version", Version)
@@ -315,4 +316,21 @@ func cmdServe(ctx context.Context, e Env, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// purgeCounters deletes ended rate-limit windows and stale lockout rows
+// every ten minutes.
+func purgeCounters(ctx context.Context, a *app, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.db.PurgeCounters(ctx, time.Now().Add(-time.Hour)); err != nil && ctx.Err() == nil {
+				log.Warn("purging rate-limit counters", "err", err)
+			}
+		}
+	}
 }

@@ -18,9 +18,10 @@ CREATE TABLE rate_counters (
     count        INTEGER NOT NULL
 );
 
--- Consecutive failed logins and lockouts (when Redis is not configured).
+-- Consecutive failed logins and lockouts per email (when Redis is not
+-- configured); keyed by a hash of the email, known or not.
 CREATE TABLE lockouts (
-    user_id      TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    key          TEXT PRIMARY KEY,
     failures     INTEGER NOT NULL DEFAULT 0,
     locked_until INTEGER NOT NULL DEFAULT 0
 );

@@ -1,0 +1,137 @@
+package auth
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// Decision is a rate limiter's answer for one hit.
+type Decision struct {
+	Allowed    bool
+	RetryAfter time.Duration
+	// FirstDenial is true for the first refused hit of a window, so a flood
+	// is audited once, not once per request.
+	FirstDenial bool
+}
+
+// RateLimiter counts hits per key (the database, or Redis when configured,
+// so limits hold across every node).
+type RateLimiter interface {
+	Allow(ctx context.Context, key string, limit int, window time.Duration, now time.Time) (Decision, error)
+}
+
+// LockoutStore counts consecutive failed logins per account.
+type LockoutStore interface {
+	// BeginAttempt counts a login attempt before its password is checked,
+	// atomically, so that parallel attempts cannot slip past the threshold:
+	// once more than threshold attempts are pending or failed, the account
+	// is locked for lockFor. It returns how long the account stays locked
+	// (0 when the attempt may proceed) and whether this call locked it.
+	BeginAttempt(ctx context.Context, key string, threshold int, lockFor time.Duration, now time.Time) (locked time.Duration, newly bool, err error)
+	// ClearFailures resets the count (a successful login) and lifts a lock
+	// (a password reset).
+	ClearFailures(ctx context.Context, key string) error
+}
+
+// Limits configures rate limits and lockout (SPEC §11).
+type Limits struct {
+	LoginPerAccountIP int
+	PerIP             int
+	Window            time.Duration
+	LockoutThreshold  int
+	LockoutDuration   time.Duration
+}
+
+// ipBucket is the rate-limit identity of a client address: IPv6 clients
+// are counted per /64, since one host usually holds a whole /64.
+func ipBucket(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}
+
+func (s *Service) tooMany(ctx context.Context, endpoint, kind string, d Decision, m Meta, userID string) error {
+	if s.Metrics.RateLimited != nil {
+		s.Metrics.RateLimited(endpoint)
+	}
+	if d.FirstDenial {
+		s.audit(ctx, EventRateLimited, userID, m, map[string]any{"endpoint": endpoint, "limit": kind})
+	}
+	return &Error{Code: ETOOMANY, Message: "too many attempts; try again later", RetryAfter: max(d.RetryAfter, time.Second)}
+}
+
+// limitIP counts one hit of the client's address against the per-IP limit
+// shared by every login-like endpoint.
+func (s *Service) limitIP(ctx context.Context, endpoint string, m Meta) error {
+	if s.Limiter == nil || m.IP == "" || s.Limits.PerIP <= 0 {
+		return nil
+	}
+	d, err := s.Limiter.Allow(ctx, "ip:"+ipBucket(m.IP), s.Limits.PerIP, s.Limits.Window, s.now())
+	if err != nil {
+		return err
+	}
+	if !d.Allowed {
+		return s.tooMany(ctx, endpoint, "ip", d, m, "")
+	}
+	return nil
+}
+
+// limitAccount counts one login attempt for an account from the client's
+// address.
+func (s *Service) limitAccount(ctx context.Context, endpoint, email string, m Meta) error {
+	if s.Limiter == nil || m.IP == "" || s.Limits.LoginPerAccountIP <= 0 {
+		return nil
+	}
+	d, err := s.Limiter.Allow(ctx, "acct:"+HashToken(email)[:32]+":"+ipBucket(m.IP), s.Limits.LoginPerAccountIP, s.Limits.Window, s.now())
+	if err != nil {
+		return err
+	}
+	if !d.Allowed {
+		return s.tooMany(ctx, endpoint, "account_ip", d, m, "")
+	}
+	return nil
+}
+
+// lockoutKey identifies an account for the lockout by its email, whether
+// or not the account exists: unknown emails are locked out exactly like
+// real ones, so neither the lockout nor its timing reveals which exist.
+func lockoutKey(email string) string { return HashToken("lockout\x00" + email) }
+
+// beginAttempt applies the lockout to a login attempt for email (userID is
+// empty for an unknown email).
+func (s *Service) beginAttempt(ctx context.Context, email, userID string, m Meta) error {
+	if s.Lockout == nil || s.Limits.LockoutThreshold <= 0 {
+		return nil
+	}
+	locked, newly, err := s.Lockout.BeginAttempt(ctx, lockoutKey(email), s.Limits.LockoutThreshold, s.Limits.LockoutDuration, s.now())
+	if err != nil {
+		return err
+	}
+	if locked <= 0 {
+		return nil
+	}
+	if newly {
+		s.audit(ctx, EventAccountLocked, userID, m, map[string]any{"for_seconds": int(s.Limits.LockoutDuration.Seconds())})
+	}
+	if s.Metrics.RateLimited != nil {
+		s.Metrics.RateLimited("lockout")
+	}
+	s.loginMetric("locked")
+	return &Error{Code: ETOOMANY, Message: "too many failed logins: the account is locked for a while", RetryAfter: max(locked, time.Second)}
+}
+
+// Unlock lifts a lockout and clears the failure count (password reset).
+func (s *Service) Unlock(ctx context.Context, email string) error {
+	if s.Lockout == nil {
+		return nil
+	}
+	return s.Lockout.ClearFailures(ctx, lockoutKey(email))
+}
