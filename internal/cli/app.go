@@ -18,6 +18,7 @@ import (
 	"gatehouse/internal/auth"
 	"gatehouse/internal/config"
 	"gatehouse/internal/password"
+	"gatehouse/internal/redisstore"
 	"gatehouse/internal/server"
 	"gatehouse/internal/sqlstore"
 	"gatehouse/internal/token"
@@ -25,6 +26,7 @@ import (
 
 // app holds everything wired from one configuration.
 type app struct {
+	redis   *redisstore.Store // nil without GATEHOUSE_REDIS_URL
 	cfg     *config.Config
 	log     *slog.Logger
 	db      *sqlstore.DB
@@ -34,10 +36,23 @@ type app struct {
 }
 
 func (a *app) Close() error {
-	if a.db != nil {
-		return a.db.Close()
+	var err error
+	if a.redis != nil {
+		err = a.redis.Close()
 	}
-	return nil
+	if a.db != nil {
+		err = errors.Join(err, a.db.Close())
+	}
+	return err
+}
+
+// ready lists what /readyz checks.
+func (a *app) ready() []server.Pinger {
+	p := []server.Pinger{a.db}
+	if a.redis != nil {
+		p = append(p, a.redis)
+	}
+	return p
 }
 
 // newLogger returns the JSON or text logger the configuration asks for
@@ -142,9 +157,24 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		a.Close()
 		return nil, err
 	}
+	// Sessions, rate-limit counters and lockouts: Redis when configured
+	// (shared by every node), else the database.
+	var (
+		sessions auth.SessionStore = db
+		limiter  auth.RateLimiter  = db
+		lockout  auth.LockoutStore = db
+	)
+	if cfg.RedisURL != "" {
+		a.redis, err = redisstore.Open(ctx, cfg.RedisURL, redisstore.Options{})
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		sessions, limiter, lockout = a.redis, a.redis, a.redis
+	}
 	params := password.DefaultParams()
 	params.Memory, params.Iterations, params.Parallelism = cfg.Argon2.Memory, cfg.Argon2.Iterations, cfg.Argon2.Parallelism
-	limiter := password.NewLimiter(password.LimiterOptions{
+	hashLimiter := password.NewLimiter(password.LimiterOptions{
 		Concurrency: cfg.HashConcurrency, MaxWait: cfg.HashMaxWait, MaxQueue: 1024, Observe: a.metrics.HashWait,
 	})
 	policy := password.DefaultPolicy()
@@ -155,12 +185,12 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 	}
 	slices.Sort(scopes)
 	a.auth = &auth.Service{
-		Users: db, Refresh: db, Audit: db, Sessions: db, Limiter: db, Lockout: db,
+		Users: db, Refresh: db, Audit: db, Sessions: sessions, Limiter: limiter, Lockout: lockout,
 		Limits: auth.Limits{
 			LoginPerAccountIP: cfg.RateLimits.LoginPerAccountIP, PerIP: cfg.RateLimits.LoginPerIP, Window: cfg.RateLimits.Window,
 			LockoutThreshold: cfg.LockoutThreshold, LockoutDuration: cfg.LockoutDuration,
 		},
-		Hasher: password.NewHasher(params, limiter),
+		Hasher: password.NewHasher(params, hashLimiter),
 		Policy: policy,
 		Issuer: a.keys,
 		Roles:  auth.NewRoleModel(cfg.Roles, scopes),

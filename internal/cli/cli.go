@@ -277,7 +277,7 @@ func cmdServe(ctx context.Context, e Env, args []string) error {
 	}
 	defer a.Close()
 
-	srv := server.New(server.Deps{Config: cfg, Auth: a.auth, Keys: a.keys, Ready: []server.Pinger{a.db},
+	srv := server.New(server.Deps{Config: cfg, Auth: a.auth, Keys: a.keys, Ready: a.ready(),
 		Metrics: a.metrics, Log: log, Version: Version})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

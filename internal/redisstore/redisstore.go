@@ -1,0 +1,282 @@
+// Package redisstore keeps the state that must be shared by every node and
+// changes on almost every request in Redis (or Valkey): cookie sessions,
+// rate-limit counters (go-redis/redis_rate, GCRA) and login lockouts. It
+// implements the same auth interfaces as the SQL store and passes the same
+// contract suite (internal/storetest).
+//
+// When Redis is unreachable every call fails, so requests that need it fail
+// closed (the server answers 503) and /readyz turns red; go-redis reconnects
+// by itself when Redis comes back.
+//
+// A Store is safe for concurrent use.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+
+	"gatehouse/internal/auth"
+)
+
+// Store is the Redis backend.
+type Store struct {
+	rdb    *redis.Client
+	rl     *redis_rate.Limiter
+	prefix string
+}
+
+var (
+	_ auth.SessionStore = (*Store)(nil)
+	_ auth.RateLimiter  = (*Store)(nil)
+	_ auth.LockoutStore = (*Store)(nil)
+)
+
+// Options tune a Store.
+type Options struct {
+	// Prefix starts every key (default "gatehouse:"); tests use a random one.
+	Prefix string
+}
+
+// Open connects to the Redis named by a redis:// or rediss:// URL and
+// checks that it answers.
+func Open(ctx context.Context, url string, o Options) (*Store, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, errors.New("redisstore: invalid Redis URL")
+	}
+	// Short timeouts: a request must fail fast (503), not hang, when Redis
+	// is gone.
+	opt.DialTimeout = 2 * time.Second
+	opt.ReadTimeout = 2 * time.Second
+	opt.WriteTimeout = 2 * time.Second
+	opt.MaxRetries = 1
+	if o.Prefix == "" {
+		o.Prefix = "gatehouse:"
+	}
+	rdb := redis.NewClient(opt)
+	s := &Store{rdb: rdb, rl: redis_rate.NewLimiter(rdb), prefix: o.Prefix}
+	if err := s.Ping(ctx); err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return nil
+}
+
+// Close closes the connection pool.
+func (s *Store) Close() error { return s.rdb.Close() }
+
+func ms(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
+
+func parseTS(v string) time.Time {
+	n, _ := strconv.ParseInt(v, 10, 64)
+	return time.UnixMicro(n).UTC()
+}
+
+// ---------------------------------------------------------------------------
+// Sessions. Keys:
+//   s:<hash>      hash with the session's fields, expiring at its absolute end
+//   sid:<id>      the token hash of session id, same expiry
+//   us:<user id>  set of the user's session ids
+
+func (s *Store) kSess(hash string) string { return s.prefix + "s:" + hash }
+func (s *Store) kSID(id string) string    { return s.prefix + "sid:" + id }
+func (s *Store) kUser(uid string) string  { return s.prefix + "us:" + uid }
+
+// CreateSession stores a session.
+func (s *Store) CreateSession(ctx context.Context, x *auth.Session) error {
+	ttl := time.Until(x.ExpiresAt)
+	if ttl <= 0 {
+		ttl = time.Second
+	}
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, s.kSess(x.Hash), map[string]any{
+			"id": x.ID, "user_id": x.UserID, "created_at": ms(x.CreatedAt), "last_seen_at": ms(x.LastSeenAt),
+			"expires_at": ms(x.ExpiresAt), "ip": x.IP, "user_agent": x.UserAgent,
+		})
+		p.PExpire(ctx, s.kSess(x.Hash), ttl)
+		p.Set(ctx, s.kSID(x.ID), x.Hash, ttl)
+		p.SAdd(ctx, s.kUser(x.UserID), x.ID)
+		p.Expire(ctx, s.kUser(x.UserID), 400*24*time.Hour)
+		return nil
+	})
+	return err
+}
+
+func sessionFrom(hash string, m map[string]string) (*auth.Session, error) {
+	if len(m) == 0 || m["id"] == "" {
+		return nil, auth.ErrNotFound
+	}
+	return &auth.Session{ID: m["id"], UserID: m["user_id"], Hash: hash, CreatedAt: parseTS(m["created_at"]),
+		LastSeenAt: parseTS(m["last_seen_at"]), ExpiresAt: parseTS(m["expires_at"]), IP: m["ip"], UserAgent: m["user_agent"]}, nil
+}
+
+// SessionByHash returns a session by token hash.
+func (s *Store) SessionByHash(ctx context.Context, hash string) (*auth.Session, error) {
+	m, err := s.rdb.HGetAll(ctx, s.kSess(hash)).Result()
+	if err != nil {
+		return nil, err
+	}
+	return sessionFrom(hash, m)
+}
+
+// TouchSession records use (only while the session still exists).
+func (s *Store) TouchSession(ctx context.Context, x *auth.Session, t time.Time) error {
+	// HSET on a missing key would resurrect a revoked session without an
+	// expiry: only update an existing one.
+	return touchScript.Run(ctx, s.rdb, []string{s.kSess(x.Hash)}, ms(t)).Err()
+}
+
+var touchScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'last_seen_at', ARGV[1])
+end
+return 0`)
+
+// ListSessions returns the user's sessions, newest first.
+func (s *Store) ListSessions(ctx context.Context, userID string) ([]*auth.Session, error) {
+	ids, err := s.rdb.SMembers(ctx, s.kUser(userID)).Result()
+	if err != nil {
+		return nil, err
+	}
+	var out []*auth.Session
+	for _, id := range ids {
+		hash, err := s.rdb.Get(ctx, s.kSID(id)).Result()
+		if errors.Is(err, redis.Nil) {
+			s.rdb.SRem(ctx, s.kUser(userID), id)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		x, err := s.SessionByHash(ctx, hash)
+		if errors.Is(err, auth.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if x.UserID == userID {
+			out = append(out, x)
+		}
+	}
+	// Newest first, ties by id.
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && (out[j].CreatedAt.After(out[j-1].CreatedAt) ||
+			(out[j].CreatedAt.Equal(out[j-1].CreatedAt) && out[j].ID < out[j-1].ID)); j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out, nil
+}
+
+// deleteScript removes a session by id if it belongs to the user; it
+// returns 1 when it did.
+var deleteScript = redis.NewScript(`
+local hash = redis.call('GET', KEYS[1])
+if not hash then
+  redis.call('SREM', KEYS[2], ARGV[2])
+  return 0
+end
+local skey = ARGV[3] .. hash
+if redis.call('HGET', skey, 'user_id') ~= ARGV[1] then return 0 end
+redis.call('DEL', skey, KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+return 1`)
+
+// DeleteSession removes one of the user's sessions.
+func (s *Store) DeleteSession(ctx context.Context, userID, id string) error {
+	n, err := deleteScript.Run(ctx, s.rdb, []string{s.kSID(id), s.kUser(userID)}, userID, id, s.prefix+"s:").Int()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return auth.ErrNotFound
+	}
+	return nil
+}
+
+// DeleteUserSessions removes every session of the user but exceptID.
+func (s *Store) DeleteUserSessions(ctx context.Context, userID, exceptID string) error {
+	ids, err := s.rdb.SMembers(ctx, s.kUser(userID)).Result()
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if id == exceptID {
+			continue
+		}
+		if err := s.DeleteSession(ctx, userID, id); err != nil && !errors.Is(err, auth.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------------------
+// Rate limits: redis_rate's GCRA, shared by every node.
+
+// Allow counts one hit against key: at most limit hits per window.
+func (s *Store) Allow(ctx context.Context, key string, limit int, window time.Duration, _ time.Time) (auth.Decision, error) {
+	res, err := s.rl.Allow(ctx, s.prefix+"rl:"+key, redis_rate.Limit{Rate: limit, Burst: limit, Period: window})
+	if err != nil {
+		return auth.Decision{}, err
+	}
+	if res.Allowed > 0 {
+		return auth.Decision{Allowed: true}, nil
+	}
+	// The first denial of a burst is audited once: a marker lives until
+	// the limit would allow a hit again.
+	first, err := s.rdb.SetNX(ctx, s.prefix+"rld:"+key, 1, max(res.RetryAfter, time.Second)).Result()
+	if err != nil {
+		return auth.Decision{}, err
+	}
+	return auth.Decision{RetryAfter: res.RetryAfter, FirstDenial: first}, nil
+}
+
+// ---------------------------------------------------------------------------
+// Lockout.
+
+// lockScript counts an attempt atomically; see auth.LockoutStore. It
+// returns {milliseconds still locked, 1 if this call locked}.
+var lockScript = redis.NewScript(`
+local now = tonumber(ARGV[1])
+local threshold = tonumber(ARGV[2])
+local lockfor = tonumber(ARGV[3])
+local untilv = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+if untilv > now then return {untilv - now, 0} end
+local f = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+if f > threshold then
+  redis.call('HSET', KEYS[1], 'failures', 0, 'until', now + lockfor)
+  redis.call('PEXPIRE', KEYS[1], lockfor + 86400000)
+  return {lockfor, 1}
+end
+redis.call('PEXPIRE', KEYS[1], 86400000)
+return {0, 0}`)
+
+// BeginAttempt counts a login attempt before its password is checked.
+func (s *Store) BeginAttempt(ctx context.Context, key string, threshold int, lockFor time.Duration, now time.Time) (time.Duration, bool, error) {
+	v, err := lockScript.Run(ctx, s.rdb, []string{s.prefix + "lock:" + key}, now.UnixMilli(), threshold, lockFor.Milliseconds()).Int64Slice()
+	if err != nil {
+		return 0, false, err
+	}
+	return time.Duration(v[0]) * time.Millisecond, v[1] == 1, nil
+}
+
+// ClearFailures resets the count and lifts any lock.
+func (s *Store) ClearFailures(ctx context.Context, key string) error {
+	return s.rdb.Del(ctx, s.prefix+"lock:"+key).Err()
+}
