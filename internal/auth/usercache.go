@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -33,6 +34,7 @@ func (c *userCache) get(id string, now time.Time) (*User, bool) {
 		return nil, false
 	}
 	u := e.u
+	u.Roles = slices.Clone(e.u.Roles) // callers must not share the cached slice
 	return &u, true
 }
 
@@ -41,7 +43,9 @@ func (c *userCache) put(u *User, now time.Time) {
 	if c.m == nil || len(c.m) >= userCacheMax {
 		c.m = make(map[string]userCacheEntry)
 	}
-	c.m[u.ID] = userCacheEntry{u: *u, at: now}
+	e := userCacheEntry{u: *u, at: now}
+	e.u.Roles = slices.Clone(u.Roles)
+	c.m[u.ID] = e
 	c.mu.Unlock()
 }
 
@@ -54,7 +58,7 @@ func (c *userCache) forget(id string) {
 // TokenUser returns the account behind a verified access token, from a
 // cache at most userCacheTTL old; writes through this Service invalidate it.
 func (s *Service) TokenUser(ctx context.Context, id string) (*User, error) {
-	now := time.Now()
+	now := s.now()
 	if u, ok := s.users.get(id, now); ok {
 		return u, nil
 	}

@@ -137,7 +137,7 @@ func (k *Keyring) keyFunc(t *jwt.Token) (any, error) {
 	kid, _ := t.Header["kid"].(string)
 	k.mu.RLock()
 	x := k.verifiers[kid]
-	stale := time.Since(k.lastReload) > 10*time.Second
+	stale := k.opts.Now().Sub(k.lastReload) > 10*time.Second // lastReload is on the same clock
 	k.mu.RUnlock()
 	if x == nil && kid != "" && stale {
 		// Another node may have rotated: look once, rate-limited by stale.

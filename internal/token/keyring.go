@@ -190,7 +190,10 @@ func (k *Keyring) Rotate(ctx context.Context) (string, error) {
 		return "", err
 	}
 	sealed := k.seal.Seal(nonce, nonce, der, aad(kid, k.opts.Alg))
-	created := k.opts.Now().UTC()
+	// The store keeps microseconds: compare at that resolution, or a key
+	// made within the same microsecond as the current one ties with it and
+	// the order (and so the current key) falls to the random kids.
+	created := k.opts.Now().UTC().Truncate(time.Microsecond)
 	// Keep keys strictly ordered by creation time even on a coarse clock.
 	k.mu.RLock()
 	if k.current != nil && !created.After(k.current.created) {
