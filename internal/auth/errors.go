@@ -79,3 +79,8 @@ var ErrInvalidCredentials = &Error{Code: EUNAUTHORIZED, Message: "invalid creden
 
 // ErrInvalidRefreshToken is the one answer for every refused refresh token.
 var ErrInvalidRefreshToken = &Error{Code: EUNAUTHORIZED, Message: "invalid refresh token"}
+
+// ErrEmailNotVerified refuses a password login while
+// GATEHOUSE_REQUIRE_VERIFIED_EMAIL is set and the address is unverified.
+// Only a caller who knew the password sees it.
+var ErrEmailNotVerified = &Error{Code: EFORBIDDEN, Message: "the email address is not verified yet: follow the link in the verification mail"}

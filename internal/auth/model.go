@@ -84,6 +84,9 @@ const (
 	EventKeyRotated      = "key.rotated"
 	EventSessionRevoked  = "session.revoked"
 	EventAccountLocked   = "account.locked"
+	EventPasswordReset   = "password.reset"
+	EventEmailVerified   = "email.verified"
+	EventMailFailed      = "mail.failed"
 	EventRateLimited     = "rate.limited"
 )
 
@@ -96,6 +99,7 @@ type UserStore interface {
 	UpdateUserName(ctx context.Context, id, name string, now time.Time) error
 	SetPasswordHash(ctx context.Context, id, hash string, now time.Time) error
 	SetRoles(ctx context.Context, id string, roles []string, now time.Time) error
+	SetEmailVerified(ctx context.Context, id string, verified bool, now time.Time) error
 	DeleteUser(ctx context.Context, id string) error
 	// ChangePassword stores the new hash and revokes every refresh family of
 	// the user, in one transaction.

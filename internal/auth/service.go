@@ -56,6 +56,8 @@ type Config struct {
 	RefreshReuseGrace time.Duration
 	DefaultRoles      []string
 	RevealExisting    bool
+	// RequireVerifiedEmail refuses password login until the email is verified.
+	RequireVerifiedEmail bool
 	// RefreshKey keys the derivation of successor refresh tokens (see
 	// successorToken); derived from the root secret.
 	RefreshKey []byte
@@ -73,6 +75,8 @@ type Service struct {
 	Refresh  RefreshStore
 	Sessions SessionStore
 	Audit    AuditStore
+	Tokens   TokenStore
+	Mail     MailQueue    // nil: no mail
 	Limiter  RateLimiter  // nil: no rate limits
 	Lockout  LockoutStore // nil: no lockout
 	Limits   Limits
@@ -247,15 +251,21 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, m Meta) (*User
 			if s.Config.RevealExisting {
 				return nil, &Error{Code: ECONFLICT, Field: "email", Message: "email already registered"}
 			}
-			// Same status and shape as a new account; nothing is stored.
-			// (Issue: the owner is told by mail once the mailer exists.)
+			// Same status and shape as a new account; nothing is stored,
+			// and the owner of the address is told by mail instead.
 			s.audit(ctx, "register.duplicate", "", m, nil)
+			if err := s.enqueue(ctx, MailNotice, email, ""); err != nil {
+				return nil, err
+			}
 			u.PasswordHash = ""
 			return u, nil
 		}
 		return nil, err
 	}
 	s.audit(ctx, EventUserRegistered, u.ID, m, nil)
+	if err := s.enqueue(ctx, MailVerify, u.Email, u.ID); err != nil {
+		return nil, err
+	}
 	u.PasswordHash = ""
 	return u, nil
 }
@@ -354,6 +364,11 @@ func (s *Service) Login(ctx context.Context, rawEmail, plain string, m Meta) (*U
 		s.loginMetric("failed")
 		s.audit(ctx, EventLoginFailed, u.ID, m, map[string]any{"reason": reason})
 		return nil, ErrInvalidCredentials
+	}
+	if s.Config.RequireVerifiedEmail && !u.EmailVerified {
+		s.loginMetric("unverified")
+		s.audit(ctx, EventLoginFailed, u.ID, m, map[string]any{"reason": "email_not_verified"})
+		return nil, ErrEmailNotVerified
 	}
 	s.loginMetric("succeeded")
 	s.audit(ctx, EventLoginSucceeded, u.ID, m, nil)

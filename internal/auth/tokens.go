@@ -83,6 +83,12 @@ func (s *Service) RefreshGrant(ctx context.Context, tok, scope string, m Meta) (
 	if fam.RevokedAt != nil || !now.Before(fam.ExpiresAt) {
 		return nil, ErrInvalidRefreshToken
 	}
+	// Reuse is detected before anything else is checked, so no variation of
+	// the request (another scope, say) can replay a rotated token without
+	// revoking its family.
+	if err := s.detectReuse(ctx, rt, fam, now, m); err != nil {
+		return nil, err
+	}
 	u, err := s.Users.UserByID(ctx, fam.UserID)
 	if errors.Is(err, ErrNotFound) {
 		return nil, ErrInvalidRefreshToken
@@ -129,12 +135,8 @@ func (s *Service) RefreshGrant(ctx context.Context, tok, scope string, m Meta) (
 		}
 	}
 	if rt.RotatedAt != nil {
-		if s.Config.RefreshReuseGrace <= 0 || now.Sub(*rt.RotatedAt) > s.Config.RefreshReuseGrace {
-			if err := s.Refresh.RevokeFamily(ctx, fam.ID, now); err != nil {
-				return nil, err
-			}
-			s.audit(ctx, EventRefreshReused, fam.UserID, m, map[string]any{"family_id": fam.ID})
-			return nil, ErrInvalidRefreshToken
+		if err := s.detectReuse(ctx, rt, fam, now, m); err != nil {
+			return nil, err
 		}
 		// Inside the grace window: the successor is the same one the first
 		// rotation stored; make sure it is still live.
@@ -199,4 +201,20 @@ func (s *Service) CreateUser(ctx context.Context, email, plain string, roles []s
 	}
 	s.audit(ctx, EventUserRegistered, u.ID, Meta{IP: "cli"}, map[string]any{"roles": roles})
 	return u, nil
+}
+
+// detectReuse revokes the family of a token that was rotated longer ago than
+// the grace window (RFC 9700 §4.14.2) and reports ErrInvalidRefreshToken.
+func (s *Service) detectReuse(ctx context.Context, rt *RefreshToken, fam *RefreshFamily, now time.Time, m Meta) error {
+	if rt.RotatedAt == nil {
+		return nil
+	}
+	if s.Config.RefreshReuseGrace > 0 && now.Sub(*rt.RotatedAt) <= s.Config.RefreshReuseGrace {
+		return nil
+	}
+	if err := s.Refresh.RevokeFamily(ctx, fam.ID, now); err != nil {
+		return err
+	}
+	s.audit(ctx, EventRefreshReused, fam.UserID, m, map[string]any{"family_id": fam.ID})
+	return ErrInvalidRefreshToken
 }

@@ -14,9 +14,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"gatehouse/internal/auth"
 	"gatehouse/internal/config"
+	"gatehouse/internal/mail"
 	"gatehouse/internal/password"
 	"gatehouse/internal/redisstore"
 	"gatehouse/internal/server"
@@ -33,6 +35,7 @@ type app struct {
 	keys    *token.Keyring
 	auth    *auth.Service
 	metrics *server.Metrics
+	mailer  *mail.Worker
 }
 
 func (a *app) Close() error {
@@ -163,6 +166,7 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		sessions auth.SessionStore = db
 		limiter  auth.RateLimiter  = db
 		lockout  auth.LockoutStore = db
+		tokens   auth.TokenStore   = db
 	)
 	if cfg.RedisURL != "" {
 		a.redis, err = redisstore.Open(ctx, cfg.RedisURL, redisstore.Options{})
@@ -170,7 +174,12 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 			a.Close()
 			return nil, err
 		}
-		sessions, limiter, lockout = a.redis, a.redis, a.redis
+		sessions, limiter, lockout, tokens = a.redis, a.redis, a.redis, a.redis
+	}
+	a.mailer, err = newMailWorker(cfg, db, log)
+	if err != nil {
+		a.Close()
+		return nil, err
 	}
 	params := password.DefaultParams()
 	params.Memory, params.Iterations, params.Parallelism = cfg.Argon2.Memory, cfg.Argon2.Iterations, cfg.Argon2.Parallelism
@@ -186,6 +195,7 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 	slices.Sort(scopes)
 	a.auth = &auth.Service{
 		Users: db, Refresh: db, Audit: db, Sessions: sessions, Limiter: limiter, Lockout: lockout,
+		Tokens: tokens, Mail: &notifyingQueue{MailQueue: db, worker: a.mailer},
 		Limits: auth.Limits{
 			LoginPerAccountIP: cfg.RateLimits.LoginPerAccountIP, PerIP: cfg.RateLimits.LoginPerIP, Window: cfg.RateLimits.Window,
 			LockoutThreshold: cfg.LockoutThreshold, LockoutDuration: cfg.LockoutDuration,
@@ -198,10 +208,57 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 			AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL, RefreshReuseGrace: cfg.RefreshReuseGrace,
 			SessionTTL: cfg.SessionTTL, SessionIdleTTL: cfg.SessionIdleTTL,
 			DefaultRoles: cfg.DefaultRoles, RevealExisting: cfg.Registration.RevealExisting,
-			RefreshKey: derive(secret, "refresh successor key v1"),
+			RequireVerifiedEmail: cfg.RequireVerifiedEmail,
+			RefreshKey:           derive(secret, "refresh successor key v1"),
 		},
 		Metrics: auth.Metrics{Login: a.metrics.Login, RateLimited: a.metrics.RateLimited},
 		Log:     log,
 	}
+	a.mailer.Accounts = mailAccounts{DB: db, svc: a.auth}
 	return a, nil
+}
+
+// newMailWorker builds the mail worker: SMTP when configured, else the
+// outbox folder in the data dir.
+func newMailWorker(cfg *config.Config, db *sqlstore.DB, log *slog.Logger) (*mail.Worker, error) {
+	tpl, err := mail.LoadTemplates()
+	if err != nil {
+		return nil, err
+	}
+	var sender mail.Sender
+	if cfg.SMTPURL != "" {
+		if sender, err = mail.NewSMTP(cfg.SMTPURL, cfg.MailFrom); err != nil {
+			return nil, err
+		}
+	} else {
+		sender = &mail.Outbox{Dir: filepath.Join(cfg.DataDir, "mail"), From: cfg.MailFrom, Log: log}
+	}
+	w := &mail.Worker{Jobs: db, Sender: sender, Templates: tpl, PublicURL: cfg.PublicURL, Product: cfg.ProductName, Log: log, Poll: 500 * time.Millisecond}
+	w.Init()
+	return w, nil
+}
+
+// mailAccounts gives the mail worker the accounts it needs.
+type mailAccounts struct {
+	*sqlstore.DB
+	svc *auth.Service
+}
+
+func (m mailAccounts) IssueToken(ctx context.Context, u *auth.User, purpose string) (string, error) {
+	return m.svc.IssueToken(ctx, u, purpose)
+}
+
+// notifyingQueue wakes this node's worker when a job is queued, so the
+// first delivery attempt starts at once (other nodes poll).
+type notifyingQueue struct {
+	auth.MailQueue
+	worker *mail.Worker
+}
+
+func (q *notifyingQueue) Enqueue(ctx context.Context, j *auth.MailJob) error {
+	if err := q.MailQueue.Enqueue(ctx, j); err != nil {
+		return err
+	}
+	q.worker.Notify()
+	return nil
 }

@@ -296,6 +296,7 @@ func cmdServe(ctx context.Context, e Env, args []string) error {
 	defer stop()
 	go a.keys.Run(bg, 30*time.Second)
 	go purgeCounters(bg, a, log)
+	go a.mailer.Run(bg)
 
 	log.Info("gatehouse listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL,
 		"database", a.db.Dialect(), "version", Version)

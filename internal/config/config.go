@@ -41,6 +41,8 @@ type Config struct {
 
 	SMTPURL  string // smtp:// or smtps://; "" when unused
 	MailFrom string // From address of outgoing mail
+	// ProductName is shown in mail and on the hosted pages.
+	ProductName string
 
 	CORSOrigins    []string       // exact origins, lower case
 	TrustedProxies []netip.Prefix // proxies whose X-Forwarded-For is trusted

@@ -88,6 +88,7 @@ func TestDefaults(t *testing.T) {
 		SessionTTL:        720 * time.Hour,
 		SessionIdleTTL:    168 * time.Hour,
 		MailFrom:          "Gatehouse <no-reply@localhost>",
+		ProductName:       "Gatehouse",
 		LockoutThreshold:  10,
 		LockoutDuration:   15 * time.Minute,
 		PasswordGrant:     true,

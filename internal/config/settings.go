@@ -178,6 +178,14 @@ var settings = []setting{
 			c.MailFrom = in.text
 			return nil
 		}},
+	{name: "product_name", def: "Gatehouse", help: "product name shown in mail and on the hosted pages",
+		apply: func(c *Config, in input) error {
+			if len(in.text) > 100 || strings.ContainsAny(in.text, "\r\n<>") {
+				return fmt.Errorf("must be at most 100 characters, on one line, without < or >")
+			}
+			c.ProductName = in.text
+			return nil
+		}},
 	{name: "cors_origins", isList: true, help: "comma-separated origins allowed to call the API from browsers (scheme://host[:port])",
 		apply: func(c *Config, in input) error {
 			var origins []string

@@ -40,6 +40,9 @@ var (
 // Options tune a Store.
 type Options struct {
 	// Prefix starts every key (default "gatehouse:"); tests use a random one.
+	// Except the rate-limit counters: redis_rate puts its fixed "rate:"
+	// before the key it is given, so they are "rate:" + Prefix + "rl:…"
+	// (mind it in a Redis ACL key pattern).
 	Prefix string
 }
 
@@ -279,4 +282,76 @@ func (s *Store) BeginAttempt(ctx context.Context, key string, threshold int, loc
 // ClearFailures resets the count and lifts any lock.
 func (s *Store) ClearFailures(ctx context.Context, key string) error {
 	return s.rdb.Del(ctx, s.prefix+"lock:"+key).Err()
+}
+
+// ---------------------------------------------------------------------------
+// One-time tokens. Keys:
+//   t:<hash>               hash with the token's fields, expiring with it
+//   tu:<user>:<purpose>    the hash of the user's live token of that purpose
+
+var _ auth.TokenStore = (*Store)(nil)
+
+// putTokenScript stores a token and deletes the user's previous one of the
+// same purpose, atomically.
+var putTokenScript = redis.NewScript(`
+local prev = redis.call('GET', KEYS[2])
+if prev then redis.call('DEL', ARGV[1] .. prev) end
+redis.call('HSET', KEYS[1], 'user_id', ARGV[2], 'purpose', ARGV[3], 'email', ARGV[4], 'created_at', ARGV[5], 'expires_at', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+redis.call('SET', KEYS[2], ARGV[8], 'PX', ARGV[7])
+return 1`)
+
+// PutToken stores t, superseding the user's older token of that purpose.
+func (s *Store) PutToken(ctx context.Context, t *auth.OneTimeToken) error {
+	ttl := time.Until(t.ExpiresAt).Milliseconds()
+	if ttl < 1 {
+		ttl = 1
+	}
+	return putTokenScript.Run(ctx, s.rdb, []string{s.prefix + "t:" + t.Hash, s.prefix + "tu:" + t.UserID + ":" + t.Purpose},
+		s.prefix+"t:", t.UserID, t.Purpose, t.Email, ms(t.CreatedAt), ms(t.ExpiresAt), ttl, t.Hash).Err()
+}
+
+func tokenFrom(hash string, m map[string]string, purpose string, now time.Time) (*auth.OneTimeToken, error) {
+	if len(m) == 0 || m["purpose"] != purpose {
+		return nil, auth.ErrNotFound
+	}
+	t := &auth.OneTimeToken{Hash: hash, UserID: m["user_id"], Purpose: m["purpose"], Email: m["email"],
+		CreatedAt: parseTS(m["created_at"]), ExpiresAt: parseTS(m["expires_at"])}
+	if !now.Before(t.ExpiresAt) {
+		return nil, auth.ErrNotFound
+	}
+	return t, nil
+}
+
+// PeekToken returns a live token without using it.
+func (s *Store) PeekToken(ctx context.Context, hash, purpose string, now time.Time) (*auth.OneTimeToken, error) {
+	m, err := s.rdb.HGetAll(ctx, s.prefix+"t:"+hash).Result()
+	if err != nil {
+		return nil, err
+	}
+	return tokenFrom(hash, m, purpose, now)
+}
+
+// consumeScript reads and deletes a token in one step: of concurrent
+// redemptions exactly one gets its fields.
+var consumeScript = redis.NewScript(`
+local v = redis.call('HGETALL', KEYS[1])
+if #v == 0 then return v end
+local purpose
+for i = 1, #v, 2 do if v[i] == 'purpose' then purpose = v[i+1] end end
+if purpose ~= ARGV[1] then return {} end
+redis.call('DEL', KEYS[1])
+return v`)
+
+// ConsumeToken uses a live token atomically.
+func (s *Store) ConsumeToken(ctx context.Context, hash, purpose string, now time.Time) (*auth.OneTimeToken, error) {
+	v, err := consumeScript.Run(ctx, s.rdb, []string{s.prefix + "t:" + hash}, purpose).StringSlice()
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]string, len(v)/2)
+	for i := 0; i+1 < len(v); i += 2 {
+		m[v[i]] = v[i+1]
+	}
+	return tokenFrom(hash, m, purpose, now)
 }

@@ -84,6 +84,8 @@ func (s *Server) oauthDomainError(w http.ResponseWriter, r *http.Request, err er
 		writeOAuthError(w, http.StatusBadRequest, "invalid_scope", de.Message)
 	case de.Code == auth.EUNAUTHORIZED || de.Code == auth.ENOTFOUND:
 		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", grantDesc)
+	case de.Code == auth.EFORBIDDEN:
+		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", de.Message)
 	case de.Code == auth.ETOOMANY:
 		retryAfter(w.Header(), de.RetryAfter)
 		writeOAuthError(w, http.StatusTooManyRequests, "slow_down", de.Message)

@@ -42,13 +42,23 @@ func (s *Server) routes() http.Handler {
 	api := humago.New(mux, s.humaConfig())
 	s.registerAccountRoutes(api)
 	s.registerSessionRoutes(api)
+	s.registerEmailRoutes(api)
 	documentOAuth2(api.OpenAPI())
 
 	// API docs: Swagger UI from embedded files (no CDN).
 	mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
 	mux.Handle("GET /docs/", s.docsHandler())
 
-	// Anything else under the API prefixes: a problem document.
+	// Hosted pages (server-rendered, no script) and their assets.
+	mux.HandleFunc("GET /reset-password", s.handleResetPage)
+	mux.HandleFunc("POST /reset-password", s.handleResetSubmit)
+	mux.HandleFunc("GET /verify-email", s.handleVerifyPage)
+	mux.HandleFunc("POST /verify-email", s.handleVerifySubmit)
+	mux.HandleFunc("GET /forgot-password", s.handleForgotPage)
+	mux.HandleFunc("POST /forgot-password", s.handleForgotSubmit)
+	mux.Handle("GET /assets/", assetsHandler())
+
+	// Anything else: a problem document.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "no such endpoint")
 	})

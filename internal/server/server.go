@@ -7,6 +7,7 @@ package server
 
 import (
 	"context"
+	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -44,6 +45,7 @@ type Server struct {
 	https   bool
 	handler http.Handler
 
+	pages      map[string]*template.Template
 	cookieName string
 	csrf       *http.CrossOriginProtection
 	cors       map[string]bool
@@ -74,6 +76,7 @@ func New(d Deps) *Server {
 		s.cors[o] = true
 		_ = s.csrf.AddTrustedOrigin(o)
 	}
+	s.pages = s.parsePages()
 	s.handler = s.routes()
 	return s
 }

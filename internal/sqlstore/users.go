@@ -81,6 +81,11 @@ func (db *DB) SetRoles(ctx context.Context, id string, roles []string, now time.
 	return affectedOne(db.exec(ctx, `UPDATE users SET roles = ?, updated_at = ? WHERE id = ?`, strings.Join(roles, " "), ts(now), id))
 }
 
+// SetEmailVerified sets the email_verified flag.
+func (db *DB) SetEmailVerified(ctx context.Context, id string, verified bool, now time.Time) error {
+	return affectedOne(db.exec(ctx, `UPDATE users SET email_verified = ?, updated_at = ? WHERE id = ?`, verified, ts(now), id))
+}
+
 // DeleteUser deletes a user and, by cascade, its refresh tokens.
 func (db *DB) DeleteUser(ctx context.Context, id string) error {
 	return affectedOne(db.exec(ctx, `DELETE FROM users WHERE id = ?`, id))

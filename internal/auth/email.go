@@ -1,0 +1,215 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Purposes of one-time tokens.
+const (
+	PurposeReset  = "reset"
+	PurposeVerify = "verify"
+)
+
+// Lifetimes of one-time tokens (SPEC §5).
+const (
+	ResetTokenTTL  = time.Hour
+	VerifyTokenTTL = 24 * time.Hour
+)
+
+// OneTimeToken is a single-use token bound to one user and one purpose.
+// Only its SHA-256 is stored.
+type OneTimeToken struct {
+	Hash      string
+	UserID    string
+	Purpose   string
+	Email     string // the address it was sent to (verification binds to it)
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// TokenStore persists one-time tokens (the database, or Redis).
+type TokenStore interface {
+	// PutToken stores t and deletes every other token of the same user and
+	// purpose (a newer token supersedes the older ones).
+	PutToken(ctx context.Context, t *OneTimeToken) error
+	// PeekToken returns a live token without using it; ErrNotFound.
+	PeekToken(ctx context.Context, hash, purpose string, now time.Time) (*OneTimeToken, error)
+	// ConsumeToken uses a live token atomically: of concurrent calls for
+	// one token exactly one succeeds; the others get ErrNotFound.
+	ConsumeToken(ctx context.Context, hash, purpose string, now time.Time) (*OneTimeToken, error)
+}
+
+// Kinds of mail jobs.
+const (
+	MailReset  = "reset"  // a reset link for To, if an account has that email
+	MailVerify = "verify" // a verification link for UserID
+	MailNotice = "notice" // tell the owner of To that someone tried to register it
+)
+
+// MailJob is a queued mail. Jobs name what to send, not the finished
+// message: the worker looks the account up and makes the token, so the
+// request that queued it does the same work whether or not the account
+// exists (no enumeration by timing), and no secret sits in the queue.
+type MailJob struct {
+	ID        string
+	Kind      string
+	To        string
+	UserID    string
+	CreatedAt time.Time
+	Attempts  int
+}
+
+// MailQueue is the durable mail queue.
+type MailQueue interface {
+	Enqueue(ctx context.Context, j *MailJob) error
+}
+
+// ErrInvalidOneTimeToken is the one answer for an invalid, used, superseded
+// or expired reset or verification token.
+var ErrInvalidOneTimeToken = &Error{Code: EINVALID, Field: "token", Message: "the token is invalid, used or expired"}
+
+func (s *Service) enqueue(ctx context.Context, kind, to, userID string) error {
+	if s.Mail == nil {
+		return nil
+	}
+	return s.Mail.Enqueue(ctx, &MailJob{ID: NewID(), Kind: kind, To: to, UserID: userID, CreatedAt: s.now()})
+}
+
+// IssueToken makes a new one-time token for a user, superseding older
+// ones of the same purpose. The mail worker calls it when it sends.
+func (s *Service) IssueToken(ctx context.Context, u *User, purpose string) (string, error) {
+	ttl := ResetTokenTTL
+	if purpose == PurposeVerify {
+		ttl = VerifyTokenTTL
+	}
+	tok := newSessionToken()
+	now := s.now()
+	if err := s.Tokens.PutToken(ctx, &OneTimeToken{Hash: HashToken(tok), UserID: u.ID, Purpose: purpose, Email: u.Email, CreatedAt: now, ExpiresAt: now.Add(ttl)}); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// RequestPasswordReset queues a reset mail for email. It answers the same,
+// doing the same work, whether or not the account exists.
+func (s *Service) RequestPasswordReset(ctx context.Context, rawEmail string, m Meta) error {
+	if err := s.limitIP(ctx, "password_forgot", m); err != nil {
+		return err
+	}
+	email, err := NormalizeEmail(rawEmail)
+	if err != nil {
+		return err
+	}
+	if err := s.limitAccount(ctx, "password_forgot", email, m); err != nil {
+		return err
+	}
+	return s.enqueue(ctx, MailReset, email, "")
+}
+
+// ResetPassword sets a new password with a mailed reset token. It revokes
+// every session and refresh token of the user, marks the email verified
+// (the mail proved ownership) and lifts a lockout.
+func (s *Service) ResetPassword(ctx context.Context, tok, next string, m Meta) error {
+	if err := s.limitIP(ctx, "password_reset", m); err != nil {
+		return err
+	}
+	if tok == "" || len(tok) > 128 {
+		return ErrInvalidOneTimeToken
+	}
+	hash := HashToken(tok)
+	now := s.now()
+	t, err := s.Tokens.PeekToken(ctx, hash, PurposeReset, now)
+	if errors.Is(err, ErrNotFound) {
+		return ErrInvalidOneTimeToken
+	}
+	if err != nil {
+		return err
+	}
+	u, err := s.Users.UserByID(ctx, t.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return ErrInvalidOneTimeToken
+	}
+	if err != nil {
+		return err
+	}
+	// Check and hash the new password before using the token, so a weak
+	// password or a busy server does not burn it.
+	if err := s.Policy.Check(next, u.Email); err != nil {
+		return policyError(err)
+	}
+	ph, err := s.Hasher.Hash(ctx, next)
+	if err != nil {
+		return hashError(err)
+	}
+	if _, err := s.Tokens.ConsumeToken(ctx, hash, PurposeReset, s.now()); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return ErrInvalidOneTimeToken
+		}
+		return err
+	}
+	defer s.users.forget(u.ID)
+	if err := s.Users.ChangePassword(ctx, u.ID, ph, s.now()); err != nil {
+		return err
+	}
+	if err := s.Users.SetEmailVerified(ctx, u.ID, true, s.now()); err != nil {
+		return err
+	}
+	if s.Sessions != nil {
+		if err := s.Sessions.DeleteUserSessions(ctx, u.ID, ""); err != nil {
+			return err
+		}
+	}
+	if err := s.Unlock(ctx, u.Email); err != nil {
+		return err
+	}
+	s.audit(ctx, EventPasswordReset, u.ID, m, nil)
+	return nil
+}
+
+// VerifyEmail marks an email verified with a mailed token, if the account
+// still has the address the token was sent to.
+func (s *Service) VerifyEmail(ctx context.Context, tok string, m Meta) error {
+	if tok == "" || len(tok) > 128 {
+		return ErrInvalidOneTimeToken
+	}
+	t, err := s.Tokens.ConsumeToken(ctx, HashToken(tok), PurposeVerify, s.now())
+	if errors.Is(err, ErrNotFound) {
+		return ErrInvalidOneTimeToken
+	}
+	if err != nil {
+		return err
+	}
+	u, err := s.Users.UserByID(ctx, t.UserID)
+	if errors.Is(err, ErrNotFound) || (err == nil && u.Email != t.Email) {
+		return ErrInvalidOneTimeToken
+	}
+	if err != nil {
+		return err
+	}
+	defer s.users.forget(u.ID)
+	if err := s.Users.SetEmailVerified(ctx, u.ID, true, s.now()); err != nil {
+		return err
+	}
+	s.audit(ctx, EventEmailVerified, u.ID, m, nil)
+	return nil
+}
+
+// ResendVerification queues a new verification mail for the caller.
+func (s *Service) ResendVerification(ctx context.Context, userID string, m Meta) error {
+	if err := s.limitIP(ctx, "verify_resend", m); err != nil {
+		return err
+	}
+	u, err := s.Users.UserByID(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if err := s.limitAccount(ctx, "verify_resend", u.Email, m); err != nil {
+		return err
+	}
+	if u.EmailVerified {
+		return nil
+	}
+	return s.enqueue(ctx, MailVerify, u.Email, u.ID)
+}

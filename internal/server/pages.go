@@ -1,0 +1,163 @@
+package server
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"io/fs"
+	"net/http"
+
+	"gatehouse/internal/auth"
+)
+
+//go:embed web/*.html web/assets
+var webFS embed.FS
+
+// pageCSP allows this origin's stylesheet and nothing else: no script at
+// all, forms only to this origin, no framing.
+const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+type pageData struct {
+	Product, Title, Error, Notice, Token string
+	Done                                 bool
+}
+
+func (s *Server) parsePages() map[string]*template.Template {
+	out := map[string]*template.Template{}
+	for _, name := range []string{"reset", "verify", "forgot"} {
+		out[name] = template.Must(template.ParseFS(webFS, "web/layout.html", "web/"+name+".html"))
+	}
+	return out
+}
+
+func (s *Server) renderPage(w http.ResponseWriter, status int, name string, d pageData) {
+	d.Product = s.cfg.ProductName
+	var b bytes.Buffer
+	if err := s.pages[name].ExecuteTemplate(&b, "layout", d); err != nil {
+		s.log.Error("rendering page", "page", name, "err", err)
+		writeProblem(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", pageCSP)
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(b.Bytes())
+}
+
+func assetsHandler() http.Handler {
+	sub, _ := fs.Sub(webFS, "web/assets")
+	fsrv := http.StripPrefix("/assets/", http.FileServerFS(sub))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		fsrv.ServeHTTP(w, r)
+	})
+}
+
+// formPost checks a hosted form submission: same origin only (CSRF), then
+// parses the form.
+func (s *Server) formPost(w http.ResponseWriter, r *http.Request, page string, d pageData) bool {
+	if err := s.csrf.Check(r); err != nil {
+		d.Error = "This form must be sent from this site. Reload the page and try again."
+		s.renderPage(w, http.StatusForbidden, page, d)
+		return false
+	}
+	if err := r.ParseForm(); err != nil {
+		d.Error = "The form could not be read. Reload the page and try again."
+		s.renderPage(w, http.StatusBadRequest, page, d)
+		return false
+	}
+	return true
+}
+
+// Opening a mailed link only shows a form: mail scanners that fetch links
+// must not burn the token. The token is used when the form is submitted.
+func (s *Server) handleResetPage(w http.ResponseWriter, r *http.Request) {
+	d := pageData{Title: "Choose a new password", Token: r.URL.Query().Get("token")}
+	if d.Token == "" {
+		d.Error = "This link is incomplete."
+	}
+	s.renderPage(w, http.StatusOK, "reset", d)
+}
+
+func (s *Server) handleResetSubmit(w http.ResponseWriter, r *http.Request) {
+	d := pageData{Title: "Choose a new password"}
+	if !s.formPost(w, r, "reset", d) {
+		return
+	}
+	d.Token = r.PostForm.Get("token")
+	err := s.auth.ResetPassword(r.Context(), d.Token, r.PostForm.Get("new_password"), meta(r.Context()))
+	switch {
+	case err == nil:
+		d.Title, d.Notice, d.Done, d.Token = "Password changed", "Your password was changed and every other sign-in was ended.", true, ""
+		s.renderPage(w, http.StatusOK, "reset", d)
+	case auth.ErrorCode(err) == auth.EINVALID && err != auth.ErrInvalidOneTimeToken:
+		d.Error = auth.ErrorMessage(err) // which password rule failed
+		s.renderPage(w, http.StatusUnprocessableEntity, "reset", d)
+	case err == auth.ErrInvalidOneTimeToken:
+		d.Token, d.Error = "", "This link is invalid, used or expired."
+		s.renderPage(w, http.StatusBadRequest, "reset", d)
+	default:
+		d.Error = "Something went wrong. Try again in a moment."
+		s.renderPage(w, statusFor(err), "reset", d)
+	}
+}
+
+func (s *Server) handleVerifyPage(w http.ResponseWriter, r *http.Request) {
+	d := pageData{Title: "Verify your email address", Token: r.URL.Query().Get("token")}
+	if d.Token == "" {
+		d.Error = "This link is incomplete."
+	}
+	s.renderPage(w, http.StatusOK, "verify", d)
+}
+
+func (s *Server) handleVerifySubmit(w http.ResponseWriter, r *http.Request) {
+	d := pageData{Title: "Verify your email address"}
+	if !s.formPost(w, r, "verify", d) {
+		return
+	}
+	err := s.auth.VerifyEmail(r.Context(), r.PostForm.Get("token"), meta(r.Context()))
+	switch {
+	case err == nil:
+		d.Title, d.Notice, d.Done = "Email address verified", "Thank you: your email address is verified.", true
+		s.renderPage(w, http.StatusOK, "verify", d)
+	case err == auth.ErrInvalidOneTimeToken:
+		d.Error = "This link is invalid, used or expired."
+		s.renderPage(w, http.StatusBadRequest, "verify", d)
+	default:
+		d.Error = "Something went wrong. Try again in a moment."
+		s.renderPage(w, statusFor(err), "verify", d)
+	}
+}
+
+func (s *Server) handleForgotPage(w http.ResponseWriter, r *http.Request) {
+	s.renderPage(w, http.StatusOK, "forgot", pageData{Title: "Reset your password"})
+}
+
+func (s *Server) handleForgotSubmit(w http.ResponseWriter, r *http.Request) {
+	d := pageData{Title: "Reset your password"}
+	if !s.formPost(w, r, "forgot", d) {
+		return
+	}
+	err := s.auth.RequestPasswordReset(r.Context(), r.PostForm.Get("email"), meta(r.Context()))
+	switch {
+	case err == nil:
+		d.Notice, d.Done = "If an account uses this address, a reset link is on its way. Check your mail.", true
+		s.renderPage(w, http.StatusOK, "forgot", d)
+	case auth.ErrorCode(err) == auth.EINVALID:
+		d.Error = auth.ErrorMessage(err)
+		s.renderPage(w, http.StatusUnprocessableEntity, "forgot", d)
+	default:
+		d.Error = "Too many requests or a temporary problem. Try again in a moment."
+		s.renderPage(w, statusFor(err), "forgot", d)
+	}
+}
+
+// statusFor is the HTTP status of a domain error (for pages).
+func statusFor(err error) int {
+	if st := statusOf[auth.ErrorCode(err)]; st != 0 {
+		return st
+	}
+	return http.StatusInternalServerError
+}
