@@ -226,6 +226,12 @@ func limitBody(next http.Handler) http.Handler {
 			fail(http.StatusBadRequest, "invalid_request", "request body is not valid UTF-8")
 			return
 		}
+		if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/json" || strings.HasSuffix(ct, "+json") {
+			if err := checkDuplicateKeys(body); err != nil {
+				fail(http.StatusBadRequest, "invalid_request", err.Error())
+				return
+			}
+		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
 		next.ServeHTTP(w, r)
