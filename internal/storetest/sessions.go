@@ -1,0 +1,357 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"gatehouse/internal/auth"
+)
+
+// SessionBackend is a session store under test: auth.SessionStore plus the
+// one piece of setup the suite needs, making the owner of a session exist.
+// The SQL store's sessions reference users (a foreign key), so its
+// *sqlstore.DB qualifies as it is; a backend without users (Redis) is wrapped
+// with a CreateUser that does nothing. CreateUser is the whole of
+// auth.UserStore the suite needs, so it asks for nothing more.
+type SessionBackend interface {
+	auth.SessionStore
+	CreateUser(ctx context.Context, u *auth.User) error
+}
+
+// RunSessions runs the session contract. open must return a fresh, empty
+// backend each time it is called (once per subtest) and arrange its cleanup
+// with t.Cleanup.
+//
+// A backend may drop a session once its ExpiresAt has passed by the wall
+// clock (Redis expires the keys), so the sessions of this suite are dated
+// around the real time and expire in the future.
+func RunSessions(t *testing.T, open func(t *testing.T) SessionBackend) {
+	t.Helper()
+	t.Run("RoundTrip", func(t *testing.T) { testSessionRoundTrip(t, open) })
+	t.Run("UnknownHash", func(t *testing.T) { testSessionUnknown(t, open) })
+	t.Run("Touch", func(t *testing.T) { testSessionTouch(t, open) })
+	t.Run("TouchDeletedDoesNotResurrect", func(t *testing.T) { testSessionTouchDeleted(t, open) })
+	t.Run("ListNewestFirst", func(t *testing.T) { testSessionList(t, open) })
+	t.Run("DeleteSession", func(t *testing.T) { testSessionDelete(t, open) })
+	t.Run("DeleteUserSessions", func(t *testing.T) { testSessionDeleteUser(t, open) })
+}
+
+// sessionBase is "now" at microsecond precision in a non-UTC zone.
+func sessionBase() time.Time {
+	return time.Now().Truncate(time.Microsecond).In(t0.Location())
+}
+
+// newSession makes session id of userID created at created; every field is
+// set, and the times differ by odd microseconds.
+func newSession(id, userID string, created time.Time) *auth.Session {
+	return &auth.Session{
+		ID:         id,
+		UserID:     userID,
+		Hash:       hashOf("session-token-" + id),
+		CreatedAt:  created,
+		LastSeenAt: created.Add(90*time.Second + 17*time.Microsecond),
+		ExpiresAt:  created.Add(30*24*time.Hour + 999_999*time.Microsecond),
+		IP:         "2001:db8::" + id,
+		UserAgent:  "Mozilla/5.0 (X11; Linux x86_64) Zoë's \"browser\" 🙂 " + id,
+	}
+}
+
+func sessionUsers(t *testing.T, s SessionBackend, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if err := s.CreateUser(t.Context(), minimalUser(id, id+"@example.com")); err != nil {
+			t.Fatalf("CreateUser(%s): %v", id, err)
+		}
+	}
+}
+
+func createSession(t *testing.T, s SessionBackend, x *auth.Session) *auth.Session {
+	t.Helper()
+	in := *x // the store may not keep a pointer to the caller's value
+	if err := s.CreateSession(t.Context(), &in); err != nil {
+		t.Fatalf("CreateSession(%s): %v", x.ID, err)
+	}
+	return x
+}
+
+func getSession(t *testing.T, s SessionBackend, hash string) *auth.Session {
+	t.Helper()
+	got, err := s.SessionByHash(t.Context(), hash)
+	if err != nil {
+		t.Fatalf("SessionByHash(%.12s…): %v", hash, err)
+	}
+	if got == nil {
+		t.Fatalf("SessionByHash(%.12s…): nil session, nil error", hash)
+	}
+	return got
+}
+
+func checkSession(t *testing.T, got, want *auth.Session) {
+	t.Helper()
+	if got.ID != want.ID || got.UserID != want.UserID || got.Hash != want.Hash {
+		t.Errorf("session = {ID %q, UserID %q, Hash %q}, want {%q, %q, %q}", got.ID, got.UserID, got.Hash, want.ID, want.UserID, want.Hash)
+	}
+	if got.IP != want.IP {
+		t.Errorf("session %s: IP = %q, want %q", want.ID, got.IP, want.IP)
+	}
+	if got.UserAgent != want.UserAgent {
+		t.Errorf("session %s: UserAgent = %q, want %q", want.ID, got.UserAgent, want.UserAgent)
+	}
+	for _, f := range []struct {
+		name      string
+		got, want time.Time
+	}{
+		{"CreatedAt", got.CreatedAt, want.CreatedAt},
+		{"LastSeenAt", got.LastSeenAt, want.LastSeenAt},
+		{"ExpiresAt", got.ExpiresAt, want.ExpiresAt},
+	} {
+		if !f.got.Equal(f.want) {
+			t.Errorf("session %s: %s = %v, want %v", want.ID, f.name, f.got, f.want)
+		}
+	}
+}
+
+// listIDs lists the user's sessions, checks each against want (by id), and
+// returns their ids in the order listed.
+func listIDs(t *testing.T, s SessionBackend, userID string, want ...*auth.Session) []string {
+	t.Helper()
+	got, err := s.ListSessions(t.Context(), userID)
+	if err != nil {
+		t.Fatalf("ListSessions(%s): %v", userID, err)
+	}
+	var ids []string
+	for _, g := range got {
+		ids = append(ids, g.ID)
+		for _, w := range want {
+			if w.ID == g.ID {
+				checkSession(t, g, w)
+			}
+		}
+	}
+	return ids
+}
+
+func wantSessionGone(t *testing.T, s SessionBackend, x *auth.Session, why string) {
+	t.Helper()
+	got, err := s.SessionByHash(t.Context(), x.Hash)
+	if !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("SessionByHash(%s) %s = %+v, %v; want ErrNotFound", x.ID, why, got, err)
+	}
+}
+
+func wantIDs(t *testing.T, what string, got []string, want ...string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Errorf("%s = %q, want %q", what, got, want)
+	}
+}
+
+func testSessionRoundTrip(t *testing.T, open func(t *testing.T) SessionBackend) {
+	base := sessionBase()
+	for _, tc := range []struct {
+		name string
+		sess *auth.Session
+	}{
+		{"EveryField", newSession("s-full", "u-1", base.Add(-time.Hour+3*time.Microsecond))},
+		{"EmptyIPAndUserAgent", func() *auth.Session {
+			x := newSession("s-min", "u-1", base)
+			x.IP, x.UserAgent = "", ""
+			return x
+		}()},
+		{"LongUserAgent", func() *auth.Session {
+			x := newSession("s-long", "u-1", base)
+			b := make([]byte, 512)
+			for i := range b {
+				b[i] = 'a' + byte(i%26)
+			}
+			x.UserAgent = string(b)
+			return x
+		}()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			sessionUsers(t, s, "u-1", "u-2")
+			want := *tc.sess
+			createSession(t, s, tc.sess)
+			// Another session, of another user, must not be returned instead.
+			createSession(t, s, newSession("s-other", "u-2", base.Add(time.Minute)))
+
+			checkSession(t, getSession(t, s, want.Hash), &want)
+			wantIDs(t, "ListSessions(u-1)", listIDs(t, s, "u-1", &want), want.ID)
+		})
+	}
+}
+
+func testSessionUnknown(t *testing.T, open func(t *testing.T) SessionBackend) {
+	s := open(t)
+	sessionUsers(t, s, "u-1")
+	x := createSession(t, s, newSession("s-1", "u-1", sessionBase()))
+	for _, h := range []string{hashOf("never issued"), "", x.Hash[:32], x.ID} {
+		got, err := s.SessionByHash(t.Context(), h)
+		if !errors.Is(err, auth.ErrNotFound) {
+			t.Errorf("SessionByHash(%q) = %+v, %v; want ErrNotFound", h, got, err)
+		}
+	}
+	ids := listIDs(t, s, "nobody")
+	wantIDs(t, "ListSessions(nobody)", ids)
+}
+
+func testSessionTouch(t *testing.T, open func(t *testing.T) SessionBackend) {
+	s := open(t)
+	sessionUsers(t, s, "u-1")
+	base := sessionBase()
+	x := createSession(t, s, newSession("s-1", "u-1", base))
+	other := createSession(t, s, newSession("s-2", "u-1", base.Add(time.Second)))
+
+	for i, d := range []time.Duration{5*time.Minute + 3*time.Microsecond, 17*time.Minute + 999_999*time.Microsecond} {
+		at := base.Add(d)
+		// A stale copy, as a request holds it: the store keys on ID/Hash,
+		// not on the LastSeenAt the caller read.
+		stale := *x
+		if err := s.TouchSession(t.Context(), &stale, at); err != nil {
+			t.Fatalf("TouchSession %d: %v", i+1, err)
+		}
+		want := *x
+		want.LastSeenAt = at
+		checkSession(t, getSession(t, s, x.Hash), &want)
+	}
+	checkSession(t, getSession(t, s, other.Hash), other)
+}
+
+func testSessionTouchDeleted(t *testing.T, open func(t *testing.T) SessionBackend) {
+	s := open(t)
+	sessionUsers(t, s, "u-1")
+	base := sessionBase()
+	x := createSession(t, s, newSession("s-1", "u-1", base))
+	keep := createSession(t, s, newSession("s-2", "u-1", base.Add(-time.Minute)))
+	if err := s.DeleteSession(t.Context(), "u-1", x.ID); err != nil {
+		t.Fatalf("DeleteSession: %v", err)
+	}
+	// A request that read the session before the revocation touches it
+	// after: that must not bring it back. The touch may report ErrNotFound
+	// or succeed doing nothing.
+	if err := s.TouchSession(t.Context(), x, base.Add(time.Hour)); err != nil && !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("TouchSession of a deleted session: %v", err)
+	}
+	wantSessionGone(t, s, x, "after touching the deleted session")
+	wantIDs(t, "ListSessions(u-1)", listIDs(t, s, "u-1", keep), keep.ID)
+	wantErr(t, "DeleteSession of the touched deleted session", s.DeleteSession(t.Context(), "u-1", x.ID), auth.ErrNotFound)
+}
+
+func testSessionList(t *testing.T, open func(t *testing.T) SessionBackend) {
+	s := open(t)
+	sessionUsers(t, s, "u-1", "u-2", "u-3")
+	base := sessionBase()
+	a := newSession("s-a", "u-1", base.Add(-3*time.Hour))
+	b := newSession("s-b", "u-1", base.Add(-time.Hour+time.Microsecond))
+	c := newSession("s-c", "u-1", base.Add(-time.Hour)) // 1µs older than b
+	d := newSession("s-d", "u-1", base.Add(-2*time.Hour))
+	o1 := newSession("s-o1", "u-2", base)
+	o2 := newSession("s-o2", "u-2", base.Add(-5*time.Hour))
+	// Created neither in time nor in id order, interleaved across users.
+	for _, x := range []*auth.Session{d, o1, a, c, o2, b} {
+		createSession(t, s, x)
+	}
+	wantIDs(t, "ListSessions(u-1)", listIDs(t, s, "u-1", a, b, c, d), "s-b", "s-c", "s-d", "s-a")
+	wantIDs(t, "ListSessions(u-2)", listIDs(t, s, "u-2", o1, o2), "s-o1", "s-o2")
+	wantIDs(t, "ListSessions(u-3)", listIDs(t, s, "u-3"))
+	wantIDs(t, "ListSessions(unknown user)", listIDs(t, s, "nobody"))
+}
+
+func testSessionDelete(t *testing.T, open func(t *testing.T) SessionBackend) {
+	s := open(t)
+	sessionUsers(t, s, "u-1", "u-2")
+	base := sessionBase()
+	mine := createSession(t, s, newSession("s-1", "u-1", base))
+	mine2 := createSession(t, s, newSession("s-2", "u-1", base.Add(-time.Minute)))
+	theirs := createSession(t, s, newSession("s-3", "u-2", base))
+
+	// Another user's session id: not found, and nothing is deleted.
+	wantErr(t, "DeleteSession(u-2, u-1's session)", s.DeleteSession(t.Context(), "u-2", mine.ID), auth.ErrNotFound)
+	wantErr(t, "DeleteSession(unknown user, u-1's session)", s.DeleteSession(t.Context(), "nobody", mine.ID), auth.ErrNotFound)
+	wantErr(t, "DeleteSession(u-1, unknown id)", s.DeleteSession(t.Context(), "u-1", "s-none"), auth.ErrNotFound)
+	checkSession(t, getSession(t, s, mine.Hash), mine)
+	wantIDs(t, "ListSessions(u-1) after refused deletes", listIDs(t, s, "u-1", mine, mine2), "s-1", "s-2")
+	wantIDs(t, "ListSessions(u-2) after refused deletes", listIDs(t, s, "u-2", theirs), "s-3")
+
+	if err := s.DeleteSession(t.Context(), "u-1", mine.ID); err != nil {
+		t.Fatalf("DeleteSession(u-1, s-1): %v", err)
+	}
+	wantSessionGone(t, s, mine, "after DeleteSession")
+	wantIDs(t, "ListSessions(u-1) after delete", listIDs(t, s, "u-1", mine2), "s-2")
+	wantErr(t, "second DeleteSession", s.DeleteSession(t.Context(), "u-1", mine.ID), auth.ErrNotFound)
+
+	checkSession(t, getSession(t, s, mine2.Hash), mine2)
+	checkSession(t, getSession(t, s, theirs.Hash), theirs)
+}
+
+func testSessionDeleteUser(t *testing.T, open func(t *testing.T) SessionBackend) {
+	setup := func(t *testing.T) (SessionBackend, []*auth.Session, []*auth.Session) {
+		s := open(t)
+		sessionUsers(t, s, "u-1", "u-2")
+		base := sessionBase()
+		var mine, theirs []*auth.Session
+		for i, id := range []string{"s-1", "s-2", "s-3"} {
+			mine = append(mine, createSession(t, s, newSession(id, "u-1", base.Add(-time.Duration(i)*time.Minute))))
+		}
+		for i, id := range []string{"s-4", "s-5"} {
+			theirs = append(theirs, createSession(t, s, newSession(id, "u-2", base.Add(-time.Duration(i)*time.Minute))))
+		}
+		return s, mine, theirs
+	}
+	othersUntouched := func(t *testing.T, s SessionBackend, theirs []*auth.Session) {
+		t.Helper()
+		for _, x := range theirs {
+			checkSession(t, getSession(t, s, x.Hash), x)
+		}
+		wantIDs(t, "ListSessions(u-2)", listIDs(t, s, "u-2", theirs...), "s-4", "s-5")
+	}
+
+	t.Run("KeepsExcept", func(t *testing.T) {
+		s, mine, theirs := setup(t)
+		if err := s.DeleteUserSessions(t.Context(), "u-1", "s-2"); err != nil {
+			t.Fatalf("DeleteUserSessions: %v", err)
+		}
+		checkSession(t, getSession(t, s, mine[1].Hash), mine[1])
+		wantSessionGone(t, s, mine[0], "after DeleteUserSessions")
+		wantSessionGone(t, s, mine[2], "after DeleteUserSessions")
+		wantIDs(t, "ListSessions(u-1)", listIDs(t, s, "u-1", mine[1]), "s-2")
+		othersUntouched(t, s, theirs)
+	})
+
+	t.Run("EmptyExceptRemovesAll", func(t *testing.T) {
+		s, mine, theirs := setup(t)
+		if err := s.DeleteUserSessions(t.Context(), "u-1", ""); err != nil {
+			t.Fatalf("DeleteUserSessions: %v", err)
+		}
+		for _, x := range mine {
+			wantSessionGone(t, s, x, "after DeleteUserSessions")
+		}
+		wantIDs(t, "ListSessions(u-1)", listIDs(t, s, "u-1"))
+		othersUntouched(t, s, theirs)
+	})
+
+	t.Run("ExceptAnotherUsersSession", func(t *testing.T) {
+		// exceptID names a session of someone else: it protects nothing of
+		// the user and deletes nothing of the other.
+		s, mine, theirs := setup(t)
+		if err := s.DeleteUserSessions(t.Context(), "u-1", "s-4"); err != nil {
+			t.Fatalf("DeleteUserSessions: %v", err)
+		}
+		for _, x := range mine {
+			wantSessionGone(t, s, x, "after DeleteUserSessions")
+		}
+		othersUntouched(t, s, theirs)
+	})
+
+	t.Run("NoSessions", func(t *testing.T) {
+		s, _, theirs := setup(t)
+		if err := s.DeleteUserSessions(t.Context(), "nobody", ""); err != nil {
+			t.Errorf("DeleteUserSessions of a user without sessions: %v", err)
+		}
+		othersUntouched(t, s, theirs)
+	})
+}
