@@ -87,6 +87,10 @@ const (
 	EventPasswordReset   = "password.reset"
 	EventEmailVerified   = "email.verified"
 	EventMailFailed      = "mail.failed"
+	EventAPIKeyCreated   = "apikey.created"
+	EventAPIKeyRevoked   = "apikey.revoked"
+	EventUserUpdated     = "user.updated"
+	EventUserRevoked     = "user.revoked"
 	EventRateLimited     = "rate.limited"
 )
 
@@ -100,6 +104,10 @@ type UserStore interface {
 	SetPasswordHash(ctx context.Context, id, hash string, now time.Time) error
 	SetRoles(ctx context.Context, id string, roles []string, now time.Time) error
 	SetEmailVerified(ctx context.Context, id string, verified bool, now time.Time) error
+	SetDisabled(ctx context.Context, id string, disabled bool, now time.Time) error
+	// ListUsers returns users ordered by email, after the given email, whose
+	// email contains query (case-insensitive), at most limit.
+	ListUsers(ctx context.Context, query, afterEmail string, limit int) ([]*User, error)
 	DeleteUser(ctx context.Context, id string) error
 	// ChangePassword stores the new hash and revokes every refresh family of
 	// the user, in one transaction.
@@ -159,6 +167,7 @@ type Principal struct {
 	Scopes   []string
 	Roles    []string
 	ClientID string
+	KeyID    string // the API key, for Kind "api_key"
 	// ExpiresAt is when the credential stops working.
 	ExpiresAt time.Time
 }

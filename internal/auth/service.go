@@ -58,6 +58,8 @@ type Config struct {
 	RevealExisting    bool
 	// RequireVerifiedEmail refuses password login until the email is verified.
 	RequireVerifiedEmail bool
+	// CursorKey keys the HMAC of pagination cursors.
+	CursorKey []byte
 	// RefreshKey keys the derivation of successor refresh tokens (see
 	// successorToken); derived from the root secret.
 	RefreshKey []byte
@@ -76,6 +78,7 @@ type Service struct {
 	Sessions SessionStore
 	Audit    AuditStore
 	Tokens   TokenStore
+	APIKeys  APIKeyStore
 	Mail     MailQueue    // nil: no mail
 	Limiter  RateLimiter  // nil: no rate limits
 	Lockout  LockoutStore // nil: no lockout
@@ -89,7 +92,8 @@ type Service struct {
 	Log      *slog.Logger
 	Now      func() time.Time
 
-	users userCache // see TokenUser
+	users  userCache // see TokenUser
+	keyUse keyUsage  // see FlushAPIKeyUse
 }
 
 func (s *Service) now() time.Time {

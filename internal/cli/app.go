@@ -195,7 +195,7 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 	slices.Sort(scopes)
 	a.auth = &auth.Service{
 		Users: db, Refresh: db, Audit: db, Sessions: sessions, Limiter: limiter, Lockout: lockout,
-		Tokens: tokens, Mail: &notifyingQueue{MailQueue: db, worker: a.mailer},
+		Tokens: tokens, APIKeys: db, Mail: &notifyingQueue{MailQueue: db, worker: a.mailer},
 		Limits: auth.Limits{
 			LoginPerAccountIP: cfg.RateLimits.LoginPerAccountIP, PerIP: cfg.RateLimits.LoginPerIP, Window: cfg.RateLimits.Window,
 			LockoutThreshold: cfg.LockoutThreshold, LockoutDuration: cfg.LockoutDuration,

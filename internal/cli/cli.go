@@ -297,6 +297,7 @@ func cmdServe(ctx context.Context, e Env, args []string) error {
 	go a.keys.Run(bg, 30*time.Second)
 	go purgeCounters(bg, a, log)
 	go a.mailer.Run(bg)
+	go flushKeyUse(bg, a, log)
 
 	log.Info("gatehouse listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL,
 		"database", a.db.Dialect(), "version", Version)
@@ -316,6 +317,9 @@ func cmdServe(ctx context.Context, e Env, args []string) error {
 	if err := hs.Shutdown(sctx); err != nil {
 		return err
 	}
+	if err := a.auth.FlushAPIKeyUse(sctx); err != nil {
+		log.Warn("recording API key use", "err", err)
+	}
 	return nil
 }
 
@@ -331,6 +335,23 @@ func purgeCounters(ctx context.Context, a *app, log *slog.Logger) {
 		case <-t.C:
 			if err := a.db.PurgeCounters(ctx, time.Now().Add(-time.Hour)); err != nil && ctx.Err() == nil {
 				log.Warn("purging rate-limit counters", "err", err)
+			}
+		}
+	}
+}
+
+// flushKeyUse writes API keys' last-used times every 30 seconds: using a
+// key costs no database write.
+func flushKeyUse(ctx context.Context, a *app, log *slog.Logger) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.auth.FlushAPIKeyUse(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("recording API key use", "err", err)
 			}
 		}
 	}

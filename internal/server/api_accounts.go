@@ -70,9 +70,15 @@ func meta(ctx context.Context) auth.Meta {
 	return m
 }
 
+// Security requirements for the OpenAPI document: an OAuth2 token with the
+// scope, an API key, or the session cookie.
+func security(scope string) []map[string][]string {
+	return []map[string][]string{{"oauth2": {scope}}, {"apiKey": {}}, {"cookie": {}}}
+}
+
 var (
-	secRead  = []map[string][]string{{"oauth2": {"read"}}}
-	secWrite = []map[string][]string{{"oauth2": {"write"}}}
+	secRead  = security("read")
+	secWrite = security("write")
 )
 
 func (s *Server) registerAccountRoutes(api huma.API) {

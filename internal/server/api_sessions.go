@@ -53,7 +53,7 @@ type logoutOutput struct {
 	SetCookie http.Cookie `header:"Set-Cookie"`
 }
 
-var secSession = []map[string][]string{{"oauth2": {"read"}}, {"cookie": {}}}
+var secSession = security("read")
 
 func sessionView(x *auth.Session, current string) SessionBody {
 	return SessionBody{ID: x.ID, CreatedAt: x.CreatedAt, LastSeenAt: x.LastSeenAt, ExpiresAt: x.ExpiresAt,

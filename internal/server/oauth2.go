@@ -198,13 +198,33 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 func (s *Server) introspect(r *http.Request, tok string) map[string]any {
 	inactive := map[string]any{"active": false}
 	ctx := r.Context()
+	if auth.IsAPIKey(tok) {
+		k, u, scopes, err := s.auth.AuthenticateAPIKey(ctx, tok)
+		if err != nil {
+			return inactive
+		}
+		out := map[string]any{"active": true, "token_type": "api_key", "sub": u.ID, "scope": strings.Join(scopes, " "),
+			"iat": k.CreatedAt.Unix(), "username": u.Email, "roles": nonNil(u.Roles), "iss": s.cfg.PublicURL}
+		if k.ExpiresAt != nil {
+			out["exp"] = k.ExpiresAt.Unix()
+		}
+		return out
+	}
+	if !strings.Contains(tok, ".") && !strings.HasPrefix(tok, "ghr_") {
+		// A session cookie value.
+		if sess, u, err := s.auth.AuthenticateSession(ctx, tok); err == nil {
+			return map[string]any{"active": true, "token_type": "session", "sub": u.ID, "scope": strings.Join(s.auth.Roles.Allowed(u.Roles), " "),
+				"exp": sess.ExpiresAt.Unix(), "iat": sess.CreatedAt.Unix(), "username": u.Email, "roles": nonNil(u.Roles), "iss": s.cfg.PublicURL}
+		}
+		return inactive
+	}
 	if c, err := s.keys.Verify(tok); err == nil {
 		u, err := s.auth.User(ctx, c.Subject)
 		if err != nil || u.Disabled {
 			return inactive
 		}
 		return map[string]any{"active": true, "token_type": "access_token", "sub": c.Subject, "scope": strings.Join(c.Scopes, " "),
-			"exp": c.ExpiresAt.Unix(), "iat": c.IssuedAt.Unix(), "client_id": c.ClientID, "username": u.Email, "iss": s.cfg.PublicURL}
+			"exp": c.ExpiresAt.Unix(), "iat": c.IssuedAt.Unix(), "client_id": c.ClientID, "username": u.Email, "roles": nonNil(u.Roles), "iss": s.cfg.PublicURL}
 	}
 	rt, fam, err := s.auth.Refresh.RefreshTokenByHash(ctx, auth.HashToken(tok))
 	if err != nil || fam.RevokedAt != nil || !time.Now().Before(fam.ExpiresAt) {
@@ -218,7 +238,7 @@ func (s *Server) introspect(r *http.Request, tok string) map[string]any {
 		return inactive
 	}
 	return map[string]any{"active": true, "token_type": "refresh_token", "sub": fam.UserID, "scope": fam.Scope,
-		"exp": fam.ExpiresAt.Unix(), "iat": rt.CreatedAt.Unix(), "client_id": fam.ClientID, "username": u.Email, "iss": s.cfg.PublicURL}
+		"exp": fam.ExpiresAt.Unix(), "iat": rt.CreatedAt.Unix(), "client_id": fam.ClientID, "username": u.Email, "roles": nonNil(u.Roles), "iss": s.cfg.PublicURL}
 }
 
 // handleMetadata is GET /.well-known/oauth-authorization-server (RFC 8414).
@@ -250,4 +270,11 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	w.Header().Set("Cache-Control", "public, max-age=60")
 	_, _ = w.Write(s.keys.JWKS())
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

@@ -38,6 +38,13 @@ func bearerToken(r *http.Request) (string, bool) {
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := bearerToken(r)
+		if key := r.Header.Get("X-API-Key"); key != "" || (ok && auth.IsAPIKey(tok)) {
+			if key == "" {
+				key = tok
+			}
+			s.serveWithAPIKey(w, r, next, key)
+			return
+		}
 		if ok {
 			// Bearer credentials are not sent by browsers on their own, so
 			// they are exempt from the cross-origin check.
@@ -128,4 +135,32 @@ func (s *Server) loginCSRF(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// serveWithAPIKey authenticates an API key (X-API-Key or Bearer gth_…).
+// Like bearer tokens, keys are not sent by browsers on their own, so there
+// is no cross-origin check.
+func (s *Server) serveWithAPIKey(w http.ResponseWriter, r *http.Request, next http.Handler, key string) {
+	res := &authResult{}
+	k, u, scopes, err := s.auth.AuthenticateAPIKey(r.Context(), key)
+	switch {
+	case err == nil:
+		res.user = u
+		res.p = &auth.Principal{UserID: u.ID, Kind: "api_key", Scopes: scopes, Roles: u.Roles, KeyID: k.ID}
+		if k.ExpiresAt != nil {
+			res.p.ExpiresAt = *k.ExpiresAt
+		}
+	case auth.ErrorCode(err) == auth.EUNAUTHORIZED:
+		res.err = err
+	default:
+		s.log.ErrorContext(r.Context(), "API key lookup", "err", err)
+		if !s.dependenciesUp(r.Context()) {
+			w.Header().Set("Retry-After", "5")
+			writeProblem(w, http.StatusServiceUnavailable, "a backing service is unreachable; try again shortly")
+			return
+		}
+		writeProblem(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyPrincipal, res)))
 }

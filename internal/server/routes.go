@@ -43,6 +43,8 @@ func (s *Server) routes() http.Handler {
 	s.registerAccountRoutes(api)
 	s.registerSessionRoutes(api)
 	s.registerEmailRoutes(api)
+	s.registerAPIKeyRoutes(api)
+	s.registerAdminRoutes(api)
 	documentOAuth2(api.OpenAPI())
 
 	// API docs: Swagger UI from embedded files (no CDN).
@@ -88,6 +90,10 @@ func (s *Server) humaConfig() huma.Config {
 			Flows: &huma.OAuthFlows{Password: &huma.OAuthFlow{
 				TokenURL: "/oauth2/token", RefreshURL: "/oauth2/token", Scopes: scopes,
 			}},
+		},
+		"apiKey": {
+			Type: "apiKey", In: "header", Name: "X-API-Key",
+			Description: "An API key (gth_…) from POST /v1/api-keys; also accepted as Authorization: Bearer gth_….",
 		},
 		"cookie": {
 			Type: "apiKey", In: "cookie", Name: s.cookieName,

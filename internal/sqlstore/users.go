@@ -86,6 +86,35 @@ func (db *DB) SetEmailVerified(ctx context.Context, id string, verified bool, no
 	return affectedOne(db.exec(ctx, `UPDATE users SET email_verified = ?, updated_at = ? WHERE id = ?`, verified, ts(now), id))
 }
 
+// SetDisabled sets the disabled flag.
+func (db *DB) SetDisabled(ctx context.Context, id string, disabled bool, now time.Time) error {
+	return affectedOne(db.exec(ctx, `UPDATE users SET disabled = ?, updated_at = ? WHERE id = ?`, disabled, ts(now), id))
+}
+
+// ListUsers returns users ordered by email after afterEmail whose email
+// contains query (emails are stored lower-cased), at most limit.
+func (db *DB) ListUsers(ctx context.Context, query, afterEmail string, limit int) ([]*auth.User, error) {
+	if limit <= 0 || limit > 500 {
+		limit = 50
+	}
+	// LIKE wildcards in the query are escaped: a search for "a_b" means it.
+	pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(query)) + "%"
+	rows, err := db.r.QueryContext(ctx, db.rebind(`SELECT `+userCols+` FROM users WHERE email > ? AND email LIKE ? ESCAPE '\' ORDER BY email LIMIT ?`), afterEmail, pattern, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*auth.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
 // DeleteUser deletes a user and, by cascade, its refresh tokens.
 func (db *DB) DeleteUser(ctx context.Context, id string) error {
 	return affectedOne(db.exec(ctx, `DELETE FROM users WHERE id = ?`, id))
