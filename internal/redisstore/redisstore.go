@@ -59,6 +59,7 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	opt.ReadTimeout = 2 * time.Second
 	opt.WriteTimeout = 2 * time.Second
 	opt.MaxRetries = 1
+	opt.DialerRetries = 1
 	if o.Prefix == "" {
 		o.Prefix = "gatehouse:"
 	}

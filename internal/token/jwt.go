@@ -137,11 +137,14 @@ func (k *Keyring) keyFunc(t *jwt.Token) (any, error) {
 	kid, _ := t.Header["kid"].(string)
 	k.mu.RLock()
 	x := k.verifiers[kid]
-	stale := k.opts.Now().Sub(k.lastReload) > 10*time.Second // lastReload is on the same clock
+	stale := k.opts.Now().Sub(k.lastReload) > 2*time.Second // lastReload is on the same clock
 	k.mu.RUnlock()
 	if x == nil && kid != "" && stale {
-		// Another node may have rotated: look once, rate-limited by stale.
-		_ = k.Reload(context.Background())
+		// Another node may have rotated: look again, at most every 2 s, so
+		// a flood of made-up kids costs one cheap query a second.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = k.Reload(ctx)
+		cancel()
 		k.mu.RLock()
 		x = k.verifiers[kid]
 		k.mu.RUnlock()
