@@ -39,6 +39,12 @@ type SessionStore interface {
 	DeleteUserSessions(ctx context.Context, userID, exceptID string) error
 }
 
+// SessionUserStore is an optional SessionStore extension that reads a
+// session and its account in one query (the SQL store implements it).
+type SessionUserStore interface {
+	SessionAndUser(ctx context.Context, hash string) (*Session, *User, error)
+}
+
 // ErrInvalidSession is the one answer for a missing, expired or revoked
 // session cookie.
 var ErrInvalidSession = &Error{Code: EUNAUTHORIZED, Message: "the session is invalid or expired"}
@@ -95,7 +101,16 @@ func (s *Service) AuthenticateSession(ctx context.Context, tok string) (*Session
 	if tok == "" || len(tok) > 128 {
 		return nil, nil, ErrInvalidSession
 	}
-	sess, err := s.Sessions.SessionByHash(ctx, HashToken(tok))
+	var (
+		sess *Session
+		u    *User
+		err  error
+	)
+	if both, ok := s.Sessions.(SessionUserStore); ok {
+		sess, u, err = both.SessionAndUser(ctx, HashToken(tok))
+	} else if sess, err = s.Sessions.SessionByHash(ctx, HashToken(tok)); err == nil {
+		u, err = s.Users.UserByID(ctx, sess.UserID)
+	}
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil, ErrInvalidSession
 	}
@@ -106,13 +121,6 @@ func (s *Service) AuthenticateSession(ctx context.Context, tok string) (*Session
 	if !now.Before(sess.ExpiresAt) || now.Sub(sess.LastSeenAt) >= s.Config.SessionIdleTTL {
 		_ = s.Sessions.DeleteSession(ctx, sess.UserID, sess.ID)
 		return nil, nil, ErrInvalidSession
-	}
-	u, err := s.Users.UserByID(ctx, sess.UserID)
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil, ErrInvalidSession
-	}
-	if err != nil {
-		return nil, nil, err
 	}
 	if u.Disabled {
 		return nil, nil, ErrInvalidSession

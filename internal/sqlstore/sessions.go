@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 
 	"gatehouse/internal/auth"
@@ -74,4 +75,32 @@ func (db *DB) DeleteSession(ctx context.Context, userID, id string) error {
 func (db *DB) DeleteUserSessions(ctx context.Context, userID, exceptID string) error {
 	_, err := db.exec(ctx, `DELETE FROM sessions WHERE user_id = ? AND id <> ?`, userID, exceptID)
 	return err
+}
+
+var _ auth.SessionUserStore = (*DB)(nil)
+
+// SessionAndUser returns a session and its account in one query: the hot
+// path of every cookie-authenticated request.
+func (db *DB) SessionAndUser(ctx context.Context, hash string) (*auth.Session, *auth.User, error) {
+	var (
+		s               auth.Session
+		u               auth.User
+		c, l, e, uc, uu int64
+		roles           string
+	)
+	err := db.queryRow(ctx, `SELECT s.id, s.token_hash, s.user_id, s.created_at, s.last_seen_at, s.expires_at, s.ip, s.user_agent,
+		u.id, u.email, u.email_verified, u.name, u.password_hash, u.roles, u.disabled, u.created_at, u.updated_at
+		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, hash).
+		Scan(&s.ID, &s.Hash, &s.UserID, &c, &l, &e, &s.IP, &s.UserAgent,
+			&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.PasswordHash, &roles, &u.Disabled, &uc, &uu)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, auth.ErrNotFound
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	s.CreatedAt, s.LastSeenAt, s.ExpiresAt = fromTS(c), fromTS(l), fromTS(e)
+	u.Roles = strings.Fields(roles)
+	u.CreatedAt, u.UpdatedAt = fromTS(uc), fromTS(uu)
+	return &s, &u, nil
 }

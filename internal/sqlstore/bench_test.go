@@ -1,0 +1,33 @@
+package sqlstore_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gatehouse/internal/sqlstore"
+)
+
+// BenchmarkAllow is the cost of one rate-limit hit on SQLite (one UPSERT
+// through the single writer connection, synchronous=FULL).
+func BenchmarkAllow(b *testing.B) {
+	ctx := context.Background()
+	db, err := sqlstore.OpenSQLite(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := db.Allow(ctx, fmt.Sprintf("ip:10.0.%d.%d", (i>>8)&255, i&255), 20, time.Minute, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
