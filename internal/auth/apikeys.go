@@ -114,7 +114,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, u *User, in CreateAPIKeyInpu
 	if len(in.Scopes) == 0 {
 		return nil, "", &Error{Code: EINVALID, Field: "scopes", Message: "at least one scope is required"}
 	}
-	allowed := s.Roles.Allowed(u.Roles)
+	allowed := s.keyScopes(u.Roles)
 	var scopes []string
 	for _, sc := range in.Scopes {
 		if !s.Roles.KnownScope(sc) {
@@ -181,7 +181,7 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, secret string) (*APIKe
 	if u.Disabled {
 		return nil, nil, nil, ErrInvalidAPIKey
 	}
-	allowed := s.Roles.Allowed(u.Roles)
+	allowed := s.keyScopes(u.Roles)
 	var scopes []string
 	for _, sc := range k.Scopes {
 		if slices.Contains(allowed, sc) {
@@ -236,4 +236,16 @@ func (s *Service) ListAPIKeys(ctx context.Context, userID string) ([]*APIKey, er
 	}
 	s.keyUse.mu.Unlock()
 	return keys, nil
+}
+
+// keyScopes is what an API key of a user with these roles may carry: the
+// roles' scopes, and introspect wherever admin is allowed — introspection is
+// a narrow part of what admin may already do, and a resource server's key
+// should carry that part alone rather than admin.
+func (s *Service) keyScopes(roles []string) []string {
+	allowed := s.Roles.Allowed(roles)
+	if slices.Contains(allowed, "admin") && s.Roles.KnownScope("introspect") && !slices.Contains(allowed, "introspect") {
+		allowed = append(allowed, "introspect")
+	}
+	return allowed
 }

@@ -98,6 +98,17 @@ func (s *Service) touchEvery() time.Duration {
 // one, and belong to an enabled account, which is read fresh so that a role
 // change or a disable applies on the next request.
 func (s *Service) AuthenticateSession(ctx context.Context, tok string) (*Session, *User, error) {
+	return s.authenticateSession(ctx, tok, true)
+}
+
+// InspectSession resolves a session cookie like AuthenticateSession but
+// does not count as use: introspection by a resource server must not keep
+// an idle session alive.
+func (s *Service) InspectSession(ctx context.Context, tok string) (*Session, *User, error) {
+	return s.authenticateSession(ctx, tok, false)
+}
+
+func (s *Service) authenticateSession(ctx context.Context, tok string, touch bool) (*Session, *User, error) {
 	if tok == "" || len(tok) > 128 {
 		return nil, nil, ErrInvalidSession
 	}
@@ -125,7 +136,7 @@ func (s *Service) AuthenticateSession(ctx context.Context, tok string) (*Session
 	if u.Disabled {
 		return nil, nil, ErrInvalidSession
 	}
-	if now.Sub(sess.LastSeenAt) >= s.touchEvery() {
+	if touch && now.Sub(sess.LastSeenAt) >= s.touchEvery() {
 		if err := s.Sessions.TouchSession(ctx, sess, now); err != nil {
 			return nil, nil, err
 		}

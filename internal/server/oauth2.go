@@ -165,8 +165,8 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// handleIntrospect is POST /oauth2/introspect (RFC 7662), for admins (a
-// token with scope admin) and, later, API keys with scope introspect.
+// handleIntrospect is POST /oauth2/introspect (RFC 7662), for credentials
+// with scope admin or introspect (typically a resource server's API key).
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	res, _ := r.Context().Value(keyPrincipal).(*authResult)
 	if res == nil || res.p == nil {
@@ -212,7 +212,7 @@ func (s *Server) introspect(r *http.Request, tok string) map[string]any {
 	}
 	if !strings.Contains(tok, ".") && !strings.HasPrefix(tok, "ghr_") {
 		// A session cookie value.
-		if sess, u, err := s.auth.AuthenticateSession(ctx, tok); err == nil {
+		if sess, u, err := s.auth.InspectSession(ctx, tok); err == nil {
 			return map[string]any{"active": true, "token_type": "session", "sub": u.ID, "scope": strings.Join(s.auth.Roles.Allowed(u.Roles), " "),
 				"exp": sess.ExpiresAt.Unix(), "iat": sess.CreatedAt.Unix(), "username": u.Email, "roles": nonNil(u.Roles), "iss": s.cfg.PublicURL}
 		}

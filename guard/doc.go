@@ -1,0 +1,82 @@
+// Package guard lets a Go service (a "resource server") accept the
+// credentials Gatehouse issues, without depending on Gatehouse's server
+// code.
+//
+// # Using it
+//
+// Make one Guard at start-up and wrap the handlers that need a caller:
+//
+//	g, err := guard.New(guard.Config{
+//		Issuer:           "https://auth.example.com", // Gatehouse's public URL
+//		IntrospectionKey: os.Getenv("GATEHOUSE_INTROSPECTION_KEY"),
+//	})
+//	...
+//	mux.Handle("POST /posts", g.Middleware(guard.RequireScopes("write")(createPost)))
+//	mux.Handle("DELETE /posts/{id}", g.Middleware(guard.RequireRoles("editor", "admin")(deletePost)))
+//	mux.Handle("PATCH /posts/{id}", g.Middleware(guard.Authorize(loadPost,
+//		func(p *guard.Principal, post *Post) error { return guard.OwnerOr(p, post.Author, "admin") },
+//		patchPost)))
+//
+// Handlers read the caller with [PrincipalFrom]. [Guard.Check] is the same
+// decision without the HTTP plumbing, and [WriteError] writes the answer for
+// any error this package returns.
+//
+// # What it accepts
+//
+//   - Access tokens (Authorization: Bearer <JWT>) are verified locally,
+//     against the public keys Gatehouse publishes at /.well-known/jwks.json:
+//     no network round trip per request.
+//   - API keys (X-API-Key: gth_… or Authorization: Bearer gth_…) and
+//     Gatehouse session cookies are opaque: they are checked by asking
+//     Gatehouse (RFC 7662 introspection), which needs Config.IntrospectionKey,
+//     an API key with scope introspect. Without it only access tokens work.
+//     A session cookie only reaches a service served from the same host as
+//     Gatehouse (the cookie has no Domain attribute).
+//
+// # Security properties
+//
+//   - The signature algorithm of an access token is pinned to the key its
+//     kid names (the JWK's alg and kty), never taken from the token header
+//     alone: "none", HS256 signed with a public key, and algorithms outside
+//     Config.Algorithms are refused. Keys carried in the token header (jwk,
+//     jku, x5c, x5u) are ignored; a crit header is refused.
+//   - typ must be at+jwt (RFC 9068); iss, aud, exp, nbf and iat are checked
+//     with a clock-skew leeway of at most 5 seconds; sub is required.
+//   - The JWKS is fetched on first use, cached, re-read every few minutes,
+//     and re-read when a token names an unknown kid — at most once every 10
+//     seconds, so a flood of made-up kids cannot turn the guard against
+//     Gatehouse.
+//   - A verified access token is remembered until it expires (or its key
+//     leaves the JWKS), so a token presented again costs a map lookup; a
+//     tampered token is a different string and is verified afresh.
+//   - Introspection answers are cached for Config.CacheTTL (30 s by
+//     default; a revoked API key or session keeps working here for at most
+//     that long), refusals for 5 seconds, keyed by a SHA-256 of the
+//     credential so that no API key or session id is kept in memory.
+//     Concurrent requests with the same credential share one introspection
+//     call. The answer must name the kind of credential that was sent: a
+//     refresh token sent as a cookie is refused. Both caches are bounded.
+//   - It fails closed: when Gatehouse cannot be reached (no JWKS yet,
+//     introspection down or refusing the introspection key) the request gets
+//     503, never a pass.
+//   - A state-changing request authenticated by a session cookie must come
+//     from the same origin (Fetch metadata / Origin, as
+//     [net/http.CrossOriginProtection] checks) or it gets 403: browsers
+//     send cookies with cross-site requests (CSRF). Bearer tokens and API
+//     keys are not sent by browsers on their own and are exempt.
+//   - Missing credentials get 401 with WWW-Authenticate: Bearer; invalid or
+//     expired ones 401 with error="invalid_token" (RFC 6750 §3); present but
+//     insufficient 403 naming the missing scope or role. The reason a
+//     credential was refused is in the error [Guard.Check] returns, for
+//     logs, never in the response.
+//   - Redirects are not followed on the way to Gatehouse (a redirect would
+//     carry the introspection key and the credential elsewhere), and plain
+//     http:// is refused except to loopback addresses unless
+//     Config.AllowInsecureHTTP is set.
+//
+// # Concurrency
+//
+// A Guard is safe for concurrent use by any number of goroutines and is
+// meant to be shared by the whole process: its caches and its JWKS live in
+// it. A [Principal] may be shared between requests; treat it as read-only.
+package guard

@@ -1,0 +1,156 @@
+package guard_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"time"
+
+	"gatehouse/guard"
+)
+
+// A resource server: every route names what it needs.
+func Example() {
+	g, err := guard.New(guard.Config{
+		Issuer:           "https://auth.example.com",               // Gatehouse's GATEHOUSE_PUBLIC_URL
+		IntrospectionKey: os.Getenv("GATEHOUSE_INTROSPECTION_KEY"), // an API key with scope introspect
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	list := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	create := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := guard.PrincipalFrom(r.Context())
+		fmt.Fprintln(w, "created by", p.Subject)
+	})
+	remove := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /posts", g.Optional(list))                                                    // anyone; a bad token is still 401
+	mux.Handle("POST /posts", g.Middleware(guard.RequireScopes("write")(create)))                 // the token must carry write
+	mux.Handle("DELETE /posts/{id}", g.Middleware(guard.RequireRoles("editor", "admin")(remove))) // the user must be editor or admin
+	srv := &http.Server{Addr: "127.0.0.1:8081", Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	log.Fatal(srv.ListenAndServe())
+}
+
+func ExampleGuard_Middleware() {
+	g, err := guard.New(guard.Config{Issuer: "https://auth.example.com"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	h := g.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := guard.PrincipalFrom(r.Context()) // always there behind Middleware
+		fmt.Fprintf(w, "hello %s (%s)", p.Subject, p.Kind)
+	}))
+
+	for _, authz := range []string{"", "Bearer not-a-jwt"} {
+		r := httptest.NewRequest("GET", "/me", nil)
+		if authz != "" {
+			r.Header.Set("Authorization", authz)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		fmt.Println(w.Code, w.Header().Get("WWW-Authenticate"))
+	}
+	// Output:
+	// 401 Bearer realm="gatehouse"
+	// 401 Bearer realm="gatehouse", error="invalid_token", error_description="the credential is invalid, expired or revoked"
+}
+
+func ExampleRequireScopes() {
+	create := guard.RequireScopes("write")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusCreated)
+	}))
+	// Behind Guard.Middleware the principal comes from the credential;
+	// here it is set by hand.
+	readOnly := &guard.Principal{Subject: "alice", Kind: guard.KindAccessToken, Scopes: []string{"read"}}
+	r := httptest.NewRequest("POST", "/posts", nil)
+	w := httptest.NewRecorder()
+	create.ServeHTTP(w, r.WithContext(guard.WithPrincipal(r.Context(), readOnly)))
+
+	var problem struct {
+		Detail       string `json:"detail"`
+		MissingScope string `json:"missing_scope"`
+	}
+	_ = json.Unmarshal(w.Body.Bytes(), &problem)
+	fmt.Println(w.Code, w.Header().Get("WWW-Authenticate"))
+	fmt.Println(problem.Detail)
+	// Output:
+	// 403 Bearer realm="gatehouse", error="insufficient_scope", scope="write"
+	// the credential lacks the scope write (missing scope: write)
+}
+
+// "Load the post, allow its author or an admin": Authorize runs the
+// handler only for callers the rule allows.
+func ExampleAuthorize() {
+	type Post struct{ ID, Author, Body string }
+	posts := map[string]*Post{"1": {ID: "1", Author: "alice", Body: "hello"}}
+
+	load := func(w http.ResponseWriter, r *http.Request) (*Post, bool) {
+		p, ok := posts[r.PathValue("id")]
+		if !ok {
+			http.Error(w, "no such post", http.StatusNotFound) // or 403, to hide it: your choice
+		}
+		return p, ok
+	}
+	authorOrAdmin := func(p *guard.Principal, post *Post) error { return guard.OwnerOr(p, post.Author, "admin") }
+	edit := func(w http.ResponseWriter, r *http.Request, post *Post) {
+		fmt.Fprintf(w, "post %s edited", post.ID)
+	}
+
+	mux := http.NewServeMux()
+	// In a service: g.Middleware(guard.RequireScopes("write")(guard.Authorize(...))).
+	mux.Handle("PATCH /posts/{id}", guard.Authorize(load, authorOrAdmin, edit))
+
+	for _, c := range []struct {
+		who  *guard.Principal
+		path string
+	}{
+		{&guard.Principal{Subject: "alice", Roles: []string{"user"}}, "/posts/1"},
+		{&guard.Principal{Subject: "bob", Roles: []string{"user"}}, "/posts/1"},
+		{&guard.Principal{Subject: "root", Roles: []string{"admin"}}, "/posts/1"},
+		{&guard.Principal{Subject: "alice", Roles: []string{"user"}}, "/posts/2"},
+	} {
+		r := httptest.NewRequest("PATCH", c.path, nil)
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r.WithContext(guard.WithPrincipal(r.Context(), c.who)))
+		var problem struct{ Detail string }
+		detail := strings.TrimSpace(w.Body.String())
+		if json.Unmarshal(w.Body.Bytes(), &problem) == nil {
+			detail = problem.Detail
+		}
+		fmt.Printf("%s: %d %s\n", c.who.Subject, w.Code, detail)
+	}
+	// Output:
+	// alice: 200 post 1 edited
+	// bob: 403 only the owner of this resource or a user with the role admin may do this
+	// root: 200 post 1 edited
+	// alice: 404 no such post
+}
+
+// Check is the decision without the plumbing, for handlers that accept
+// several kinds of caller or write their own errors.
+func ExampleGuard_Check() {
+	g, err := guard.New(guard.Config{Issuer: "https://auth.example.com"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := g.Check(r)
+		if err != nil {
+			log.Printf("refused: %v", err) // the reason, for logs only
+			guard.WriteError(w, r, err)    // 401, 403 or 503, no reason
+			return
+		}
+		fmt.Fprintln(w, "hello", p.Subject)
+	})
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+	fmt.Println(w.Code)
+	// Output:
+	// 401
+}

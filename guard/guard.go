@@ -1,0 +1,332 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Limits and intervals. They are not configurable: each is a security
+// trade-off made once here.
+const (
+	// MaxLeeway is the largest clock skew tolerated on exp, nbf and iat.
+	MaxLeeway = 5 * time.Second
+	// MaxCacheTTL bounds Config.CacheTTL: a revoked API key or session
+	// must stop working here soon.
+	MaxCacheTTL = 5 * time.Minute
+
+	defaultCacheTTL  = 30 * time.Second
+	negativeCacheTTL = 5 * time.Second            // refused opaque credentials
+	jwksMinInterval  = 10 * time.Second           // between JWKS fetches caused by unknown kids
+	jwksRetry        = time.Second                // after a failed JWKS fetch
+	jwksMaxAge       = 5 * time.Minute            // re-read the JWKS this often (keys are removed too)
+	fetchTimeout     = 10 * time.Second           // one JWKS or introspection call
+	maxCached        = 10_000                     // entries per cache
+	maxTokenLen      = 8 << 10                    // longer credentials are refused unparsed
+	maxBody          = 1 << 20                    // of a JWKS or introspection answer
+	realm            = `Bearer realm="gatehouse"` // the RFC 6750 challenge
+)
+
+// Kinds of credential, the values of Principal.Kind.
+const (
+	KindAccessToken = "access_token" // a JWT verified locally
+	KindAPIKey      = "api_key"      // checked by introspection
+	KindSession     = "session"      // a session cookie, checked by introspection
+)
+
+// Errors returned by Check (wrapped, with the reason, for logs). WriteError
+// turns them into responses.
+var (
+	// ErrNoCredentials: the request carries no credential (401).
+	ErrNoCredentials = errors.New("guard: no credentials")
+	// ErrInvalidToken: a credential was sent but is invalid, expired or
+	// revoked (401, error="invalid_token").
+	ErrInvalidToken = errors.New("guard: invalid credentials")
+	// ErrUnavailable: Gatehouse could not be asked (503). The guard fails
+	// closed.
+	ErrUnavailable = errors.New("guard: gatehouse unavailable")
+	// ErrCrossOrigin: a state-changing request authenticated by a cookie
+	// came from another origin (403).
+	ErrCrossOrigin = errors.New("guard: cross-origin request refused")
+)
+
+func invalid(reason string) error { return fmt.Errorf("%w: %s", ErrInvalidToken, reason) }
+
+// Config configures a Guard. Only Issuer is required.
+type Config struct {
+	// Issuer is Gatehouse's public URL (GATEHOUSE_PUBLIC_URL), the iss of
+	// its tokens, e.g. "https://auth.example.com".
+	Issuer string
+	// Audience is the aud access tokens must carry. Default: Issuer (what
+	// Gatehouse issues unless configured otherwise).
+	Audience string
+	// JWKSURL defaults to Issuer + "/.well-known/jwks.json".
+	JWKSURL string
+	// IntrospectURL defaults to Issuer + "/oauth2/introspect".
+	IntrospectURL string
+	// IntrospectionKey is a Gatehouse API key with scope introspect, sent
+	// as X-API-Key to IntrospectURL. Without it, API keys are refused and
+	// session cookies are ignored.
+	IntrospectionKey string
+	// CookieName is Gatehouse's session cookie. Default "gatehouse_session",
+	// or "__Host-gatehouse_session" when Issuer is https.
+	CookieName string
+	// TrustedOrigins are other origins (e.g. "https://app.example.com")
+	// allowed to make state-changing requests authenticated by cookie.
+	TrustedOrigins []string
+	// HTTPClient talks to Gatehouse. Default: a client with a 10 s timeout.
+	// Redirects are never followed, whatever the client says.
+	HTTPClient *http.Client
+	// Algorithms accepted on access tokens. Default EdDSA, ES256, RS256.
+	// HS* and none are never accepted: they have no public key.
+	Algorithms []string
+	// CacheTTL is how long an introspection answer is reused. Default 30 s,
+	// at most MaxCacheTTL; negative disables the cache.
+	CacheTTL time.Duration
+	// Leeway is the clock skew tolerated on exp, nbf and iat. Default and
+	// maximum MaxLeeway (5 s).
+	Leeway time.Duration
+	// AllowInsecureHTTP permits http:// URLs to hosts other than loopback
+	// (e.g. inside a private network). The introspection key and the
+	// credentials then travel in clear.
+	AllowInsecureHTTP bool
+	// Logger receives why Gatehouse could not be reached (the causes of
+	// 503s). Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock, for tests. Default time.Now.
+	Now func() time.Time
+}
+
+// Guard checks Gatehouse credentials. Make one with New and share it; it is
+// safe for concurrent use.
+type Guard struct {
+	cfg    Config
+	algs   []string
+	client *http.Client
+	csrf   *http.CrossOriginProtection
+	log    *slog.Logger
+	now    func() time.Time
+	parser *jwt.Parser // immutable once made: safe to share
+
+	// JWKS: keys is read without locks; fetchMu serialises fetches.
+	keys        atomic.Pointer[keySet]
+	fetchMu     sync.Mutex
+	lastFetch   time.Time // guarded by fetchMu
+	lastFetchOK bool      // guarded by fetchMu
+	lastErr     error     // guarded by fetchMu
+
+	tokens *ttlCache[string, tokenEntry]   // verified access tokens
+	intro  *ttlCache[[32]byte, *Principal] // introspection answers; nil Principal = refused
+	flight flightGroup                     // concurrent introspections of one credential
+}
+
+// New checks cfg, fills in the defaults and returns a Guard. It does not
+// contact Gatehouse: the JWKS is fetched on first use.
+func New(cfg Config) (*Guard, error) {
+	var problems []error
+	cfg.Issuer = strings.TrimRight(strings.TrimSpace(cfg.Issuer), "/")
+	if cfg.Issuer == "" {
+		problems = append(problems, errors.New("Issuer is required"))
+	}
+	if cfg.Audience == "" {
+		cfg.Audience = cfg.Issuer
+	}
+	if cfg.JWKSURL == "" && cfg.Issuer != "" {
+		cfg.JWKSURL = cfg.Issuer + "/.well-known/jwks.json"
+	}
+	if cfg.IntrospectURL == "" && cfg.Issuer != "" {
+		cfg.IntrospectURL = cfg.Issuer + "/oauth2/introspect"
+	}
+	for _, u := range []struct{ name, v string }{{"Issuer", cfg.Issuer}, {"JWKSURL", cfg.JWKSURL}, {"IntrospectURL", cfg.IntrospectURL}} {
+		if u.v == "" {
+			continue
+		}
+		if err := checkURL(u.v, cfg.AllowInsecureHTTP); err != nil {
+			problems = append(problems, fmt.Errorf("%s: %w", u.name, err))
+		}
+	}
+	if cfg.CookieName == "" {
+		cfg.CookieName = "gatehouse_session"
+		if strings.HasPrefix(strings.ToLower(cfg.Issuer), "https://") {
+			cfg.CookieName = "__Host-gatehouse_session"
+		}
+	}
+	algs := cfg.Algorithms
+	if len(algs) == 0 {
+		algs = []string{"EdDSA", "ES256", "RS256"}
+	}
+	for _, a := range algs {
+		if _, ok := algKeyType[a]; !ok {
+			problems = append(problems, fmt.Errorf("Algorithms: %q is not accepted (use EdDSA, ES256 or RS256)", a))
+		}
+	}
+	switch {
+	case cfg.CacheTTL == 0:
+		cfg.CacheTTL = defaultCacheTTL
+	case cfg.CacheTTL > MaxCacheTTL:
+		problems = append(problems, fmt.Errorf("CacheTTL: %v is longer than %v", cfg.CacheTTL, MaxCacheTTL))
+	}
+	switch {
+	case cfg.Leeway == 0:
+		cfg.Leeway = MaxLeeway
+	case cfg.Leeway < 0 || cfg.Leeway > MaxLeeway:
+		problems = append(problems, fmt.Errorf("Leeway: %v is outside (0, %v]", cfg.Leeway, MaxLeeway))
+	}
+	csrf := http.NewCrossOriginProtection()
+	for _, o := range cfg.TrustedOrigins {
+		if err := csrf.AddTrustedOrigin(o); err != nil {
+			problems = append(problems, fmt.Errorf("TrustedOrigins: %w", err))
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("guard: invalid Config: %w", errors.Join(problems...))
+	}
+
+	client := &http.Client{Timeout: fetchTimeout}
+	if cfg.HTTPClient != nil {
+		c := *cfg.HTTPClient
+		client = &c
+	}
+	// A redirect would carry the introspection key and the credential to
+	// wherever it points (custom headers survive cross-host redirects).
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	g := &Guard{
+		cfg: cfg, algs: slices.Clone(algs), client: client, csrf: csrf, log: cfg.Logger, now: cfg.Now,
+		tokens: newTTLCache[string, tokenEntry](maxCached),
+		intro:  newTTLCache[[32]byte, *Principal](maxCached),
+	}
+	g.parser = newParser(g)
+	return g, nil
+}
+
+// checkURL refuses what would send secrets in clear to another machine.
+func checkURL(s string, allowHTTP bool) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute URL", s)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if allowHTTP || isLoopback(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("%q: http:// to a non-loopback host sends credentials in clear (set AllowInsecureHTTP to permit it)", s)
+	}
+	return fmt.Errorf("%q must be an http or https URL", s)
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Check authenticates r. It returns the caller, or an error wrapping
+// ErrNoCredentials, ErrInvalidToken, ErrUnavailable or ErrCrossOrigin with
+// the reason (for logs; WriteError keeps it out of the response).
+//
+// Credentials are looked for in this order, and the first one found is the
+// only one considered: X-API-Key, Authorization: Bearer (an API key when it
+// starts with gth_, else an access token), the session cookie (only when an
+// IntrospectionKey is configured).
+func (g *Guard) Check(r *http.Request) (*Principal, error) {
+	ctx := r.Context()
+	if key := r.Header.Get("X-API-Key"); key != "" || len(r.Header.Values("X-API-Key")) > 0 {
+		if len(r.Header.Values("X-API-Key")) > 1 {
+			return nil, invalid("more than one X-API-Key header")
+		}
+		if !strings.HasPrefix(key, "gth_") {
+			return nil, invalid("X-API-Key does not hold a Gatehouse API key")
+		}
+		return g.checkOpaque(ctx, KindAPIKey, key)
+	}
+	if authz := r.Header.Values("Authorization"); len(authz) > 0 {
+		if len(authz) > 1 {
+			return nil, invalid("more than one Authorization header")
+		}
+		scheme, tok, _ := strings.Cut(authz[0], " ")
+		if strings.EqualFold(scheme, "Bearer") {
+			tok = strings.TrimSpace(tok)
+			if tok == "" {
+				return nil, invalid("empty bearer token")
+			}
+			if strings.HasPrefix(tok, "gth_") {
+				return g.checkOpaque(ctx, KindAPIKey, tok)
+			}
+			return g.verifyJWT(ctx, tok)
+		}
+		// Another scheme (Basic, …) is not ours: look further.
+	}
+	if g.cfg.IntrospectionKey != "" {
+		if c, err := r.Cookie(g.cfg.CookieName); err == nil && c.Value != "" {
+			// Browsers attach cookies to cross-site requests: a
+			// state-changing one must come from our own origin (CSRF).
+			// Checked before Gatehouse is asked, so it costs nothing.
+			if err := g.csrf.Check(r); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrCrossOrigin, err)
+			}
+			return g.checkOpaque(ctx, KindSession, c.Value)
+		}
+	}
+	return nil, ErrNoCredentials
+}
+
+// Middleware requires a valid credential: the request reaches next with the
+// Principal in its context (see PrincipalFrom), or gets the answer
+// WriteError gives (401, 403 cross-origin, 503).
+func (g *Guard) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := g.Check(r)
+		if err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+	})
+}
+
+// Optional is Middleware for routes open to anonymous callers: a request
+// without credentials reaches next with no Principal in its context; one
+// with credentials is checked exactly as by Middleware (an invalid token is
+// still 401, not anonymous).
+func (g *Guard) Optional(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := g.Check(r)
+		switch {
+		case errors.Is(err, ErrNoCredentials):
+			next.ServeHTTP(w, r)
+		case err != nil:
+			WriteError(w, r, err)
+		default:
+			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+		}
+	})
+}
+
+// unavailable wraps the cause of a 503 and logs it: it is what an operator
+// needs to see (Gatehouse down, the introspection key revoked, …).
+func (g *Guard) unavailable(ctx context.Context, what string, cause error) error {
+	g.log.ErrorContext(ctx, "guard: cannot reach gatehouse", "op", what, "err", cause)
+	return fmt.Errorf("%w: %s: %v", ErrUnavailable, what, cause)
+}

@@ -1,0 +1,146 @@
+package guard
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// checkOpaque checks an API key or a session id by asking Gatehouse (RFC
+// 7662), through a short cache keyed by a hash of the credential.
+func (g *Guard) checkOpaque(ctx context.Context, kind, cred string) (*Principal, error) {
+	if g.cfg.IntrospectionKey == "" {
+		return nil, invalid(kind + " sent, but no IntrospectionKey is configured to check it")
+	}
+	if !plausible(kind, cred) {
+		return nil, invalid("malformed " + kind) // never sent to Gatehouse
+	}
+	// The cache key is a hash: a memory dump does not reveal credentials.
+	// The kind is part of it, so an answer about a cookie is never reused
+	// for an API key.
+	h := sha256.Sum256([]byte(kind + "\x00" + cred))
+	if g.cfg.CacheTTL > 0 {
+		if p, ok := g.intro.get(h, g.now()); ok {
+			if p == nil {
+				return nil, invalid(kind + " refused by introspection (cached)")
+			}
+			return p.clone(), nil
+		}
+	}
+	p, err := g.flight.do(h, func() (*Principal, error) {
+		p, err := g.introspect(ctx, kind, cred)
+		if err != nil {
+			return nil, err // not cached: the next request asks again
+		}
+		if g.cfg.CacheTTL > 0 {
+			now := g.now()
+			if p == nil {
+				// Refusals are cached too, briefly, so a flood of one bad
+				// credential costs Gatehouse one call every few seconds.
+				g.intro.put(h, nil, now.Add(min(negativeCacheTTL, g.cfg.CacheTTL)), now)
+			} else {
+				until := now.Add(g.cfg.CacheTTL)
+				if !p.ExpiresAt.IsZero() && p.ExpiresAt.Before(until) {
+					until = p.ExpiresAt
+				}
+				g.intro.put(h, p, until, now)
+			}
+		}
+		return p, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, invalid(kind + " refused by introspection")
+	}
+	return p.clone(), nil
+}
+
+// plausible refuses, without asking anyone, what cannot be a Gatehouse
+// credential of that kind.
+func plausible(kind, cred string) bool {
+	if len(cred) > 512 {
+		return false
+	}
+	for i := 0; i < len(cred); i++ {
+		c := cred[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	if kind == KindAPIKey {
+		return strings.HasPrefix(cred, "gth_")
+	}
+	return len(cred) >= 16
+}
+
+type introspection struct {
+	Active    bool     `json:"active"`
+	TokenType string   `json:"token_type"`
+	Sub       string   `json:"sub"`
+	Scope     string   `json:"scope"`
+	Exp       int64    `json:"exp"`
+	Username  string   `json:"username"`
+	Roles     []string `json:"roles"`
+	Iss       string   `json:"iss"`
+	ClientID  string   `json:"client_id"`
+}
+
+// introspect asks Gatehouse about cred. It returns nil, nil when the
+// credential is refused, and an error when no answer could be had.
+func (g *Guard) introspect(ctx context.Context, kind, cred string) (*Principal, error) {
+	// Shared by every request waiting on this credential: detached from
+	// the one that started it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.cfg.IntrospectURL,
+		strings.NewReader(url.Values{"token": {cred}}.Encode()))
+	if err != nil {
+		return nil, g.unavailable(ctx, "introspect", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("X-API-Key", g.cfg.IntrospectionKey)
+	res, err := g.client.Do(req)
+	if err != nil {
+		return nil, g.unavailable(ctx, "introspect", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		// 401/403 mean the IntrospectionKey itself is refused: the
+		// operator must fix it, and until then nothing passes.
+		return nil, g.unavailable(ctx, "introspect", fmt.Errorf("POST %s: status %d", g.cfg.IntrospectURL, res.StatusCode))
+	}
+	var in introspection
+	if err := json.NewDecoder(io.LimitReader(res.Body, maxBody)).Decode(&in); err != nil {
+		return nil, g.unavailable(ctx, "introspect", fmt.Errorf("POST %s: bad answer: %v", g.cfg.IntrospectURL, err))
+	}
+	switch {
+	case !in.Active:
+		return nil, nil
+	case in.TokenType != kind:
+		// A refresh token or access token sent as a cookie, say: active,
+		// but not the credential this channel carries.
+		return nil, nil
+	case in.Sub == "":
+		return nil, nil
+	case in.Iss != "" && strings.TrimRight(in.Iss, "/") != g.cfg.Issuer:
+		return nil, nil
+	}
+	p := &Principal{Subject: in.Sub, Kind: kind, Scopes: strings.Fields(in.Scope), Roles: in.Roles,
+		Email: in.Username, ClientID: in.ClientID}
+	if in.Exp != 0 {
+		p.ExpiresAt = time.Unix(in.Exp, 0)
+		if !g.now().Before(p.ExpiresAt) {
+			return nil, nil
+		}
+	}
+	return p, nil
+}
