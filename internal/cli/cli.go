@@ -296,7 +296,9 @@ func cmdServe(ctx context.Context, e Env, args []string) error {
 	defer stop()
 	go a.keys.Run(bg, 30*time.Second)
 	go purgeCounters(bg, a, log)
-	go a.mailer.Run(bg)
+	mailDone := make(chan struct{})
+	go func() { a.mailer.Run(bg); close(mailDone) }()
+	defer func() { stop(); <-mailDone }() // the worker finishes before the database closes
 	go flushKeyUse(bg, a, log)
 
 	log.Info("gatehouse listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL,

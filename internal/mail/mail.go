@@ -138,8 +138,16 @@ func NewSMTP(rawURL, from string) (*SMTP, error) {
 	opts = append(opts, gomail.WithPort(port))
 	if u.User != nil && u.User.Username() != "" {
 		pw, _ := u.User.Password()
-		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover),
-			gomail.WithUsername(u.User.Username()), gomail.WithPassword(pw))
+		authOpt := gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover)
+		if host == "localhost" || host == "127.0.0.1" || host == "::1" {
+			// Auto-discovery never picks PLAIN or LOGIN without TLS, so a
+			// local relay without STARTTLS could never be authenticated
+			// to. These mechanisms (not their -NOENC forms) still refuse a
+			// plaintext connection to anything but these loopback names.
+			authOpt = gomail.WithOpportunisticSMTPAuth(gomail.SMTPAuthSCRAMSHA256, gomail.SMTPAuthSCRAMSHA1,
+				gomail.SMTPAuthCramMD5, gomail.SMTPAuthPlain, gomail.SMTPAuthLogin)
+		}
+		opts = append(opts, authOpt, gomail.WithUsername(u.User.Username()), gomail.WithPassword(pw))
 	}
 	return &SMTP{from: from, opts: opts, host: host}, nil
 }

@@ -103,20 +103,24 @@ func (w *Worker) RunOnce(ctx context.Context) bool {
 	}
 	err = w.process(ctx, j)
 	now := time.Now()
+	// Record the outcome even when ctx ended during the send (a shutdown):
+	// a delivered job left unfinished would be sent again after its lease,
+	// with a new token that voids the one just delivered.
+	bctx := context.WithoutCancel(ctx)
 	switch {
 	case err == nil:
-		if err := w.Jobs.FinishMailJob(ctx, j.ID, now); err != nil {
+		if err := w.Jobs.FinishMailJob(bctx, j.ID, now); err != nil {
 			w.Log.Warn("mail queue: finish", "job", j.ID, "err", err)
 		}
 	case j.Attempts >= w.MaxAttempts:
 		w.Log.Error("mail: giving up", "job", j.ID, "kind", j.Kind, "attempts", j.Attempts, "err", err)
-		_ = w.Jobs.FailMailJob(ctx, j.ID, now, err.Error())
-		_ = w.Accounts.AppendAudit(ctx, &auth.AuditEvent{ID: auth.NewID(), Type: auth.EventMailFailed, At: now, UserID: j.UserID,
+		_ = w.Jobs.FailMailJob(bctx, j.ID, now, err.Error())
+		_ = w.Accounts.AppendAudit(bctx, &auth.AuditEvent{ID: auth.NewID(), Type: auth.EventMailFailed, At: now, UserID: j.UserID,
 			Details: map[string]any{"kind": j.Kind, "attempts": j.Attempts, "error": err.Error()}})
 	default:
 		backoff := min(time.Duration(1<<min(j.Attempts, 20))*time.Second, 10*time.Minute)
 		w.Log.Warn("mail: delivery failed, will retry", "job", j.ID, "kind", j.Kind, "attempt", j.Attempts, "in", backoff, "err", err)
-		_ = w.Jobs.RetryMailJob(ctx, j.ID, now.Add(backoff), err.Error())
+		_ = w.Jobs.RetryMailJob(bctx, j.ID, now.Add(backoff), err.Error())
 	}
 	return true
 }
