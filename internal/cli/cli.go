@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -271,6 +272,7 @@ func cmdServe(ctx context.Context, e Env, args []string) error {
 		return err
 	}
 	log := newLogger(cfg, e.Stderr)
+	tuneGC(cfg, e.Getenv)
 	a, err := openApp(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -357,4 +359,19 @@ func flushKeyUse(ctx context.Context, a *app, log *slog.Logger) {
 			}
 		}
 	}
+}
+
+// tuneGC sets the garbage collector for password hashing, unless GOGC or
+// GOMEMLIMIT say otherwise. Every argon2id hash allocates its whole memory
+// cost (19 MiB by default) and drops it: with the default GOGC the collector
+// would run every couple of logins. A higher GOGC under a memory limit of
+// (hash concurrency × argon2 memory + 96 MiB) makes it run far less often
+// while still bounding the heap: admission control bounds the live hash
+// memory, the limit bounds the rest.
+func tuneGC(cfg *config.Config, getenv func(string) string) {
+	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetGCPercent(400)
+	debug.SetMemoryLimit(int64(cfg.HashConcurrency)*int64(cfg.Argon2.Memory)*1024 + 96<<20)
 }
