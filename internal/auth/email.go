@@ -161,6 +161,13 @@ func (s *Service) ResetPassword(ctx context.Context, tok, next string, m Meta) e
 			return err
 		}
 	}
+	// Identities whose provider never vouched for this address go: the
+	// reset proves who owns it.
+	if s.Identities != nil {
+		if err := s.Identities.DeleteUserIdentities(ctx, u.ID, true); err != nil {
+			return err
+		}
+	}
 	if err := s.Unlock(ctx, u.Email); err != nil {
 		return err
 	}

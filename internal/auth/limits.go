@@ -135,3 +135,10 @@ func (s *Service) Unlock(ctx context.Context, email string) error {
 	}
 	return s.Lockout.ClearFailures(ctx, lockoutKey(email))
 }
+
+// LimitIP counts one hit of the client's address against the shared
+// per-IP limit of login-like endpoints (for endpoints outside this package,
+// such as social login).
+func (s *Service) LimitIP(ctx context.Context, endpoint string, m Meta) error {
+	return s.limitIP(ctx, endpoint, m)
+}

@@ -73,24 +73,29 @@ type Metrics struct {
 
 // Service implements accounts, password login and OAuth2 token issuance.
 type Service struct {
-	Users    UserStore
-	Refresh  RefreshStore
-	Sessions SessionStore
-	Audit    AuditStore
-	Tokens   TokenStore
-	APIKeys  APIKeyStore
-	Mail     MailQueue    // nil: no mail
-	Limiter  RateLimiter  // nil: no rate limits
-	Lockout  LockoutStore // nil: no lockout
-	Limits   Limits
-	Hasher   PasswordHasher
-	Policy   PasswordPolicy
-	Issuer   AccessTokenIssuer
-	Roles    *RoleModel
-	Config   Config
-	Metrics  Metrics
-	Log      *slog.Logger
-	Now      func() time.Time
+	Users      UserStore
+	Refresh    RefreshStore
+	Sessions   SessionStore
+	Audit      AuditStore
+	Tokens     TokenStore
+	APIKeys    APIKeyStore
+	Identities IdentityStore
+	Challenges ChallengeStore
+	// CountPasskeys, when set, counts a user's passkeys (a sign-in method
+	// that keeps an account reachable when an identity is unlinked).
+	CountPasskeys func(ctx context.Context, userID string) (int, error)
+	Mail          MailQueue    // nil: no mail
+	Limiter       RateLimiter  // nil: no rate limits
+	Lockout       LockoutStore // nil: no lockout
+	Limits        Limits
+	Hasher        PasswordHasher
+	Policy        PasswordPolicy
+	Issuer        AccessTokenIssuer
+	Roles         *RoleModel
+	Config        Config
+	Metrics       Metrics
+	Log           *slog.Logger
+	Now           func() time.Time
 
 	users  userCache // see TokenUser
 	keyUse keyUsage  // see FlushAPIKeyUse

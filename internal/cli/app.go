@@ -163,10 +163,11 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 	// Sessions, rate-limit counters and lockouts: Redis when configured
 	// (shared by every node), else the database.
 	var (
-		sessions auth.SessionStore = db
-		limiter  auth.RateLimiter  = db
-		lockout  auth.LockoutStore = db
-		tokens   auth.TokenStore   = db
+		sessions   auth.SessionStore   = db
+		limiter    auth.RateLimiter    = db
+		lockout    auth.LockoutStore   = db
+		tokens     auth.TokenStore     = db
+		challenges auth.ChallengeStore = db
 	)
 	if cfg.RedisURL != "" {
 		a.redis, err = redisstore.Open(ctx, cfg.RedisURL, redisstore.Options{})
@@ -174,7 +175,7 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 			a.Close()
 			return nil, err
 		}
-		sessions, limiter, lockout, tokens = a.redis, a.redis, a.redis, a.redis
+		sessions, limiter, lockout, tokens, challenges = a.redis, a.redis, a.redis, a.redis, a.redis
 	}
 	a.mailer, err = newMailWorker(cfg, db, log)
 	if err != nil {
@@ -195,7 +196,7 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 	slices.Sort(scopes)
 	a.auth = &auth.Service{
 		Users: db, Refresh: db, Audit: db, Sessions: sessions, Limiter: limiter, Lockout: lockout,
-		Tokens: tokens, APIKeys: db, Mail: &notifyingQueue{MailQueue: db, worker: a.mailer},
+		Tokens: tokens, APIKeys: db, Identities: db, Challenges: challenges, Mail: &notifyingQueue{MailQueue: db, worker: a.mailer},
 		Limits: auth.Limits{
 			LoginPerAccountIP: cfg.RateLimits.LoginPerAccountIP, PerIP: cfg.RateLimits.LoginPerIP, Window: cfg.RateLimits.Window,
 			LockoutThreshold: cfg.LockoutThreshold, LockoutDuration: cfg.LockoutDuration,

@@ -20,6 +20,7 @@ import (
 
 	"gatehouse/internal/auth"
 	"gatehouse/internal/config"
+	"gatehouse/internal/oidc"
 	"gatehouse/internal/server"
 )
 
@@ -279,7 +280,8 @@ func cmdServe(ctx context.Context, e Env, args []string) error {
 	}
 	defer a.Close()
 
-	srv := server.New(server.Deps{Config: cfg, Auth: a.auth, Keys: a.keys, Ready: a.ready(),
+	providers := oidc.New(ctx, cfg.Providers, cfg.PublicURL, nil, log)
+	srv := server.New(server.Deps{Config: cfg, Auth: a.auth, Keys: a.keys, OIDC: providers, Ready: a.ready(),
 		Metrics: a.metrics, Log: log, Version: Version})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

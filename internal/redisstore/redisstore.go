@@ -356,3 +356,27 @@ func (s *Store) ConsumeToken(ctx context.Context, hash, purpose string, now time
 	}
 	return tokenFrom(hash, m, purpose, now)
 }
+
+// ---------------------------------------------------------------------------
+// Challenges: ch:<key> with the value, expiring with it; GETDEL makes them
+// single-use.
+
+var _ auth.ChallengeStore = (*Store)(nil)
+
+// PutChallenge stores a challenge until expires.
+func (s *Store) PutChallenge(ctx context.Context, key string, value []byte, expires time.Time) error {
+	ttl := time.Until(expires)
+	if ttl <= 0 {
+		ttl = time.Millisecond
+	}
+	return s.rdb.Set(ctx, s.prefix+"ch:"+key, value, ttl).Err()
+}
+
+// TakeChallenge returns and deletes a live challenge.
+func (s *Store) TakeChallenge(ctx context.Context, key string, _ time.Time) ([]byte, error) {
+	v, err := s.rdb.GetDel(ctx, s.prefix+"ch:"+key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, auth.ErrNotFound
+	}
+	return v, err
+}

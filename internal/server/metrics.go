@@ -17,6 +17,7 @@ type Metrics struct {
 	logins      *prometheus.CounterVec
 	hashWait    prometheus.Histogram
 	rateLimited *prometheus.CounterVec
+	oidc        *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics on a new registry (with the Go and
@@ -41,8 +42,11 @@ func NewMetrics() *Metrics {
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_rate_limited_total", Help: "Requests refused by a rate limit or lockout, by endpoint.",
 		}, []string{"endpoint"}),
+		oidc: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_oidc_logins_total", Help: "Social logins by provider and result.",
+		}, []string{"provider", "result"}),
 	}
-	m.Registry.MustRegister(m.requests, m.duration, m.logins, m.hashWait, m.rateLimited,
+	m.Registry.MustRegister(m.requests, m.duration, m.logins, m.hashWait, m.rateLimited, m.oidc,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -60,3 +64,6 @@ func (m *Metrics) HashWait(d time.Duration) { m.hashWait.Observe(d.Seconds()) }
 
 // RateLimited counts a refusal by a limit.
 func (m *Metrics) RateLimited(endpoint string) { m.rateLimited.WithLabelValues(endpoint).Inc() }
+
+// OIDC counts a social login by provider and result.
+func (m *Metrics) OIDC(provider, result string) { m.oidc.WithLabelValues(provider, result).Inc() }

@@ -24,7 +24,7 @@ type pageData struct {
 
 func (s *Server) parsePages() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"reset", "verify", "forgot"} {
+	for _, name := range []string{"reset", "verify", "forgot", "error"} {
 		out[name] = template.Must(template.ParseFS(webFS, "web/layout.html", "web/"+name+".html"))
 	}
 	return out

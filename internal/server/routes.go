@@ -45,11 +45,17 @@ func (s *Server) routes() http.Handler {
 	s.registerEmailRoutes(api)
 	s.registerAPIKeyRoutes(api)
 	s.registerAdminRoutes(api)
+	s.registerIdentityRoutes(api)
 	documentOAuth2(api.OpenAPI())
 
 	// API docs: Swagger UI from embedded files (no CDN).
 	mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
 	mux.Handle("GET /docs/", s.docsHandler())
+
+	// Social login (OIDC): browser redirects, not JSON.
+	mux.HandleFunc("GET /v1/oidc/{provider}/login", s.handleOIDCLogin)
+	mux.HandleFunc("GET /v1/oidc/{provider}/link", s.handleOIDCLink)
+	mux.HandleFunc("GET /v1/oidc/{provider}/callback", s.handleOIDCCallback)
 
 	// Hosted pages (server-rendered, no script) and their assets.
 	mux.HandleFunc("GET /reset-password", s.handleResetPage)

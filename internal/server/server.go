@@ -14,6 +14,7 @@ import (
 
 	"gatehouse/internal/auth"
 	"gatehouse/internal/config"
+	"gatehouse/internal/oidc"
 	"gatehouse/internal/token"
 )
 
@@ -27,6 +28,7 @@ type Deps struct {
 	Config  *config.Config
 	Auth    *auth.Service
 	Keys    *token.Keyring
+	OIDC    *oidc.Registry // configured identity providers (may be empty)
 	Ready   []Pinger
 	Metrics *Metrics
 	Log     *slog.Logger
@@ -38,6 +40,7 @@ type Server struct {
 	cfg     *config.Config
 	auth    *auth.Service
 	keys    *token.Keyring
+	oidc    *oidc.Registry
 	ready   []Pinger
 	metrics *Metrics
 	log     *slog.Logger
@@ -53,7 +56,7 @@ type Server struct {
 
 // New builds the handler.
 func New(d Deps) *Server {
-	s := &Server{cfg: d.Config, auth: d.Auth, keys: d.Keys, ready: d.Ready, metrics: d.Metrics,
+	s := &Server{cfg: d.Config, auth: d.Auth, keys: d.Keys, oidc: d.OIDC, ready: d.Ready, metrics: d.Metrics,
 		log: d.Log, version: d.Version, https: d.Config.IsHTTPS()}
 	if s.metrics == nil {
 		s.metrics = NewMetrics()

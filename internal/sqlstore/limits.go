@@ -37,7 +37,10 @@ func (db *DB) PurgeCounters(ctx context.Context, before time.Time) error {
 	if _, err := db.exec(ctx, `DELETE FROM rate_counters WHERE window_start < ?`, ts(before)); err != nil {
 		return err
 	}
-	_, err := db.exec(ctx, `DELETE FROM lockouts WHERE failures = 0 AND locked_until < ?`, ts(before))
+	if _, err := db.exec(ctx, `DELETE FROM lockouts WHERE failures = 0 AND locked_until < ?`, ts(before)); err != nil {
+		return err
+	}
+	_, err := db.exec(ctx, `DELETE FROM challenges WHERE expires_at < ?`, ts(before))
 	return err
 }
 
