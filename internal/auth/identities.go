@@ -234,6 +234,10 @@ func (s *Service) UnlinkIdentity(ctx context.Context, userID, id string, m Meta)
 // hasOtherCredentials reports sign-in methods besides passwords and
 // identities (passkeys, when they exist).
 func (s *Service) hasOtherCredentials(ctx context.Context, userID string) bool {
+	if s.Passkeys != nil {
+		keys, err := s.Passkeys.ListPasskeys(ctx, userID)
+		return err == nil && len(keys) > 0
+	}
 	if s.CountPasskeys == nil {
 		return false
 	}

@@ -80,6 +80,7 @@ type Service struct {
 	Tokens     TokenStore
 	APIKeys    APIKeyStore
 	Identities IdentityStore
+	Passkeys   PasskeyStore
 	Challenges ChallengeStore
 	// CountPasskeys, when set, counts a user's passkeys (a sign-in method
 	// that keeps an account reachable when an identity is unlinked).

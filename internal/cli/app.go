@@ -196,7 +196,7 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 	slices.Sort(scopes)
 	a.auth = &auth.Service{
 		Users: db, Refresh: db, Audit: db, Sessions: sessions, Limiter: limiter, Lockout: lockout,
-		Tokens: tokens, APIKeys: db, Identities: db, Challenges: challenges, Mail: &notifyingQueue{MailQueue: db, worker: a.mailer},
+		Tokens: tokens, APIKeys: db, Identities: db, Passkeys: db, Challenges: challenges, Mail: &notifyingQueue{MailQueue: db, worker: a.mailer},
 		Limits: auth.Limits{
 			LoginPerAccountIP: cfg.RateLimits.LoginPerAccountIP, PerIP: cfg.RateLimits.LoginPerIP, Window: cfg.RateLimits.Window,
 			LockoutThreshold: cfg.LockoutThreshold, LockoutDuration: cfg.LockoutDuration,

@@ -21,6 +21,7 @@ import (
 	"gatehouse/internal/auth"
 	"gatehouse/internal/config"
 	"gatehouse/internal/oidc"
+	"gatehouse/internal/passkey"
 	"gatehouse/internal/server"
 )
 
@@ -281,7 +282,11 @@ func cmdServe(ctx context.Context, e Env, args []string) error {
 	defer a.Close()
 
 	providers := oidc.New(ctx, cfg.Providers, cfg.PublicURL, nil, log)
-	srv := server.New(server.Deps{Config: cfg, Auth: a.auth, Keys: a.keys, OIDC: providers, Ready: a.ready(),
+	passkeys, err := passkey.New(cfg.PublicURL, cfg.ProductName, a.auth)
+	if err != nil {
+		return err
+	}
+	srv := server.New(server.Deps{Config: cfg, Auth: a.auth, Keys: a.keys, OIDC: providers, Passkeys: passkeys, Ready: a.ready(),
 		Metrics: a.metrics, Log: log, Version: Version})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

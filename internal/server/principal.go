@@ -127,7 +127,7 @@ func require(ctx context.Context, scopes ...string) (*auth.Principal, error) {
 // site could sign a browser into an account of the attacker's (login CSRF).
 func (s *Server) loginCSRF(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/v1/sessions" {
+		if r.Method == http.MethodPost && (r.URL.Path == "/v1/sessions" || strings.HasPrefix(r.URL.Path, "/v1/passkeys/login/")) {
 			if err := s.csrf.Check(r); err != nil {
 				writeProblem(w, http.StatusForbidden, "cross-origin login refused (CSRF protection)")
 				return

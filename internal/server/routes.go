@@ -46,6 +46,7 @@ func (s *Server) routes() http.Handler {
 	s.registerAPIKeyRoutes(api)
 	s.registerAdminRoutes(api)
 	s.registerIdentityRoutes(api)
+	s.registerPasskeyRoutes(api)
 	documentOAuth2(api.OpenAPI())
 
 	// API docs: Swagger UI from embedded files (no CDN).

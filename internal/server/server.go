@@ -15,6 +15,7 @@ import (
 	"gatehouse/internal/auth"
 	"gatehouse/internal/config"
 	"gatehouse/internal/oidc"
+	"gatehouse/internal/passkey"
 	"gatehouse/internal/token"
 )
 
@@ -25,28 +26,30 @@ type Pinger interface {
 
 // Deps are what the server needs; cmd wires them.
 type Deps struct {
-	Config  *config.Config
-	Auth    *auth.Service
-	Keys    *token.Keyring
-	OIDC    *oidc.Registry // configured identity providers (may be empty)
-	Ready   []Pinger
-	Metrics *Metrics
-	Log     *slog.Logger
-	Version string
+	Config   *config.Config
+	Auth     *auth.Service
+	Keys     *token.Keyring
+	OIDC     *oidc.Registry // configured identity providers (may be empty)
+	Passkeys *passkey.Service
+	Ready    []Pinger
+	Metrics  *Metrics
+	Log      *slog.Logger
+	Version  string
 }
 
 // Server is the HTTP handler of Gatehouse.
 type Server struct {
-	cfg     *config.Config
-	auth    *auth.Service
-	keys    *token.Keyring
-	oidc    *oidc.Registry
-	ready   []Pinger
-	metrics *Metrics
-	log     *slog.Logger
-	version string
-	https   bool
-	handler http.Handler
+	cfg      *config.Config
+	auth     *auth.Service
+	keys     *token.Keyring
+	oidc     *oidc.Registry
+	passkeys *passkey.Service
+	ready    []Pinger
+	metrics  *Metrics
+	log      *slog.Logger
+	version  string
+	https    bool
+	handler  http.Handler
 
 	pages      map[string]*template.Template
 	cookieName string
@@ -56,7 +59,7 @@ type Server struct {
 
 // New builds the handler.
 func New(d Deps) *Server {
-	s := &Server{cfg: d.Config, auth: d.Auth, keys: d.Keys, oidc: d.OIDC, ready: d.Ready, metrics: d.Metrics,
+	s := &Server{cfg: d.Config, auth: d.Auth, keys: d.Keys, oidc: d.OIDC, passkeys: d.Passkeys, ready: d.Ready, metrics: d.Metrics,
 		log: d.Log, version: d.Version, https: d.Config.IsHTTPS()}
 	if s.metrics == nil {
 		s.metrics = NewMetrics()

@@ -1,0 +1,297 @@
+// Package passkey runs WebAuthn ceremonies (go-webauthn) for Gatehouse:
+// registering passkeys for a signed-in user and signing in with them,
+// discoverable (no email) or with an email. Challenges are kept server-side
+// in the challenge store (Redis when configured), single-use, for five
+// minutes; the relying party ID and the allowed origin come from the public
+// URL. Sign-counter regressions (a cloned authenticator) are refused and
+// audited.
+//
+// A Service is safe for concurrent use.
+package passkey
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"gatehouse/internal/auth"
+)
+
+// ChallengeTTL is how long a ceremony may take.
+const ChallengeTTL = 5 * time.Minute
+
+// Service runs passkey ceremonies.
+type Service struct {
+	wa   *webauthn.WebAuthn
+	auth *auth.Service
+}
+
+// New configures the relying party from the public URL: its host is the RP
+// ID (localhost in development) and its origin the only allowed origin.
+func New(publicURL, product string, a *auth.Service) (*Service, error) {
+	u, err := url.Parse(publicURL)
+	if err != nil || u.Hostname() == "" {
+		return nil, errors.New("passkey: invalid public URL")
+	}
+	wa, err := webauthn.New(&webauthn.Config{
+		RPID:          u.Hostname(),
+		RPDisplayName: product,
+		RPOrigins:     []string{u.Scheme + "://" + u.Host},
+		Timeouts: webauthn.TimeoutsConfig{
+			Login:        webauthn.TimeoutConfig{Enforce: true, Timeout: ChallengeTTL},
+			Registration: webauthn.TimeoutConfig{Enforce: true, Timeout: ChallengeTTL},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("passkey: %w", err)
+	}
+	return &Service{wa: wa, auth: a}, nil
+}
+
+// waUser adapts an account to go-webauthn.
+type waUser struct {
+	u     *auth.User
+	creds []webauthn.Credential
+}
+
+func (w *waUser) WebAuthnID() []byte { return []byte(w.u.ID) }
+func (w *waUser) WebAuthnName() string {
+	return w.u.Email
+}
+func (w *waUser) WebAuthnDisplayName() string {
+	if w.u.Name != "" {
+		return w.u.Name
+	}
+	return w.u.Email
+}
+func (w *waUser) WebAuthnCredentials() []webauthn.Credential { return w.creds }
+
+func (s *Service) loadUser(ctx context.Context, u *auth.User) (*waUser, []*auth.Passkey, error) {
+	keys, err := s.auth.Passkeys.ListPasskeys(ctx, u.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	w := &waUser{u: u}
+	for _, k := range keys {
+		var c webauthn.Credential
+		if err := json.Unmarshal(k.Credential, &c); err != nil {
+			return nil, nil, fmt.Errorf("passkey %s: %w", k.ID, err)
+		}
+		w.creds = append(w.creds, c)
+	}
+	return w, keys, nil
+}
+
+// ceremony is what the server keeps between begin and finish.
+type ceremony struct {
+	Kind    string               `json:"k"` // "register" or "login"
+	UserID  string               `json:"u,omitempty"`
+	Session webauthn.SessionData `json:"s"`
+}
+
+func (s *Service) put(ctx context.Context, c *ceremony) (string, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	id := auth.NewID() + auth.NewID()
+	if err := s.auth.Challenges.PutChallenge(ctx, "pk:"+auth.HashToken(id), b, time.Now().Add(ChallengeTTL)); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+func (s *Service) take(ctx context.Context, id, kind string) (*ceremony, error) {
+	if id == "" || len(id) > 128 {
+		return nil, auth.ErrPasskeyLogin
+	}
+	b, err := s.auth.Challenges.TakeChallenge(ctx, "pk:"+auth.HashToken(id), time.Now())
+	if errors.Is(err, auth.ErrNotFound) {
+		return nil, auth.ErrPasskeyLogin
+	}
+	if err != nil {
+		return nil, err
+	}
+	var c ceremony
+	if err := json.Unmarshal(b, &c); err != nil || c.Kind != kind {
+		return nil, auth.ErrPasskeyLogin
+	}
+	return &c, nil
+}
+
+// BeginRegistration starts adding a passkey to u: it returns the
+// publicKey creation options (WebAuthn Level 3 JSON) and a ceremony id.
+func (s *Service) BeginRegistration(ctx context.Context, u *auth.User) (json.RawMessage, string, error) {
+	w, _, err := s.loadUser(ctx, u)
+	if err != nil {
+		return nil, "", err
+	}
+	var exclude []protocol.CredentialDescriptor
+	for _, c := range w.creds {
+		exclude = append(exclude, c.Descriptor())
+	}
+	creation, sess, err := s.wa.BeginRegistration(w,
+		webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementRequired),
+		webauthn.WithExclusions(exclude),
+		webauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{
+			ResidentKey: protocol.ResidentKeyRequirementRequired, RequireResidentKey: protocol.ResidentKeyRequired(),
+			UserVerification: protocol.VerificationPreferred,
+		}))
+	if err != nil {
+		return nil, "", fmt.Errorf("passkey: begin registration: %w", err)
+	}
+	id, err := s.put(ctx, &ceremony{Kind: "register", UserID: u.ID, Session: *sess})
+	if err != nil {
+		return nil, "", err
+	}
+	opts, err := json.Marshal(creation.Response)
+	return opts, id, err
+}
+
+// ErrBadRegistration refuses a registration response that does not verify.
+var ErrBadRegistration = &auth.Error{Code: auth.EINVALID, Message: "the passkey registration could not be verified"}
+
+// FinishRegistration verifies the authenticator's response (challenge,
+// origin, RP ID, flags) and stores the passkey.
+func (s *Service) FinishRegistration(ctx context.Context, u *auth.User, ceremonyID string, body []byte, m auth.Meta) (*auth.Passkey, error) {
+	c, err := s.take(ctx, ceremonyID, "register")
+	if err != nil {
+		return nil, ErrBadRegistration
+	}
+	if c.UserID != u.ID {
+		return nil, ErrBadRegistration
+	}
+	parsed, err := protocol.ParseCredentialCreationResponseBytes(body)
+	if err != nil {
+		return nil, ErrBadRegistration
+	}
+	w, _, err := s.loadUser(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	cred, err := s.wa.CreateCredential(w, c.Session, parsed)
+	if err != nil {
+		return nil, ErrBadRegistration
+	}
+	raw, err := json.Marshal(cred)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	p := &auth.Passkey{ID: auth.NewID(), UserID: u.ID, Name: "Passkey " + now.Format("2006-01-02"), CredentialID: cred.ID, Credential: raw, CreatedAt: now}
+	if err := s.auth.Passkeys.CreatePasskey(ctx, p); err != nil {
+		return nil, err
+	}
+	s.auth.Record(ctx, auth.EventPasskeyAdded, u.ID, m, map[string]any{"passkey_id": p.ID})
+	return p, nil
+}
+
+// BeginLogin starts a passkey sign-in. With an email of an account that has
+// passkeys, the options list them; otherwise (no email, or an unknown one,
+// so the answer reveals nothing) it is a discoverable-credential login.
+func (s *Service) BeginLogin(ctx context.Context, email string) (json.RawMessage, string, error) {
+	var (
+		assertion *protocol.CredentialAssertion
+		sess      *webauthn.SessionData
+		err       error
+		userID    string
+	)
+	if e, nerr := auth.NormalizeEmail(email); email != "" && nerr == nil {
+		if u, uerr := s.auth.Users.UserByEmail(ctx, e); uerr == nil && !u.Disabled {
+			if w, _, lerr := s.loadUser(ctx, u); lerr == nil && len(w.creds) > 0 {
+				assertion, sess, err = s.wa.BeginLogin(w, webauthn.WithUserVerification(protocol.VerificationPreferred))
+				userID = u.ID
+			}
+		}
+	}
+	if assertion == nil && err == nil {
+		assertion, sess, err = s.wa.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationPreferred))
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("passkey: begin login: %w", err)
+	}
+	id, err := s.put(ctx, &ceremony{Kind: "login", UserID: userID, Session: *sess})
+	if err != nil {
+		return nil, "", err
+	}
+	opts, err := json.Marshal(assertion.Response)
+	return opts, id, err
+}
+
+// FinishLogin verifies an assertion and returns the account it signs in.
+// Every failure is auth.ErrPasskeyLogin.
+func (s *Service) FinishLogin(ctx context.Context, ceremonyID string, body []byte, m auth.Meta) (*auth.User, error) {
+	c, err := s.take(ctx, ceremonyID, "login")
+	if err != nil {
+		return nil, err
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(body)
+	if err != nil {
+		return nil, auth.ErrPasskeyLogin
+	}
+	var (
+		user *waUser
+		keys []*auth.Passkey
+	)
+	load := func(id string) (*waUser, error) {
+		u, err := s.auth.Users.UserByID(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if u.Disabled {
+			return nil, auth.ErrPasskeyLogin
+		}
+		w, ks, err := s.loadUser(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		user, keys = w, ks
+		return w, nil
+	}
+	var cred *webauthn.Credential
+	if c.UserID != "" {
+		w, lerr := load(c.UserID)
+		if lerr != nil {
+			return nil, auth.ErrPasskeyLogin
+		}
+		cred, err = s.wa.ValidateLogin(w, c.Session, parsed)
+	} else {
+		_, cred, err = s.wa.ValidatePasskeyLogin(func(rawID, userHandle []byte) (webauthn.User, error) {
+			return load(string(userHandle))
+		}, c.Session, parsed)
+	}
+	if err != nil || user == nil {
+		return nil, auth.ErrPasskeyLogin
+	}
+	var stored *auth.Passkey
+	for _, k := range keys {
+		if bytes.Equal(k.CredentialID, cred.ID) {
+			stored = k
+		}
+	}
+	if stored == nil {
+		return nil, auth.ErrPasskeyLogin
+	}
+	// A counter that did not grow means two authenticators share the key:
+	// one of them is a clone (WebAuthn §6.1.1).
+	if cred.Authenticator.CloneWarning {
+		s.auth.Record(ctx, auth.EventPasskeyRegressed, user.u.ID, m, map[string]any{"passkey_id": stored.ID, "sign_count": cred.Authenticator.SignCount})
+		return nil, auth.ErrPasskeyLogin
+	}
+	raw, err := json.Marshal(cred)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.auth.Passkeys.UpdatePasskeyUse(ctx, stored.ID, raw, time.Now().UTC()); err != nil {
+		return nil, err
+	}
+	s.auth.Record(ctx, auth.EventLoginSucceeded, user.u.ID, m, map[string]any{"method": "passkey"})
+	return user.u, nil
+}

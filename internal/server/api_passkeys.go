@@ -1,0 +1,248 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"gatehouse/internal/auth"
+)
+
+// PasskeyBody describes a passkey; no key material.
+type PasskeyBody struct {
+	ID           string     `json:"id"`
+	Name         string     `json:"name"`
+	CredentialID string     `json:"credential_id" doc:"The WebAuthn credential id, base64url"`
+	CreatedAt    time.Time  `json:"created_at"`
+	LastUsedAt   *time.Time `json:"last_used_at"`
+}
+
+func passkeyView(p *auth.Passkey) PasskeyBody {
+	return PasskeyBody{ID: p.ID, Name: p.Name, CredentialID: base64.RawURLEncoding.EncodeToString(p.CredentialID), CreatedAt: p.CreatedAt, LastUsedAt: p.LastUsedAt}
+}
+
+type beginOutput struct {
+	CacheControl string `header:"Cache-Control"`
+	Body         struct {
+		PublicKey json.RawMessage `json:"publicKey" doc:"Options for PublicKeyCredential.parseCreationOptionsFromJSON / parseRequestOptionsFromJSON"`
+		Ceremony  string          `json:"ceremony" doc:"Send back as ?ceremony= on finish"`
+	}
+}
+
+type finishInput struct {
+	Ceremony string         `query:"ceremony" maxLength:"128"`
+	Body     map[string]any `doc:"credential.toJSON()"`
+}
+
+type loginBeginInput struct {
+	Body *struct {
+		Email string `json:"email,omitempty" maxLength:"320"`
+	}
+}
+
+type loginFinishInput struct {
+	Ceremony string         `query:"ceremony" maxLength:"128"`
+	Tokens   bool           `query:"tokens" doc:"Also return an OAuth2 token response"`
+	Body     map[string]any `doc:"credential.toJSON()"`
+}
+
+type loginFinishOutput struct {
+	SetCookie    http.Cookie `header:"Set-Cookie"`
+	CacheControl string      `header:"Cache-Control"`
+	Body         struct {
+		User         UserBody    `json:"user"`
+		Session      SessionBody `json:"session"`
+		AccessToken  string      `json:"access_token,omitempty"`
+		TokenType    string      `json:"token_type,omitempty"`
+		ExpiresIn    int         `json:"expires_in,omitempty"`
+		RefreshToken string      `json:"refresh_token,omitempty"`
+		Scope        string      `json:"scope,omitempty"`
+	}
+}
+
+type passkeyOutput struct {
+	Body PasskeyBody
+}
+
+type passkeyListOutput struct {
+	CacheControl string `header:"Cache-Control"`
+	Body         struct {
+		Passkeys []PasskeyBody `json:"passkeys"`
+	}
+}
+
+type passkeyRenameInput struct {
+	ID   string `path:"id" maxLength:"64"`
+	Body struct {
+		Name string `json:"name" minLength:"1" maxLength:"200"`
+	}
+}
+
+type passkeyIDInput struct {
+	ID string `path:"id" maxLength:"64"`
+}
+
+func (s *Server) registerPasskeyRoutes(api huma.API) {
+	tags := []string{"passkeys"}
+	huma.Register(api, huma.Operation{
+		OperationID: "passkey-register-begin", Method: http.MethodPost, Path: "/v1/passkeys/register/begin", Tags: tags,
+		Summary: "Start adding a passkey", Security: secWrite, Errors: []int{401, 403},
+	}, func(ctx context.Context, _ *struct{}) (*beginOutput, error) {
+		u, err := s.currentUser(ctx, "write")
+		if err != nil {
+			return nil, err
+		}
+		if p, _ := require(ctx); p != nil && p.Kind == "api_key" {
+			return nil, huma.Error403Forbidden("API keys cannot add passkeys")
+		}
+		opts, id, err := s.passkeys.BeginRegistration(ctx, u)
+		if err != nil {
+			return nil, s.apiError(ctx, err)
+		}
+		out := &beginOutput{CacheControl: "no-store"}
+		out.Body.PublicKey, out.Body.Ceremony = opts, id
+		return out, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "passkey-register-finish", Method: http.MethodPost, Path: "/v1/passkeys/register/finish", Tags: tags,
+		Summary: "Finish adding a passkey", Description: "The body is the JSON of `credential.toJSON()`.",
+		Security: secWrite, DefaultStatus: http.StatusCreated, Errors: []int{400, 401, 403, 409, 422},
+	}, func(ctx context.Context, in *finishInput) (*passkeyOutput, error) {
+		u, err := s.currentUser(ctx, "write")
+		if err != nil {
+			return nil, err
+		}
+		p, err := s.passkeys.FinishRegistration(ctx, u, in.Ceremony, rawJSON(in.Body), meta(ctx))
+		if err != nil {
+			return nil, s.apiError(ctx, err)
+		}
+		return &passkeyOutput{Body: passkeyView(p)}, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "passkey-login-begin", Method: http.MethodPost, Path: "/v1/passkeys/login/begin", Tags: tags,
+		Summary:     "Start signing in with a passkey",
+		Description: "With no email (or an unknown one) the options are for a discoverable credential.",
+		Errors:      []int{403, 429},
+	}, func(ctx context.Context, in *loginBeginInput) (*beginOutput, error) {
+		if err := s.auth.LimitIP(ctx, "passkey_login", meta(ctx)); err != nil {
+			return nil, s.apiError(ctx, err)
+		}
+		email := ""
+		if in.Body != nil {
+			email = in.Body.Email
+		}
+		opts, id, err := s.passkeys.BeginLogin(ctx, email)
+		if err != nil {
+			return nil, s.apiError(ctx, err)
+		}
+		out := &beginOutput{CacheControl: "no-store"}
+		out.Body.PublicKey, out.Body.Ceremony = opts, id
+		return out, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "passkey-login-finish", Method: http.MethodPost, Path: "/v1/passkeys/login/finish", Tags: tags,
+		Summary:     "Finish signing in with a passkey",
+		Description: "The body is the JSON of `credential.toJSON()`. Sets the session cookie; with `?tokens=true` the answer also carries an OAuth2 token response.",
+		Errors:      []int{401, 403, 429},
+	}, func(ctx context.Context, in *loginFinishInput) (*loginFinishOutput, error) {
+		m := meta(ctx)
+		if err := s.auth.LimitIP(ctx, "passkey_login", m); err != nil {
+			return nil, s.apiError(ctx, err)
+		}
+		u, err := s.passkeys.FinishLogin(ctx, in.Ceremony, rawJSON(in.Body), m)
+		if err != nil {
+			if auth.ErrorCode(err) == auth.EUNAUTHORIZED {
+				return nil, huma.Error401Unauthorized(auth.ErrorMessage(err))
+			}
+			return nil, s.apiError(ctx, err)
+		}
+		tok, sess, err := s.auth.StartSession(ctx, u, m)
+		if err != nil {
+			return nil, s.apiError(ctx, err)
+		}
+		out := &loginFinishOutput{SetCookie: s.sessionCookie(tok, sess.ExpiresAt), CacheControl: "no-store"}
+		out.Body.User = userView(u).Body
+		out.Body.Session = sessionView(sess, sess.ID)
+		if in.Tokens {
+			t, err := s.auth.StartFamily(ctx, u, "", nil)
+			if err != nil {
+				return nil, s.apiError(ctx, err)
+			}
+			out.Body.AccessToken, out.Body.TokenType, out.Body.ExpiresIn = t.AccessToken, "Bearer", t.ExpiresIn
+			out.Body.RefreshToken, out.Body.Scope = t.RefreshToken, strings.Join(t.Scope, " ")
+		}
+		return out, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "list-passkeys", Method: http.MethodGet, Path: "/v1/passkeys", Tags: tags,
+		Summary: "Your passkeys", Security: secRead, Errors: []int{401, 403},
+	}, func(ctx context.Context, _ *struct{}) (*passkeyListOutput, error) {
+		p, err := require(ctx, "read")
+		if err != nil {
+			return nil, err
+		}
+		keys, err := s.auth.Passkeys.ListPasskeys(ctx, p.UserID)
+		if err != nil {
+			return nil, s.apiError(ctx, err)
+		}
+		out := &passkeyListOutput{CacheControl: "no-store"}
+		out.Body.Passkeys = make([]PasskeyBody, 0, len(keys))
+		for _, k := range keys {
+			out.Body.Passkeys = append(out.Body.Passkeys, passkeyView(k))
+		}
+		return out, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "rename-passkey", Method: http.MethodPatch, Path: "/v1/passkeys/{id}", Tags: tags,
+		Summary: "Rename one of your passkeys", Security: secWrite, Errors: []int{401, 403, 404, 422},
+	}, func(ctx context.Context, in *passkeyRenameInput) (*passkeyOutput, error) {
+		p, err := require(ctx, "write")
+		if err != nil {
+			return nil, err
+		}
+		if err := s.auth.RenamePasskey(ctx, p.UserID, in.ID, in.Body.Name, meta(ctx)); err != nil {
+			return nil, s.apiError(ctx, err)
+		}
+		keys, err := s.auth.Passkeys.ListPasskeys(ctx, p.UserID)
+		if err != nil {
+			return nil, s.apiError(ctx, err)
+		}
+		for _, k := range keys {
+			if k.ID == in.ID {
+				return &passkeyOutput{Body: passkeyView(k)}, nil
+			}
+		}
+		return nil, s.apiError(ctx, auth.ErrNotFound)
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "delete-passkey", Method: http.MethodDelete, Path: "/v1/passkeys/{id}", Tags: tags,
+		Summary: "Remove one of your passkeys", Description: "409 when it is the account's last way to sign in.",
+		Security: secWrite, DefaultStatus: http.StatusNoContent, Errors: []int{401, 403, 404, 409},
+	}, func(ctx context.Context, in *passkeyIDInput) (*struct{}, error) {
+		p, err := require(ctx, "write")
+		if err != nil {
+			return nil, err
+		}
+		if err := s.auth.RemovePasskey(ctx, p.UserID, in.ID, meta(ctx)); err != nil {
+			return nil, s.apiError(ctx, err)
+		}
+		return nil, nil
+	})
+}
+
+// rawJSON re-encodes a decoded credential for the WebAuthn parser.
+func rawJSON(v map[string]any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
