@@ -161,9 +161,15 @@ func (s *Service) ResetPassword(ctx context.Context, tok, next string, m Meta) e
 			return err
 		}
 	}
-	// Identities whose provider never vouched for this address go: the
-	// reset proves who owns it.
-	if s.Identities != nil {
+	// The reset proves who owns the address. On an account that was never
+	// verified, everything set up before that proof goes (a pre-registered
+	// account must not keep an intruder's passkey or key); otherwise only
+	// identities whose provider never vouched for the address.
+	if !u.EmailVerified {
+		if err := s.dropUnproven(ctx, u.ID); err != nil {
+			return err
+		}
+	} else if s.Identities != nil {
 		if err := s.Identities.DeleteUserIdentities(ctx, u.ID, true); err != nil {
 			return err
 		}

@@ -78,8 +78,8 @@ var ErrLastCredential = &Error{Code: ECONFLICT, Message: "this is the account's 
 //   - both emails verified: the identity is linked to it;
 //   - the provider verified it but the account did not: the account is
 //     reclaimed for the address's proven owner — its password, sessions,
-//     refresh tokens, API keys and other identities are removed first — and
-//     then linked, so a pre-registered (pre-hijacked) account never becomes
+//     refresh tokens, API keys, passkeys and other identities are removed
+//     first — and then linked, so a pre-registered (pre-hijacked) account never becomes
 //     reachable to the provider's user while someone else's password still
 //     works;
 //   - the provider did not verify it: refused; sign in and link instead;
@@ -160,16 +160,40 @@ func (s *Service) reclaim(ctx context.Context, u *User, m Meta) error {
 	if err := s.Users.ChangePassword(ctx, u.ID, "", s.now()); err != nil {
 		return err
 	}
-	if err := s.revokeAll(ctx, u.ID, true); err != nil {
-		return err
-	}
-	if err := s.Identities.DeleteUserIdentities(ctx, u.ID, false); err != nil {
+	if err := s.dropUnproven(ctx, u.ID); err != nil {
 		return err
 	}
 	if err := s.Users.SetEmailVerified(ctx, u.ID, true, s.now()); err != nil {
 		return err
 	}
 	s.audit(ctx, EventAccountReclaimed, u.ID, m, nil)
+	return nil
+}
+
+// dropUnproven removes everything that could have been set up in an account
+// before anyone proved they own its address: sessions, refresh tokens, API
+// keys, identities and passkeys (adding one needs only a session, not a
+// verified email).
+func (s *Service) dropUnproven(ctx context.Context, userID string) error {
+	if err := s.revokeAll(ctx, userID, true); err != nil {
+		return err
+	}
+	if s.Identities != nil {
+		if err := s.Identities.DeleteUserIdentities(ctx, userID, false); err != nil {
+			return err
+		}
+	}
+	if s.Passkeys != nil {
+		keys, err := s.Passkeys.ListPasskeys(ctx, userID)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := s.Passkeys.DeletePasskey(ctx, userID, k.ID); err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

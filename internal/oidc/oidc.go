@@ -67,6 +67,24 @@ type Registry struct {
 	log       *slog.Logger
 }
 
+// microsoftLogin is Microsoft's sign-in host (a variable for tests).
+var microsoftLogin = "https://login.microsoftonline.com"
+
+// multiTenant reports a microsoft preset on one of Microsoft's multi-tenant
+// endpoints, whose discovery document names the issuer template
+// https://login.microsoftonline.com/{tenantid}/v2.0 rather than an issuer:
+// each ID token's iss is then checked against its own tid (Exchange).
+func multiTenant(p config.Provider) bool {
+	if p.Type != "microsoft" {
+		return false
+	}
+	switch strings.ToLower(p.Tenant) {
+	case "", "common", "organizations", "consumers":
+		return true
+	}
+	return false
+}
+
 // issuerFor returns the discovery issuer of a provider, presets included.
 func issuerFor(p config.Provider) string {
 	switch p.Type {
@@ -77,7 +95,7 @@ func issuerFor(p config.Provider) string {
 		if tenant == "" {
 			tenant = "common"
 		}
-		return "https://login.microsoftonline.com/" + tenant + "/v2.0"
+		return microsoftLogin + "/" + tenant + "/v2.0"
 	case "auth0":
 		if p.Issuer != "" {
 			return p.Issuer
@@ -175,6 +193,9 @@ func (p *Provider) setup(ctx context.Context) error {
 	dctx, cancel := context.WithTimeout(gooidc.ClientContext(ctx, p.client), 10*time.Second)
 	defer cancel()
 	issuer := issuerFor(p.cfg)
+	if multiTenant(p.cfg) {
+		dctx = gooidc.InsecureIssuerURLContext(dctx, microsoftLogin+"/{tenantid}/v2.0")
+	}
 	op, err := gooidc.NewProvider(dctx, issuer)
 	if err != nil {
 		return fmt.Errorf("discovery of %s: %w", issuer, err)
@@ -192,7 +213,9 @@ func (p *Provider) setup(ctx context.Context) error {
 	// The verifier pins the issuer configured for THIS provider and its
 	// client id as audience: an ID token from another provider (mix-up) or
 	// for another client is refused.
-	v := op.Verifier(&gooidc.Config{ClientID: p.cfg.ClientID})
+	// (Microsoft's multi-tenant endpoints: the issuer is checked against
+	// the token's tenant in Exchange instead.)
+	v := op.Verifier(&gooidc.Config{ClientID: p.cfg.ClientID, SkipIssuerCheck: multiTenant(p.cfg)})
 	p.mu.Lock()
 	p.oauth = &oauth2.Config{ClientID: p.cfg.ClientID, ClientSecret: p.cfg.ClientSecret, RedirectURL: p.redirectURL,
 		Scopes: scopes, Endpoint: op.Endpoint()}
@@ -242,6 +265,14 @@ func (p *Provider) Exchange(ctx context.Context, code, verifier, nonce string) (
 	if idt.Nonce == "" || idt.Nonce != nonce {
 		return nil, errors.New("oidc: ID token nonce does not match")
 	}
+	if multiTenant(p.cfg) {
+		var t struct {
+			TID string `json:"tid"`
+		}
+		if err := idt.Claims(&t); err != nil || !tenantID(t.TID) || idt.Issuer != microsoftLogin+"/"+t.TID+"/v2.0" {
+			return nil, fmt.Errorf("oidc: ID token issued by a different provider: %q for tenant %q", idt.Issuer, t.TID)
+		}
+	}
 	var c struct {
 		Email         string `json:"email"`
 		EmailVerified any    `json:"email_verified"`
@@ -274,6 +305,19 @@ func (p *Provider) Exchange(ctx context.Context, code, verifier, nonce string) (
 		return nil, errors.New("oidc: no subject")
 	}
 	return id, nil
+}
+
+// tenantID reports the shape of a Microsoft tenant id (a GUID).
+func tenantID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '-' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z')) {
+			return false
+		}
+	}
+	return true
 }
 
 // truthy reads email_verified, which some providers send as a string.

@@ -28,7 +28,11 @@ type oidcFlow struct {
 	Verifier string `json:"v"`
 	ReturnTo string `json:"r"`
 	LinkUser string `json:"l,omitempty"`
-	Binding  string `json:"b"` // hash of the browser-binding cookie
+	// LinkSession is the session that started a link flow: the callback
+	// must come with that same live session, or a flow held across a
+	// reclaim, password reset or sign-out could still attach an identity.
+	LinkSession string `json:"s,omitempty"`
+	Binding     string `json:"b"` // hash of the browser-binding cookie
 }
 
 const (
@@ -124,7 +128,7 @@ func (s *Server) startOIDC(w http.ResponseWriter, r *http.Request, link bool) {
 			writeProblem(w, http.StatusUnauthorized, "sign in first: linking needs a session")
 			return
 		}
-		f.LinkUser = cs.UserID
+		f.LinkUser, f.LinkSession = cs.UserID, cs.ID
 	}
 	state, binding := random256(), random256()
 	f.Binding = auth.HashToken(binding)
@@ -179,6 +183,14 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 	if f.Provider != id {
 		s.oidcFail(w, r, id, "provider_mismatch", nil, "")
 		return
+	}
+	// A link flow attaches the identity to the account of the session that
+	// started it: that session must still be live and presented here.
+	if f.LinkUser != "" {
+		if cs := currentSession(ctx); cs == nil || cs.ID != f.LinkSession || cs.UserID != f.LinkUser {
+			s.oidcFail(w, r, id, "link_session_gone", nil, "")
+			return
+		}
 	}
 	p, err := s.oidc.Get(id)
 	if err != nil {
