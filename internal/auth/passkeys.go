@@ -22,8 +22,10 @@ type PasskeyStore interface {
 	CreatePasskey(ctx context.Context, p *Passkey) error
 	PasskeyByCredentialID(ctx context.Context, credentialID []byte) (*Passkey, error)
 	ListPasskeys(ctx context.Context, userID string) ([]*Passkey, error)
-	// UpdatePasskeyUse stores the credential record after a login.
-	UpdatePasskeyUse(ctx context.Context, id string, credential []byte, at time.Time) error
+	// UpdatePasskeyUse replaces the credential record after a login, only
+	// if it is still prev (compare-and-swap): two logins racing with one
+	// counter value cannot both succeed. ErrNotFound when it changed.
+	UpdatePasskeyUse(ctx context.Context, id string, prev, credential []byte, at time.Time) error
 	// RenamePasskey and DeletePasskey act on one of the user's passkeys;
 	// ErrNotFound otherwise.
 	RenamePasskey(ctx context.Context, userID, id, name string) error

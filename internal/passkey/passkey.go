@@ -282,14 +282,20 @@ func (s *Service) FinishLogin(ctx context.Context, ceremonyID string, body []byt
 	// A counter that did not grow means two authenticators share the key:
 	// one of them is a clone (WebAuthn §6.1.1).
 	if cred.Authenticator.CloneWarning {
-		s.auth.Record(ctx, auth.EventPasskeyRegressed, user.u.ID, m, map[string]any{"passkey_id": stored.ID, "sign_count": cred.Authenticator.SignCount})
+		s.auth.Record(ctx, auth.EventPasskeyRegressed, user.u.ID, m, map[string]any{"passkey_id": stored.ID,
+			"stored_count": cred.Authenticator.SignCount, "presented_count": parsed.Response.AuthenticatorData.Counter})
 		return nil, auth.ErrPasskeyLogin
 	}
 	raw, err := json.Marshal(cred)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.auth.Passkeys.UpdatePasskeyUse(ctx, stored.ID, raw, time.Now().UTC()); err != nil {
+	// Compare-and-swap on the record read above: of two logins presenting
+	// the same counter at once, only one gets through.
+	if err := s.auth.Passkeys.UpdatePasskeyUse(ctx, stored.ID, stored.Credential, raw, time.Now().UTC()); err != nil {
+		if errors.Is(err, auth.ErrNotFound) {
+			return nil, auth.ErrPasskeyLogin
+		}
 		return nil, err
 	}
 	s.auth.Record(ctx, auth.EventLoginSucceeded, user.u.ID, m, map[string]any{"method": "passkey"})

@@ -118,6 +118,9 @@ func (s *Server) registerPasskeyRoutes(api huma.API) {
 		if err != nil {
 			return nil, err
 		}
+		if p, _ := require(ctx); p != nil && p.Kind == "api_key" {
+			return nil, huma.Error403Forbidden("API keys cannot add passkeys")
+		}
 		p, err := s.passkeys.FinishRegistration(ctx, u, in.Ceremony, rawJSON(in.Body), meta(ctx))
 		if err != nil {
 			return nil, s.apiError(ctx, err)

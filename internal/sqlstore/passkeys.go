@@ -63,9 +63,9 @@ func (db *DB) ListPasskeys(ctx context.Context, userID string) ([]*auth.Passkey,
 	return out, rows.Err()
 }
 
-// UpdatePasskeyUse stores the credential record after a login.
-func (db *DB) UpdatePasskeyUse(ctx context.Context, id string, credential []byte, at time.Time) error {
-	return affectedOne(db.exec(ctx, `UPDATE passkeys SET credential = ?, last_used_at = ? WHERE id = ?`, credential, ts(at), id))
+// UpdatePasskeyUse replaces the credential record if it is still prev.
+func (db *DB) UpdatePasskeyUse(ctx context.Context, id string, prev, credential []byte, at time.Time) error {
+	return affectedOne(db.exec(ctx, `UPDATE passkeys SET credential = ?, last_used_at = ? WHERE id = ? AND credential = ?`, credential, ts(at), id, prev))
 }
 
 // RenamePasskey names one of the user's passkeys.
