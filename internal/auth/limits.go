@@ -34,6 +34,34 @@ type LockoutStore interface {
 	ClearFailures(ctx context.Context, key string) error
 }
 
+// LoginCount is one login attempt's hits on the counters.
+type LoginCount struct {
+	IPKey        string
+	IPLimit      int
+	AccountKey   string
+	AccountLimit int
+	Window       time.Duration
+	LockKey      string
+	Threshold    int
+	LockFor      time.Duration
+	Now          time.Time
+}
+
+// LoginCountResult is what CountLogin decided; counting stops at the first
+// refusal.
+type LoginCountResult struct {
+	IP, Account Decision
+	Locked      time.Duration
+	NewlyLocked bool
+}
+
+// LoginCounter is an optional extension of a store that is both the
+// RateLimiter and the LockoutStore: it counts a login's per-IP, per-account
+// and lockout hits in one transaction.
+type LoginCounter interface {
+	CountLogin(ctx context.Context, c LoginCount) (LoginCountResult, error)
+}
+
 // Limits configures rate limits and lockout (SPEC §11).
 type Limits struct {
 	LoginPerAccountIP int
@@ -90,7 +118,7 @@ func (s *Service) limitAccount(ctx context.Context, endpoint, email string, m Me
 	if s.Limiter == nil || m.IP == "" || s.Limits.LoginPerAccountIP <= 0 {
 		return nil
 	}
-	d, err := s.Limiter.Allow(ctx, "acct:"+HashToken(email)[:32]+":"+ipBucket(m.IP), s.Limits.LoginPerAccountIP, s.Limits.Window, s.now())
+	d, err := s.Limiter.Allow(ctx, accountKey(email, m.IP), s.Limits.LoginPerAccountIP, s.Limits.Window, s.now())
 	if err != nil {
 		return err
 	}
@@ -118,6 +146,10 @@ func (s *Service) beginAttempt(ctx context.Context, email, userID string, m Meta
 	if locked <= 0 {
 		return nil
 	}
+	return s.locked(ctx, userID, locked, newly, m)
+}
+
+func (s *Service) locked(ctx context.Context, userID string, locked time.Duration, newly bool, m Meta) error {
 	if newly {
 		s.audit(ctx, EventAccountLocked, userID, m, map[string]any{"for_seconds": int(s.Limits.LockoutDuration.Seconds())})
 	}
@@ -142,3 +174,37 @@ func (s *Service) Unlock(ctx context.Context, email string) error {
 func (s *Service) LimitIP(ctx context.Context, endpoint string, m Meta) error {
 	return s.limitIP(ctx, endpoint, m)
 }
+
+// countLogin applies the per-IP limit, the per-account limit and the
+// lockout to a login attempt for a well-formed email, in one round trip
+// when the store can, else one by one.
+func (s *Service) countLogin(ctx context.Context, endpoint, email, userID string, m Meta) error {
+	lc, ok := s.Limiter.(LoginCounter)
+	if !ok || m.IP == "" || s.Lockout == nil || any(s.Lockout) != any(s.Limiter) {
+		if err := s.limitIP(ctx, endpoint, m); err != nil {
+			return err
+		}
+		if err := s.limitAccount(ctx, endpoint, email, m); err != nil {
+			return err
+		}
+		return s.beginAttempt(ctx, email, userID, m)
+	}
+	c := LoginCount{IPKey: "ip:" + ipBucket(m.IP), IPLimit: s.Limits.PerIP, AccountKey: accountKey(email, m.IP),
+		AccountLimit: s.Limits.LoginPerAccountIP, Window: s.Limits.Window, LockKey: lockoutKey(email),
+		Threshold: s.Limits.LockoutThreshold, LockFor: s.Limits.LockoutDuration, Now: s.now()}
+	r, err := lc.CountLogin(ctx, c)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !r.IP.Allowed:
+		return s.tooMany(ctx, endpoint, "ip", r.IP, m, "")
+	case !r.Account.Allowed:
+		return s.tooMany(ctx, endpoint, "account_ip", r.Account, m, "")
+	case r.Locked > 0:
+		return s.locked(ctx, userID, r.Locked, r.NewlyLocked, m)
+	}
+	return nil
+}
+
+func accountKey(email, ip string) string { return "acct:" + HashToken(email)[:32] + ":" + ipBucket(ip) }

@@ -326,17 +326,14 @@ func tooLong(plain string) bool { return len(plain) > 4*256 || utf8.RuneCountInS
 // ErrInvalidCredentials; an unknown email costs the same hashing work as a
 // wrong password so that timing does not reveal which emails exist.
 func (s *Service) Login(ctx context.Context, rawEmail, plain string, m Meta) (*User, error) {
-	if err := s.limitIP(ctx, "login", m); err != nil {
-		return nil, err
-	}
 	email, err := NormalizeEmail(rawEmail)
 	if err != nil || plain == "" || tooLong(plain) {
+		if err := s.limitIP(ctx, "login", m); err != nil {
+			return nil, err
+		}
 		s.loginMetric("failed")
 		s.audit(ctx, EventLoginFailed, "", m, map[string]any{"reason": "malformed"})
 		return nil, ErrInvalidCredentials
-	}
-	if err := s.limitAccount(ctx, "login", email, m); err != nil {
-		return nil, err
 	}
 	u, err := s.Users.UserByEmail(ctx, email)
 	if err != nil && !errors.Is(err, ErrNotFound) {
@@ -346,7 +343,8 @@ func (s *Service) Login(ctx context.Context, rawEmail, plain string, m Meta) (*U
 	if u != nil {
 		uid = u.ID
 	}
-	if err := s.beginAttempt(ctx, email, uid, m); err != nil {
+	// Rate limits and the lockout count the attempt before any hashing.
+	if err := s.countLogin(ctx, "login", email, uid, m); err != nil {
 		return nil, err
 	}
 	if u == nil {

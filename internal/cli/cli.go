@@ -282,9 +282,12 @@ func cmdServe(ctx context.Context, e Env, args []string) error {
 	defer a.Close()
 
 	providers := oidc.New(ctx, cfg.Providers, cfg.PublicURL, nil, log)
+	// WebAuthn needs a domain name as relying-party ID: with a public URL
+	// on a bare IP address passkeys are off (and say so), the rest works.
 	passkeys, err := passkey.New(cfg.PublicURL, cfg.ProductName, a.auth)
 	if err != nil {
-		return err
+		log.Warn("passkeys are disabled", "reason", err.Error())
+		passkeys = nil
 	}
 	srv := server.New(server.Deps{Config: cfg, Auth: a.auth, Keys: a.keys, OIDC: providers, Passkeys: passkeys, Ready: a.ready(),
 		Metrics: a.metrics, Log: log, Version: Version})

@@ -87,6 +87,10 @@ type passkeyIDInput struct {
 	ID string `path:"id" maxLength:"64"`
 }
 
+// errNoPasskeys answers passkey ceremonies when the public URL cannot be a
+// WebAuthn relying party (a bare IP address).
+var errNoPasskeys = huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("passkeys are disabled: GATEHOUSE_PUBLIC_URL must use a domain name (localhost in development), not an IP address"), http.Header{"Retry-After": {"3600"}})
+
 func (s *Server) registerPasskeyRoutes(api huma.API) {
 	tags := []string{"passkeys"}
 	huma.Register(api, huma.Operation{
@@ -99,6 +103,9 @@ func (s *Server) registerPasskeyRoutes(api huma.API) {
 		}
 		if p, _ := require(ctx); p != nil && p.Kind == "api_key" {
 			return nil, huma.Error403Forbidden("API keys cannot add passkeys")
+		}
+		if s.passkeys == nil {
+			return nil, errNoPasskeys
 		}
 		opts, id, err := s.passkeys.BeginRegistration(ctx, u)
 		if err != nil {
@@ -121,6 +128,9 @@ func (s *Server) registerPasskeyRoutes(api huma.API) {
 		if p, _ := require(ctx); p != nil && p.Kind == "api_key" {
 			return nil, huma.Error403Forbidden("API keys cannot add passkeys")
 		}
+		if s.passkeys == nil {
+			return nil, errNoPasskeys
+		}
 		p, err := s.passkeys.FinishRegistration(ctx, u, in.Ceremony, rawJSON(in.Body), meta(ctx))
 		if err != nil {
 			return nil, s.apiError(ctx, err)
@@ -141,6 +151,9 @@ func (s *Server) registerPasskeyRoutes(api huma.API) {
 		if in.Body != nil {
 			email = in.Body.Email
 		}
+		if s.passkeys == nil {
+			return nil, errNoPasskeys
+		}
 		opts, id, err := s.passkeys.BeginLogin(ctx, email)
 		if err != nil {
 			return nil, s.apiError(ctx, err)
@@ -159,6 +172,9 @@ func (s *Server) registerPasskeyRoutes(api huma.API) {
 		m := meta(ctx)
 		if err := s.auth.LimitIP(ctx, "passkey_login", m); err != nil {
 			return nil, s.apiError(ctx, err)
+		}
+		if s.passkeys == nil {
+			return nil, errNoPasskeys
 		}
 		u, err := s.passkeys.FinishLogin(ctx, in.Ceremony, rawJSON(in.Body), m)
 		if err != nil {

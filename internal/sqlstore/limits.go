@@ -13,11 +13,21 @@ var (
 	_ auth.LockoutStore = (*DB)(nil)
 )
 
+// querier is what both *sql.DB and *sql.Tx offer.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 // Allow counts a hit in a fixed window per key, atomically (one UPSERT).
 func (db *DB) Allow(ctx context.Context, key string, limit int, window time.Duration, now time.Time) (auth.Decision, error) {
+	return db.allowOn(ctx, db.w, key, limit, window, now)
+}
+
+func (db *DB) allowOn(ctx context.Context, q querier, key string, limit int, window time.Duration, now time.Time) (auth.Decision, error) {
 	start := now.Truncate(window)
 	var count int64
-	err := db.w.QueryRowContext(ctx, db.rebind(`INSERT INTO rate_counters (key, window_start, count) VALUES (?, ?, 1)
+	err := q.QueryRowContext(ctx, db.rebind(`INSERT INTO rate_counters (key, window_start, count) VALUES (?, ?, 1)
 		ON CONFLICT (key) DO UPDATE SET
 			count = CASE WHEN rate_counters.window_start = excluded.window_start THEN rate_counters.count + 1 ELSE 1 END,
 			window_start = excluded.window_start
@@ -52,31 +62,67 @@ func (db *DB) BeginAttempt(ctx context.Context, key string, threshold int, lockF
 		newly  bool
 	)
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		var failures, until int64
-		// While locked the count stays; otherwise it grows by one. The row
-		// lock taken by the upsert serialises concurrent attempts.
-		err := tx.QueryRowContext(ctx, db.rebind(`INSERT INTO lockouts (key, failures, locked_until) VALUES (?, 1, 0)
-			ON CONFLICT (key) DO UPDATE SET
-				failures = CASE WHEN lockouts.locked_until > ? THEN lockouts.failures ELSE lockouts.failures + 1 END
-			RETURNING failures, locked_until`), key, ts(now)).Scan(&failures, &until)
-		if err != nil {
-			return err
-		}
-		if u := fromTS(until); u.After(now) {
-			locked = u.Sub(now)
-			return nil
-		}
-		if failures <= int64(threshold) {
-			return nil
-		}
-		end := now.Add(lockFor)
-		if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE lockouts SET failures = 0, locked_until = ? WHERE key = ?`), ts(end), key); err != nil {
-			return err
-		}
-		locked, newly = lockFor, true
-		return nil
+		var err error
+		locked, newly, err = db.beginAttemptOn(ctx, tx, key, threshold, lockFor, now)
+		return err
 	})
 	return locked, newly, err
+}
+
+func (db *DB) beginAttemptOn(ctx context.Context, q querier, key string, threshold int, lockFor time.Duration, now time.Time) (time.Duration, bool, error) {
+	var failures, until int64
+	// While locked the count stays; otherwise it grows by one. The row
+	// lock taken by the upsert serialises concurrent attempts.
+	err := q.QueryRowContext(ctx, db.rebind(`INSERT INTO lockouts (key, failures, locked_until) VALUES (?, 1, 0)
+		ON CONFLICT (key) DO UPDATE SET
+			failures = CASE WHEN lockouts.locked_until > ? THEN lockouts.failures ELSE lockouts.failures + 1 END
+		RETURNING failures, locked_until`), key, ts(now)).Scan(&failures, &until)
+	if err != nil {
+		return 0, false, err
+	}
+	if u := fromTS(until); u.After(now) {
+		return u.Sub(now), false, nil
+	}
+	if failures <= int64(threshold) {
+		return 0, false, nil
+	}
+	end := now.Add(lockFor)
+	if _, err := q.ExecContext(ctx, db.rebind(`UPDATE lockouts SET failures = 0, locked_until = ? WHERE key = ?`), ts(end), key); err != nil {
+		return 0, false, err
+	}
+	return lockFor, true, nil
+}
+
+var _ auth.LoginCounter = (*DB)(nil)
+
+// CountLogin counts a login attempt's per-IP hit, per-account hit and
+// lockout attempt in one transaction (one fsync instead of three),
+// stopping at the first refusal exactly like the separate calls would.
+func (db *DB) CountLogin(ctx context.Context, c auth.LoginCount) (auth.LoginCountResult, error) {
+	var r auth.LoginCountResult
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		r = auth.LoginCountResult{}
+		if c.IPLimit > 0 {
+			if r.IP, err = db.allowOn(ctx, tx, c.IPKey, c.IPLimit, c.Window, c.Now); err != nil || !r.IP.Allowed {
+				return err
+			}
+		} else {
+			r.IP.Allowed = true
+		}
+		if c.AccountLimit > 0 {
+			if r.Account, err = db.allowOn(ctx, tx, c.AccountKey, c.AccountLimit, c.Window, c.Now); err != nil || !r.Account.Allowed {
+				return err
+			}
+		} else {
+			r.Account.Allowed = true
+		}
+		if c.Threshold > 0 {
+			r.Locked, r.NewlyLocked, err = db.beginAttemptOn(ctx, tx, c.LockKey, c.Threshold, c.LockFor, c.Now)
+		}
+		return err
+	})
+	return r, err
 }
 
 // ClearFailures resets the count and lifts any lock.
