@@ -43,6 +43,12 @@ type Config struct {
 	MailFrom string // From address of outgoing mail
 	// ProductName is shown in mail and on the hosted pages.
 	ProductName string
+	// BrandColor is the accent colour of the hosted pages, #rrggbb in
+	// lower case.
+	BrandColor string
+	// LogoURL is an image shown above the hosted pages' heading: an https
+	// URL or a path on this server; "" shows the product name instead.
+	LogoURL string
 
 	CORSOrigins    []string       // exact origins, lower case
 	TrustedProxies []netip.Prefix // proxies whose X-Forwarded-For is trusted

@@ -186,6 +186,24 @@ var settings = []setting{
 			c.ProductName = in.text
 			return nil
 		}},
+	{name: "brand_color", def: "#1f4fd1", help: "accent colour of the hosted pages (#rrggbb)",
+		apply: func(c *Config, in input) error {
+			v, err := parseHexColor(in.text)
+			if err != nil {
+				return err
+			}
+			c.BrandColor = v
+			return nil
+		}},
+	{name: "logo_url", help: "logo shown on the hosted pages: an https URL or a path on this server (/...)",
+		apply: func(c *Config, in input) error {
+			v, err := parseLogoURL(in.text)
+			if err != nil {
+				return err
+			}
+			c.LogoURL = v
+			return nil
+		}},
 	{name: "cors_origins", isList: true, help: "comma-separated origins allowed to call the API from browsers (scheme://host[:port])",
 		apply: func(c *Config, in input) error {
 			var origins []string
@@ -496,6 +514,43 @@ func parseOrigin(s string) (string, error) {
 		return "", fmt.Errorf("%q: %v", s, err)
 	}
 	return strings.ToLower(s), nil
+}
+
+// parseHexColor checks a CSS colour written #rrggbb and returns it in
+// lower case. Nothing else is accepted: the value is written into a
+// stylesheet, so it must not be able to carry CSS of its own.
+func parseHexColor(s string) (string, error) {
+	if len(s) != 7 || s[0] != '#' {
+		return "", fmt.Errorf("%q is not a colour written #rrggbb", s)
+	}
+	for _, r := range s[1:] {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F') {
+			return "", fmt.Errorf("%q is not a colour written #rrggbb", s)
+		}
+	}
+	return strings.ToLower(s), nil
+}
+
+// parseLogoURL checks an https URL with a host, or a path on this server
+// (starting with one "/"), at most 2048 characters.
+func parseLogoURL(s string) (string, error) {
+	if len(s) > 2048 || strings.ContainsAny(s, " \t\r\n\"'<>\\") {
+		return "", fmt.Errorf("%q must be an https URL or a path starting with /, at most 2048 characters, without spaces or quotes", s)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("%q is not a URL", s)
+	}
+	switch {
+	case u.Scheme == "" && u.Host == "" && strings.HasPrefix(s, "/") && !strings.HasPrefix(s, "//"):
+		return s, nil
+	case u.Scheme == "https" && u.Hostname() != "" && u.User == nil:
+		if err := checkPort(u); err != nil {
+			return "", fmt.Errorf("%q: %v", s, err)
+		}
+		return s, nil
+	}
+	return "", fmt.Errorf("%q must be an https URL or a path on this server starting with /", s)
 }
 
 // parsePrefix parses a CIDR, or a bare IP as a single-address prefix.

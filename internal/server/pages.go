@@ -13,25 +13,62 @@ import (
 //go:embed web/*.html web/assets
 var webFS embed.FS
 
-// pageCSP allows this origin's stylesheet and nothing else: no script at
-// all, forms only to this origin, no framing.
-const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-
+// pageData is what every hosted page's template sees.
 type pageData struct {
 	Product, Title, Error, Notice, Token string
 	Done                                 bool
+
+	// Logo is the configured logo URL; empty shows Product as text.
+	Logo string
+	// Script loads /assets/passkey.js; only then does the page's CSP allow
+	// script (from this origin alone, never inline).
+	Script bool
+	// Wide is the account page's layout; SignedIn shows its header.
+	Wide     bool
+	SignedIn string
+	// Section is the id of the account section Error belongs to, so that
+	// the message shows next to the form that failed.
+	Section string
+
+	// Form values echoed back and options of the login and register pages.
+	Email, Name, ReturnTo string
+	MinPassword           int
+	Providers             []providerLink
+	Passkeys              bool // passkey sign-in is available
+	Account               *accountView
+}
+
+// providerLink is one configured identity provider on the login page.
+type providerLink struct {
+	ID, Name, URL string
 }
 
 func (s *Server) parsePages() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"reset", "verify", "forgot", "error"} {
-		out[name] = template.Must(template.ParseFS(webFS, "web/layout.html", "web/"+name+".html"))
+	funcs := template.FuncMap{"when": when, "ago": ago, "device": describeDevice, "dict": dict}
+	for _, name := range []string{"reset", "verify", "forgot", "error", "login", "register", "registered", "logout", "account"} {
+		out[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(webFS, "web/layout.html", "web/"+name+".html"))
 	}
 	return out
 }
 
+// dict builds a map from key, value pairs, to pass several values to a
+// nested template.
+func dict(kv ...any) map[string]any {
+	m := make(map[string]any, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		k, _ := kv[i].(string)
+		m[k] = kv[i+1]
+	}
+	return m
+}
+
 func (s *Server) renderPage(w http.ResponseWriter, status int, name string, d pageData) {
 	d.Product = s.cfg.ProductName
+	d.Logo = s.cfg.LogoURL
+	if d.MinPassword == 0 {
+		d.MinPassword = s.minPassword()
+	}
 	var b bytes.Buffer
 	if err := s.pages[name].ExecuteTemplate(&b, "layout", d); err != nil {
 		s.log.Error("rendering page", "page", name, "err", err)
@@ -40,7 +77,7 @@ func (s *Server) renderPage(w http.ResponseWriter, status int, name string, d pa
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", pageCSP)
+	h.Set("Content-Security-Policy", s.pageCSP(d.Script))
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(b.Bytes())

@@ -58,7 +58,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/oidc/{provider}/link", s.handleOIDCLink)
 	mux.HandleFunc("GET /v1/oidc/{provider}/callback", s.handleOIDCCallback)
 
-	// Hosted pages (server-rendered, no script) and their assets.
+	// Hosted pages (server-rendered; forms work without script) and their
+	// assets; the rest of the pages are in registerPageRoutes.
 	mux.HandleFunc("GET /reset-password", s.handleResetPage)
 	mux.HandleFunc("POST /reset-password", s.handleResetSubmit)
 	mux.HandleFunc("GET /verify-email", s.handleVerifyPage)
@@ -66,6 +67,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /forgot-password", s.handleForgotPage)
 	mux.HandleFunc("POST /forgot-password", s.handleForgotSubmit)
 	mux.Handle("GET /assets/", assetsHandler())
+	s.registerPageRoutes(mux)
 
 	// Anything else: a problem document.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
