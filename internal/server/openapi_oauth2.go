@@ -59,3 +59,39 @@ func documentOAuth2(doc *huma.OpenAPI) {
 		},
 	})
 }
+
+// documentOIDC adds the social-login redirects, which are plain handlers,
+// to the OpenAPI document.
+func documentOIDC(doc *huma.OpenAPI) {
+	str := func(desc string) *huma.Schema { return &huma.Schema{Type: "string", Description: desc} }
+	provider := &huma.Param{Name: "provider", In: "path", Required: true, Schema: str("the provider id from the configuration")}
+	returnTo := &huma.Param{Name: "return_to", In: "query", Schema: str("a relative path or a URL on an allowed origin; default /account")}
+	redirect := map[string]*huma.Response{
+		"302": {Description: "to the provider's authorization endpoint", Headers: map[string]*huma.Param{"Location": {Schema: str("")}}},
+		"404": {Description: "no such provider"},
+		"503": {Description: "the provider is not reachable yet"},
+	}
+	doc.AddOperation(&huma.Operation{
+		OperationID: "oidc-login", Method: http.MethodGet, Path: "/v1/oidc/{provider}/login", Tags: []string{"social login"},
+		Summary:     "Sign in with an identity provider (browser redirect)",
+		Description: "Redirects with state, nonce and PKCE S256, all bound to this browser and single-use.",
+		Parameters:  []*huma.Param{provider, returnTo}, Responses: redirect,
+	})
+	doc.AddOperation(&huma.Operation{
+		OperationID: "oidc-link", Method: http.MethodGet, Path: "/v1/oidc/{provider}/link", Tags: []string{"social login"},
+		Summary:    "Link an identity provider to the signed-in account (browser redirect)",
+		Security:   []map[string][]string{{"cookie": {}}},
+		Parameters: []*huma.Param{provider, returnTo}, Responses: redirect,
+	})
+	doc.AddOperation(&huma.Operation{
+		OperationID: "oidc-callback", Method: http.MethodGet, Path: "/v1/oidc/{provider}/callback", Tags: []string{"social login"},
+		Summary: "Where the provider sends the browser back",
+		Parameters: []*huma.Param{provider,
+			{Name: "code", In: "query", Schema: str("authorization code")},
+			{Name: "state", In: "query", Schema: str("the state of the flow")}},
+		Responses: map[string]*huma.Response{
+			"303": {Description: "signed in: to return_to, with the session cookie"},
+			"400": {Description: "the sign-in failed (a generic HTML page)"},
+		},
+	})
+}

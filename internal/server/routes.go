@@ -48,6 +48,7 @@ func (s *Server) routes() http.Handler {
 	s.registerIdentityRoutes(api)
 	s.registerPasskeyRoutes(api)
 	documentOAuth2(api.OpenAPI())
+	documentOIDC(api.OpenAPI())
 
 	// API docs: Swagger UI from embedded files (no CDN).
 	mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
