@@ -12,7 +12,10 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/argon2"
+
 	"gatehouse/internal/config"
+	"gatehouse/internal/password"
 	"gatehouse/internal/server"
 )
 
@@ -130,6 +133,20 @@ func BenchmarkMeCookie(b *testing.B) {
 			if rec.Code != http.StatusOK {
 				b.Fatalf("status %d", rec.Code)
 			}
+		}
+	})
+}
+
+// BenchmarkArgon2idParallel is the raw baseline of BenchmarkPasswordGrant:
+// argon2id at the default parameters on as many goroutines as the hash
+// admission allows (GOMAXPROCS), in the same process.
+func BenchmarkArgon2idParallel(b *testing.B) {
+	p := password.DefaultParams()
+	b.SetParallelism(1)
+	b.RunParallel(func(pb *testing.PB) {
+		salt := make([]byte, 16)
+		for pb.Next() {
+			argon2.IDKey([]byte("correct horse battery staple"), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLen)
 		}
 	})
 }
