@@ -113,9 +113,15 @@ func (s *Service) now() time.Time {
 type Meta struct {
 	IP        string
 	UserAgent string
-	// SessionID is the caller's own cookie session, when it has one.
-	SessionID string
+	// SessionID is the caller's own cookie session, when it has one, and
+	// SessionStarted when that session was made (a fresh sign-in).
+	SessionID      string
+	SessionStarted time.Time
 }
+
+// FreshSessionAge is how recent a sign-in must be to stand in for the
+// password when deleting the account.
+const FreshSessionAge = 10 * time.Minute
 
 // NewID returns an opaque, random identifier (26 lower-case base32 characters).
 func NewID() string {
@@ -428,15 +434,20 @@ func (s *Service) DeleteAccount(ctx context.Context, userID, plain string, m Met
 	if err != nil {
 		return err
 	}
-	if plain == "" || tooLong(plain) {
-		return &Error{Code: EINVALID, Field: "password", Message: "password is incorrect"}
-	}
-	ok, err := s.checkPassword(ctx, u, plain)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return &Error{Code: EINVALID, Field: "password", Message: "password is incorrect"}
+	// The password, or a session signed in less than ten minutes ago (so
+	// passkey-only and provider-only accounts can leave too).
+	fresh := m.SessionID != "" && !m.SessionStarted.IsZero() && s.now().Sub(m.SessionStarted) < FreshSessionAge
+	if plain != "" || !fresh {
+		if plain == "" || tooLong(plain) {
+			return &Error{Code: EINVALID, Field: "password", Message: "the current password is required (or sign in again and retry within ten minutes)"}
+		}
+		ok, err := s.checkPassword(ctx, u, plain)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &Error{Code: EINVALID, Field: "password", Message: "password is incorrect"}
+		}
 	}
 	defer s.users.forget(u.ID)
 	if err := s.Users.DeleteUser(ctx, u.ID); err != nil {

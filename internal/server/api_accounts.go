@@ -49,8 +49,8 @@ type patchMeInput struct {
 }
 
 type deleteMeInput struct {
-	Body struct {
-		Password string `json:"password" maxLength:"1024" doc:"The current password, to confirm"`
+	Body *struct {
+		Password string `json:"password,omitempty" maxLength:"1024" doc:"The current password, to confirm"`
 	}
 }
 
@@ -65,7 +65,7 @@ type changePasswordInput struct {
 func meta(ctx context.Context) auth.Meta {
 	m := auth.Meta{IP: clientIP(ctx), UserAgent: userAgent(ctx)}
 	if res, _ := ctx.Value(keyPrincipal).(*authResult); res != nil && res.session != nil {
-		m.SessionID = res.session.ID
+		m.SessionID, m.SessionStarted = res.session.ID, res.session.CreatedAt
 	}
 	return m
 }
@@ -126,14 +126,18 @@ func (s *Server) registerAccountRoutes(api huma.API) {
 
 	huma.Register(api, huma.Operation{
 		OperationID: "delete-me", Method: http.MethodDelete, Path: "/v1/me", Tags: []string{"accounts"},
-		Summary: "Delete the current account", Description: "Requires the current password.",
+		Summary: "Delete the current account", Description: "Requires the current password, or a session signed in less than ten minutes ago.",
 		DefaultStatus: http.StatusNoContent, Security: secWrite, Errors: []int{401, 403, 422},
 	}, func(ctx context.Context, in *deleteMeInput) (*struct{}, error) {
 		u, err := s.currentUser(ctx, "write")
 		if err != nil {
 			return nil, err
 		}
-		if err := s.auth.DeleteAccount(ctx, u.ID, in.Body.Password, meta(ctx)); err != nil {
+		pw := ""
+		if in.Body != nil {
+			pw = in.Body.Password
+		}
+		if err := s.auth.DeleteAccount(ctx, u.ID, pw, meta(ctx)); err != nil {
 			return nil, s.apiError(ctx, err)
 		}
 		return nil, nil
