@@ -14,7 +14,7 @@ var _ auth.APIKeyStore = (*DB)(nil)
 
 const apiKeyCols = `id, user_id, name, prefix, key_hash, scopes, created_at, expires_at, last_used_at`
 
-func scanAPIKey(row interface{ Scan(...any) error }) (*auth.APIKey, error) {
+func scanAPIKey(row scanner) (*auth.APIKey, error) {
 	var (
 		k        auth.APIKey
 		scopes   string
@@ -54,20 +54,7 @@ func (db *DB) APIKeyByHash(ctx context.Context, hash string) (*auth.APIKey, erro
 
 // ListAPIKeys returns the user's keys, newest first.
 func (db *DB) ListAPIKeys(ctx context.Context, userID string) ([]*auth.APIKey, error) {
-	rows, err := db.r.QueryContext(ctx, db.rebind(`SELECT `+apiKeyCols+` FROM api_keys WHERE user_id = ? ORDER BY created_at DESC, id`), userID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*auth.APIKey
-	for rows.Next() {
-		k, err := scanAPIKey(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db, scanAPIKey, `SELECT `+apiKeyCols+` FROM api_keys WHERE user_id = ? ORDER BY created_at DESC, id`, userID)
 }
 
 // DeleteAPIKey removes one of the user's keys.

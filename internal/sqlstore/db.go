@@ -272,3 +272,24 @@ func fromNullTS(v sql.NullInt64) *time.Time {
 	t := fromTS(v.Int64)
 	return &t
 }
+
+// scanner is a row being read (*sql.Row or *sql.Rows).
+type scanner interface{ Scan(...any) error }
+
+// queryAll runs a read and scans every row with scan.
+func queryAll[T any](ctx context.Context, db *DB, scan func(scanner) (T, error), q string, args ...any) ([]T, error) {
+	rows, err := db.r.QueryContext(ctx, db.rebind(q), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

@@ -17,7 +17,7 @@ var (
 
 const identityCols = `id, user_id, provider, subject, email, email_verified, created_at`
 
-func scanIdentity(row interface{ Scan(...any) error }) (*auth.Identity, error) {
+func scanIdentity(row scanner) (*auth.Identity, error) {
 	var (
 		i  auth.Identity
 		at int64
@@ -72,20 +72,7 @@ func (db *DB) CreateUserWithIdentity(ctx context.Context, u *auth.User, i *auth.
 
 // ListIdentities returns a user's identities, oldest first.
 func (db *DB) ListIdentities(ctx context.Context, userID string) ([]*auth.Identity, error) {
-	rows, err := db.r.QueryContext(ctx, db.rebind(`SELECT `+identityCols+` FROM identities WHERE user_id = ? ORDER BY created_at, id`), userID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*auth.Identity
-	for rows.Next() {
-		i, err := scanIdentity(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, i)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db, scanIdentity, `SELECT `+identityCols+` FROM identities WHERE user_id = ? ORDER BY created_at, id`, userID)
 }
 
 // DeleteIdentity unlinks one of the user's identities.

@@ -13,7 +13,7 @@ var _ auth.PasskeyStore = (*DB)(nil)
 
 const passkeyCols = `id, user_id, name, credential_id, credential, created_at, last_used_at`
 
-func scanPasskey(row interface{ Scan(...any) error }) (*auth.Passkey, error) {
+func scanPasskey(row scanner) (*auth.Passkey, error) {
 	var (
 		p    auth.Passkey
 		c    int64
@@ -47,20 +47,7 @@ func (db *DB) PasskeyByCredentialID(ctx context.Context, credentialID []byte) (*
 
 // ListPasskeys returns a user's passkeys, oldest first.
 func (db *DB) ListPasskeys(ctx context.Context, userID string) ([]*auth.Passkey, error) {
-	rows, err := db.r.QueryContext(ctx, db.rebind(`SELECT `+passkeyCols+` FROM passkeys WHERE user_id = ? ORDER BY created_at, id`), userID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*auth.Passkey
-	for rows.Next() {
-		p, err := scanPasskey(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db, scanPasskey, `SELECT `+passkeyCols+` FROM passkeys WHERE user_id = ? ORDER BY created_at, id`, userID)
 }
 
 // UpdatePasskeyUse replaces the credential record if it is still prev.

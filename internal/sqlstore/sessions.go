@@ -14,7 +14,7 @@ var _ auth.SessionStore = (*DB)(nil)
 
 const sessionCols = `id, token_hash, user_id, created_at, last_seen_at, expires_at, ip, user_agent`
 
-func scanSession(row interface{ Scan(...any) error }) (*auth.Session, error) {
+func scanSession(row scanner) (*auth.Session, error) {
 	var (
 		s       auth.Session
 		c, l, e int64
@@ -50,20 +50,7 @@ func (db *DB) TouchSession(ctx context.Context, s *auth.Session, t time.Time) er
 
 // ListSessions returns a user's sessions, newest first.
 func (db *DB) ListSessions(ctx context.Context, userID string) ([]*auth.Session, error) {
-	rows, err := db.r.QueryContext(ctx, db.rebind(`SELECT `+sessionCols+` FROM sessions WHERE user_id = ? ORDER BY created_at DESC, id`), userID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*auth.Session
-	for rows.Next() {
-		s, err := scanSession(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db, scanSession, `SELECT `+sessionCols+` FROM sessions WHERE user_id = ? ORDER BY created_at DESC, id`, userID)
 }
 
 // DeleteSession removes one of the user's sessions.

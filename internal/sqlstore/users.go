@@ -14,7 +14,7 @@ var _ auth.UserStore = (*DB)(nil)
 
 const userCols = `id, email, email_verified, name, password_hash, roles, disabled, created_at, updated_at`
 
-func scanUser(row interface{ Scan(...any) error }) (*auth.User, error) {
+func scanUser(row scanner) (*auth.User, error) {
 	var (
 		u        auth.User
 		roles    string
@@ -99,20 +99,7 @@ func (db *DB) ListUsers(ctx context.Context, query, afterEmail string, limit int
 	}
 	// LIKE wildcards in the query are escaped: a search for "a_b" means it.
 	pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(query)) + "%"
-	rows, err := db.r.QueryContext(ctx, db.rebind(`SELECT `+userCols+` FROM users WHERE email > ? AND email LIKE ? ESCAPE '\' ORDER BY email LIMIT ?`), afterEmail, pattern, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*auth.User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db, scanUser, `SELECT `+userCols+` FROM users WHERE email > ? AND email LIKE ? ESCAPE '\' ORDER BY email LIMIT ?`, afterEmail, pattern, limit)
 }
 
 // DeleteUser deletes a user and, by cascade, its refresh tokens.
