@@ -218,46 +218,6 @@ func (s *Server) accountFail(w http.ResponseWriter, r *http.Request, sess *auth.
 	s.renderAccount(w, r, status, sess, u, pageData{Error: msg, Section: section}, edit)
 }
 
-func (s *Server) handleAccountProfile(w http.ResponseWriter, r *http.Request) {
-	sess, u, ok := s.accountPost(w, r)
-	if !ok {
-		return
-	}
-	if _, err := s.auth.UpdateName(r.Context(), u.ID, r.PostForm.Get("name")); err != nil {
-		s.accountFail(w, r, sess, u, "profile", err, nil)
-		return
-	}
-	accountDone(w, r, "profile", "profile")
-}
-
-func (s *Server) handleAccountPassword(w http.ResponseWriter, r *http.Request) {
-	sess, u, ok := s.accountPost(w, r)
-	if !ok {
-		return
-	}
-	ctx := r.Context()
-	f := r.PostForm
-	// meta carries this session's id: it stays signed in, every other
-	// session of the account ends.
-	if err := s.auth.ChangePassword(ctx, u.ID, f.Get("current_password"), f.Get("new_password"), meta(ctx)); err != nil {
-		s.accountFail(w, r, sess, u, "password", err, nil)
-		return
-	}
-	accountDone(w, r, "password", "password")
-}
-
-func (s *Server) handleAccountResend(w http.ResponseWriter, r *http.Request) {
-	sess, u, ok := s.accountPost(w, r)
-	if !ok {
-		return
-	}
-	if err := s.auth.ResendVerification(r.Context(), u.ID, meta(r.Context())); err != nil {
-		s.accountFail(w, r, sess, u, "profile", err, nil)
-		return
-	}
-	accountDone(w, r, "verify-sent", "profile")
-}
-
 func (s *Server) handleAccountRevokeSession(w http.ResponseWriter, r *http.Request) {
 	sess, u, ok := s.accountPost(w, r)
 	if !ok {
@@ -275,18 +235,6 @@ func (s *Server) handleAccountRevokeSession(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	accountDone(w, r, "session-revoked", "sessions")
-}
-
-func (s *Server) handleAccountRevokeOthers(w http.ResponseWriter, r *http.Request) {
-	sess, u, ok := s.accountPost(w, r)
-	if !ok {
-		return
-	}
-	if err := s.auth.RevokeOtherSessions(r.Context(), u.ID, sess.ID, meta(r.Context())); err != nil {
-		s.accountFail(w, r, sess, u, "sessions", err, nil)
-		return
-	}
-	accountDone(w, r, "sessions-revoked", "sessions")
 }
 
 // handleAccountCreateKey creates an API key and shows it on the page it
@@ -333,30 +281,6 @@ func (s *Server) handleAccountCreateKey(w http.ResponseWriter, r *http.Request) 
 	}
 	s.renderAccount(w, r, http.StatusOK, sess, u, pageData{Notice: "API key “" + k.Name + "” created. Copy it now: it is shown only once."},
 		func(v *accountView) { v.NewKey, v.NewKeyName = secret, k.Name })
-}
-
-func (s *Server) handleAccountRevokeKey(w http.ResponseWriter, r *http.Request) {
-	sess, u, ok := s.accountPost(w, r)
-	if !ok {
-		return
-	}
-	if err := s.auth.RevokeAPIKey(r.Context(), u.ID, r.PathValue("id"), meta(r.Context())); err != nil {
-		s.accountFail(w, r, sess, u, "api-keys", err, nil)
-		return
-	}
-	accountDone(w, r, "key-revoked", "api-keys")
-}
-
-func (s *Server) handleAccountUnlink(w http.ResponseWriter, r *http.Request) {
-	sess, u, ok := s.accountPost(w, r)
-	if !ok {
-		return
-	}
-	if err := s.auth.UnlinkIdentity(r.Context(), u.ID, r.PathValue("id"), meta(r.Context())); err != nil {
-		s.accountFail(w, r, sess, u, "linked", err, nil)
-		return
-	}
-	accountDone(w, r, "identity-unlinked", "linked")
 }
 
 // when formats a time for the pages ("3 Mar 2026"), in UTC.
@@ -463,4 +387,61 @@ func describeDevice(ua string) string {
 		ua = ua[:40] + "…"
 	}
 	return ua
+}
+
+// accountAction is the shape of most account forms: check the session and
+// the origin, do one thing, then redirect back to the section with a
+// notice (or re-render it with the error).
+func (s *Server) accountAction(section, done string, act func(r *http.Request, sess *auth.Session, u *auth.User) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sess, u, ok := s.accountPost(w, r)
+		if !ok {
+			return
+		}
+		if err := act(r, sess, u); err != nil {
+			s.accountFail(w, r, sess, u, section, err, nil)
+			return
+		}
+		accountDone(w, r, done, section)
+	}
+}
+
+func (s *Server) handleAccountProfile() http.HandlerFunc {
+	return s.accountAction("profile", "profile", func(r *http.Request, _ *auth.Session, u *auth.User) error {
+		_, err := s.auth.UpdateName(r.Context(), u.ID, r.PostForm.Get("name"))
+		return err
+	})
+}
+
+// handleAccountPassword changes the password; meta carries this session's
+// id, so it stays signed in while every other session of the account ends.
+func (s *Server) handleAccountPassword() http.HandlerFunc {
+	return s.accountAction("password", "password", func(r *http.Request, _ *auth.Session, u *auth.User) error {
+		f := r.PostForm
+		return s.auth.ChangePassword(r.Context(), u.ID, f.Get("current_password"), f.Get("new_password"), meta(r.Context()))
+	})
+}
+
+func (s *Server) handleAccountResend() http.HandlerFunc {
+	return s.accountAction("profile", "verify-sent", func(r *http.Request, _ *auth.Session, u *auth.User) error {
+		return s.auth.ResendVerification(r.Context(), u.ID, meta(r.Context()))
+	})
+}
+
+func (s *Server) handleAccountRevokeOthers() http.HandlerFunc {
+	return s.accountAction("sessions", "sessions-revoked", func(r *http.Request, sess *auth.Session, u *auth.User) error {
+		return s.auth.RevokeOtherSessions(r.Context(), u.ID, sess.ID, meta(r.Context()))
+	})
+}
+
+func (s *Server) handleAccountRevokeKey() http.HandlerFunc {
+	return s.accountAction("api-keys", "key-revoked", func(r *http.Request, _ *auth.Session, u *auth.User) error {
+		return s.auth.RevokeAPIKey(r.Context(), u.ID, r.PathValue("id"), meta(r.Context()))
+	})
+}
+
+func (s *Server) handleAccountUnlink() http.HandlerFunc {
+	return s.accountAction("linked", "identity-unlinked", func(r *http.Request, _ *auth.Session, u *auth.User) error {
+		return s.auth.UnlinkIdentity(r.Context(), u.ID, r.PathValue("id"), meta(r.Context()))
+	})
 }
