@@ -39,11 +39,11 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	gh := startGatehouse(t, testYAML, func(g *liveGatehouse) {
-		g.command(t, adminPass+"\n", "user", "create", "--email", "admin@example.test", "--role", "admin", "--password-stdin")
-		g.command(t, editorPass+"\n", "user", "create", "--email", "editor@example.test", "--role", "editor", "--password-stdin")
+		g.Command(t, adminPass+"\n", "user", "create", "--email", "admin@example.test", "--role", "admin", "--password-stdin")
+		g.Command(t, editorPass+"\n", "user", "create", "--email", "editor@example.test", "--role", "editor", "--password-stdin")
 	})
-	gh.register(t, "alice@example.test", alicePass)
-	gh.register(t, "bob@example.test", bobPass)
+	gh.Register(t, "alice@example.test", alicePass)
+	gh.Register(t, "bob@example.test", bobPass)
 	w := &world{gh: gh}
 	w.admin = gh.token(t, "admin@example.test", adminPass, "")
 	w.adminRead = gh.token(t, "admin@example.test", adminPass, "read")

@@ -2,13 +2,11 @@ package browsertest
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/mail"
@@ -21,54 +19,19 @@ import (
 	"testing"
 	"time"
 
-	"gatehouse/internal/cli"
+	"gatehouse/internal/testserver"
 )
 
-// fastArgon2 keeps password hashing cheap, under -race too.
-const fastArgon2 = "argon2: {memory: 1024, iterations: 1, parallelism: 1}\n"
-
-// gatehouse is a `gatehouse serve` running in this process.
+// gatehouse is a `gatehouse serve` running in this process
+// (internal/testserver). Its URL is the public URL, http://localhost:PORT:
+// WebAuthn needs a host name as RP ID (an IP address is not valid), and
+// the origin must match exactly, port included. Direct is
+// http://127.0.0.1:PORT, where the server listens; the HTTP-only tests
+// talk to it without resolving "localhost".
 type gatehouse struct {
-	// URL is the public URL, http://localhost:PORT: WebAuthn needs a
-	// host name as RP ID (an IP address is not valid), and the origin
-	// must match exactly, port included.
-	URL string
-	// Direct is http://127.0.0.1:PORT, where the server listens; the
-	// HTTP-only tests talk to it without resolving "localhost".
-	Direct  string
-	DataDir string
-	stderr  *syncBuffer
-	seen    map[string]bool // mail files already read
-	mu      sync.Mutex
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// freePort asks the kernel for a free port. The public URL must name the
-// port before the server starts, so port 0 will not do.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	*testserver.Server
+	seen map[string]bool // mail files already read
+	mu   sync.Mutex
 }
 
 // startGatehouse runs gatehouse serve with fast hashing, extraYAML added
@@ -76,85 +39,14 @@ func freePort(t *testing.T) int {
 // server when the test ends.
 func startGatehouse(t *testing.T, extraYAML string, env map[string]string) *gatehouse {
 	t.Helper()
-	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "gatehouse.yaml")
-	base := fastArgon2
+	base := ""
 	if !strings.Contains(extraYAML, "rate_limits:") {
 		// One test client signs in more often than the default limits
 		// allow; the limits' own messages are tested with small limits.
-		base += "rate_limits: {login_per_account_ip: 1000, login_per_ip: 1000, window: 1m}\n"
+		base = "rate_limits: {login_per_account_ip: 1000, login_per_ip: 1000, window: 1m}\n"
 	}
-	if err := os.WriteFile(cfgFile, []byte(base+extraYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var (
-		port int
-		g    *gatehouse
-	)
-	// The port may be taken between freePort and the listen: try again.
-	for attempt := 0; ; attempt++ {
-		port = freePort(t)
-		g = &gatehouse{URL: fmt.Sprintf("http://localhost:%d", port), Direct: fmt.Sprintf("http://127.0.0.1:%d", port),
-			DataDir: filepath.Join(dir, "data"), stderr: &syncBuffer{}, seen: map[string]bool{}}
-		vars := map[string]string{
-			"GATEHOUSE_DATA_DIR":   g.DataDir,
-			"GATEHOUSE_ADDR":       fmt.Sprintf("127.0.0.1:%d", port),
-			"GATEHOUSE_PUBLIC_URL": g.URL,
-			"GATEHOUSE_CONFIG":     cfgFile,
-			"GATEHOUSE_LOG_FORMAT": "json",
-		}
-		for k, v := range env {
-			vars[k] = v
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		listening := make(chan string, 1)
-		go func() {
-			done <- cli.Run(ctx, cli.Env{Args: []string{"serve"}, Getenv: func(k string) string { return vars[k] },
-				Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: g.stderr, Listening: func(a string) { listening <- a }})
-		}()
-		select {
-		case <-listening:
-		case err := <-done:
-			cancel()
-			if attempt < 3 && strings.Contains(g.stderr.String()+fmt.Sprint(err), "address already in use") {
-				continue
-			}
-			t.Fatalf("gatehouse serve exited: %v\n%s", err, g.stderr.String())
-		case <-time.After(30 * time.Second):
-			cancel()
-			t.Fatalf("gatehouse serve did not start\n%s", g.stderr.String())
-		}
-		t.Cleanup(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("gatehouse serve returned %v on shutdown", err)
-				}
-			case <-time.After(20 * time.Second):
-				t.Errorf("gatehouse serve did not shut down")
-			}
-			if t.Failed() {
-				t.Logf("server log (last 4000 bytes):\n%s", tail(g.stderr.String(), 4000))
-			}
-		})
-		break
-	}
-	for i := 0; ; i++ {
-		res, err := http.Get(g.Direct + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if i > 200 {
-			t.Fatalf("/healthz never answered 200: %v", err)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return g
+	s := testserver.Start(t, testserver.Options{Env: testserver.Env(t, base+extraYAML, env), Localhost: true})
+	return &gatehouse{Server: s, seen: map[string]bool{}}
 }
 
 func tail(s string, n int) string {

@@ -30,7 +30,7 @@ func benchServer(b *testing.B) (*server.Server, string) {
 		b.Fatal(err)
 	}
 	env := map[string]string{"GATEHOUSE_DATA_DIR": filepath.Join(dir, "data"), "GATEHOUSE_CONFIG": yaml}
-	cfg, err := config.Load(nil, getenvOf(env))
+	cfg, err := config.Load(nil, func(k string) string { return env[k] })
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,173 +1,66 @@
-package cli
+package cli_test
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"net/http"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"golang.org/x/oauth2"
+
+	"gatehouse/internal/cli"
+	"gatehouse/internal/testserver"
 )
 
-// fastArgon2 keeps end-to-end tests quick (and bearable under -race).
-const fastArgon2 = "argon2: {memory: 1024, iterations: 1, parallelism: 1}\n"
+// The tests in this package (cli_test) drive gatehouse through cli.Run
+// only, with the in-process server of internal/testserver; bench_test.go
+// and email_bench_test.go are in package cli, for the app's internals.
+
+// pub is the public URL of the servers these tests start (baseEnv): their
+// tokens' issuer and the origin of every link they mail; requests go to
+// the listener, testServer.Direct.
+const pub = "http://gatehouse.test"
 
 // testServer is a gatehouse serve running in-process on a free port.
-type testServer struct {
-	URL    string
-	env    map[string]string
-	stderr *syncBuffer
-	cancel context.CancelFunc
-	done   chan error
-}
+type testServer struct{ *testserver.Server }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type resp = testserver.Response
 
 // baseEnv is a configuration in a fresh data dir with fast hashing.
 func baseEnv(t *testing.T, extra map[string]string) map[string]string {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "gatehouse.yaml")
-	if err := os.WriteFile(cfg, []byte(fastArgon2), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{
-		"GATEHOUSE_DATA_DIR":   filepath.Join(dir, "data"),
-		"GATEHOUSE_ADDR":       "127.0.0.1:0",
-		"GATEHOUSE_PUBLIC_URL": "http://gatehouse.test",
-		"GATEHOUSE_CONFIG":     cfg,
-		"GATEHOUSE_LOG_FORMAT": "json",
-	}
-	for k, v := range extra {
-		env[k] = v
-	}
-	return env
+	return yamlEnv(t, "", extra)
 }
 
-func getenvOf(env map[string]string) func(string) string {
-	return func(k string) string { return env[k] }
+// yamlEnv is baseEnv with yaml added to the configuration file.
+func yamlEnv(t *testing.T, yaml string, extra map[string]string) map[string]string {
+	t.Helper()
+	env := map[string]string{"GATEHOUSE_ADDR": "127.0.0.1:0", "GATEHOUSE_PUBLIC_URL": pub}
+	maps.Copy(env, extra)
+	return testserver.Env(t, yaml, env)
 }
 
 // runCLI runs one gatehouse command to completion.
 func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) (string, string, error) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	err := Run(context.Background(), Env{Args: args, Getenv: getenvOf(env), Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb})
-	return out.String(), errb.String(), err
+	return testserver.Run(t, env, stdin, args...)
 }
 
 // start runs gatehouse serve and waits until /healthz answers.
 func start(t *testing.T, env map[string]string) *testServer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &testServer{env: env, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	addr := make(chan string, 1)
-	go func() {
-		s.done <- Run(ctx, Env{Args: []string{"serve"}, Getenv: getenvOf(env), Stdin: strings.NewReader(""),
-			Stdout: io.Discard, Stderr: s.stderr, Listening: func(a string) { addr <- a }})
-	}()
-	select {
-	case a := <-addr:
-		s.URL = "http://" + a
-	case err := <-s.done:
-		cancel()
-		t.Fatalf("serve exited: %v\n%s", err, s.stderr.String())
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatalf("serve did not start\n%s", s.stderr.String())
-	}
-	for i := 0; ; i++ {
-		resp, err := http.Get(s.URL + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if i > 100 {
-			t.Fatalf("/healthz never answered 200: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Cleanup(func() { s.stop(t) })
-	return s
-}
-
-func (s *testServer) stop(t *testing.T) {
-	t.Helper()
-	if s.cancel == nil {
-		return
-	}
-	s.cancel()
-	s.cancel = nil
-	select {
-	case err := <-s.done:
-		if err != nil {
-			t.Errorf("serve returned %v on shutdown", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Errorf("serve did not shut down")
-	}
-}
-
-type resp struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-func (r *resp) JSON(t *testing.T) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(r.Body, &m); err != nil {
-		t.Fatalf("body is not a JSON object: %v: %s", err, r.Body)
-	}
-	return m
+	return &testServer{testserver.Start(t, testserver.Options{Env: env})}
 }
 
 func (s *testServer) do(t *testing.T, method, path, contentType string, body []byte, hdr ...string) *resp {
 	t.Helper()
-	req, err := http.NewRequest(method, s.URL+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return &resp{Status: res.StatusCode, Header: res.Header, Body: b}
+	return testserver.Do(t, method, s.Direct+path, contentType, body, hdr...)
 }
 
 func (s *testServer) postJSON(t *testing.T, path string, v any, hdr ...string) *resp {
@@ -179,13 +72,6 @@ func (s *testServer) postJSON(t *testing.T, path string, v any, hdr ...string) *
 func (s *testServer) postForm(t *testing.T, path string, v url.Values) *resp {
 	t.Helper()
 	return s.do(t, "POST", path, "application/x-www-form-urlencoded", []byte(v.Encode()))
-}
-
-func (s *testServer) register(t *testing.T, email, pw string) {
-	t.Helper()
-	if r := s.postJSON(t, "/v1/register", map[string]string{"email": email, "password": pw}); r.Status != 201 {
-		t.Fatalf("register %s: %d %s", email, r.Status, r.Body)
-	}
 }
 
 func TestZeroConfigServeCreatesDataDir(t *testing.T) {
@@ -217,8 +103,8 @@ func TestOAuth2Client(t *testing.T) {
 	// A 2 s access token is always inside x/oauth2's 10 s expiry margin, so
 	// every Token() call refreshes.
 	s := start(t, baseEnv(t, map[string]string{"GATEHOUSE_ACCESS_TOKEN_TTL": "2s"}))
-	s.register(t, "ada@example.com", "correct horse battery staple")
-	conf := &oauth2.Config{ClientID: "e2e", Endpoint: oauth2.Endpoint{TokenURL: s.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}, Scopes: []string{"read", "write"}}
+	s.Register(t, "ada@example.com", "correct horse battery staple")
+	conf := &oauth2.Config{ClientID: "e2e", Endpoint: oauth2.Endpoint{TokenURL: s.Direct + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}, Scopes: []string{"read", "write"}}
 	ctx := context.Background()
 	tok, err := conf.PasswordCredentialsToken(ctx, "ada@example.com", "correct horse battery staple")
 	if err != nil {
@@ -236,7 +122,7 @@ func TestOAuth2Client(t *testing.T) {
 		t.Fatalf("TokenSource did not rotate the tokens")
 	}
 	client := oauth2.NewClient(ctx, src)
-	res, err := client.Get(s.URL + "/v1/me")
+	res, err := client.Get(s.Direct + "/v1/me")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +225,7 @@ func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"serve", "--help"}, {"user", "create", "--help"}, {"keys", "rotate", "--help"}, {"migrate", "--help"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			_, stderr, err := runCLI(t, map[string]string{}, "", args...)
-			if !IsUsage(err) {
+			if !cli.IsUsage(err) {
 				t.Fatalf("--help: err %v", err)
 			}
 			for _, want := range []string{"Usage: gatehouse", "-public-url", "GATEHOUSE_PUBLIC_URL", "-signing-alg"} {
@@ -353,7 +239,7 @@ func TestHelp(t *testing.T) {
 	if err != nil || !strings.Contains(out, "keys rotate") {
 		t.Errorf("top-level help: %v %q", err, out)
 	}
-	if _, _, err := runCLI(t, map[string]string{}, "", "frobnicate"); !IsUsage(err) {
+	if _, _, err := runCLI(t, map[string]string{}, "", "frobnicate"); !cli.IsUsage(err) {
 		t.Errorf("unknown command: %v", err)
 	}
 }
@@ -361,7 +247,7 @@ func TestHelp(t *testing.T) {
 func TestKeysRotateWhileRunning(t *testing.T) {
 	env := baseEnv(t, nil)
 	s := start(t, env)
-	s.register(t, "kim@example.com", "correct horse battery staple")
+	s.Register(t, "kim@example.com", "correct horse battery staple")
 	login := func() string {
 		r := s.postForm(t, "/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"kim@example.com"}, "password": {"correct horse battery staple"}})
 		if r.Status != 200 {
@@ -383,7 +269,7 @@ func TestKeysRotateWhileRunning(t *testing.T) {
 	if err != nil || strings.Count(list, "EdDSA") != 2 || !strings.Contains(list, "current") {
 		t.Fatalf("keys list after rotate: %v\n%s\n(rotate said %s)", err, list, out)
 	}
-	s.stop(t)
+	s.Stop(t)
 	s2 := start(t, env)
 	if r := s2.do(t, "GET", "/v1/me", "", nil, "Authorization", "Bearer "+old); r.Status != 200 {
 		t.Fatalf("old token after restart: %d %s", r.Status, r.Body)
@@ -392,7 +278,7 @@ func TestKeysRotateWhileRunning(t *testing.T) {
 
 func TestMetricsAndDocs(t *testing.T) {
 	s := start(t, baseEnv(t, nil))
-	s.register(t, "mo@example.com", "correct horse battery staple")
+	s.Register(t, "mo@example.com", "correct horse battery staple")
 	s.postForm(t, "/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"mo@example.com"}, "password": {"wrong password here"}})
 	m := string(s.do(t, "GET", "/metrics", "", nil).Body)
 	for _, want := range []string{`gatehouse_http_requests_total{method="POST",route="POST /v1/register",status="201"}`, `gatehouse_logins_total{result="failed"} 1`, "gatehouse_password_hash_wait_seconds_bucket"} {
@@ -403,7 +289,7 @@ func TestMetricsAndDocs(t *testing.T) {
 	if strings.Contains(m, "wrong password here") || strings.Contains(m, "mo@example.com") {
 		t.Errorf("/metrics leaks request data")
 	}
-	if strings.Contains(s.stderr.String(), "wrong password here") || strings.Contains(s.stderr.String(), "correct horse") {
+	if strings.Contains(s.Log(), "wrong password here") || strings.Contains(s.Log(), "correct horse") {
 		t.Errorf("the log contains a password")
 	}
 	doc := s.do(t, "GET", "/openapi.json", "", nil).JSON(t)

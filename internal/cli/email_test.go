@@ -1,19 +1,16 @@
-package cli
+package cli_test
 
 import (
 	"bytes"
 	"database/sql"
-	"errors"
 	"fmt"
 	"io"
-	"log"
+	"maps"
 	"mime"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/mail"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -21,87 +18,29 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
+	"gatehouse/internal/testserver/smtptest"
 )
 
 // ---- a test SMTP server ----
 
-// testSMTPServer is a real SMTP server (emersion/go-smtp) on 127.0.0.1 with
-// an in-memory backend; gatehouse delivers to it through
-// GATEHOUSE_SMTP_URL. With a DataDelay it answers DATA slowly.
-type testSMTPServer struct {
-	Addr      string
-	DataDelay time.Duration
-
-	srv      *smtp.Server
-	ln       net.Listener
-	closed   chan struct{}
-	stopOnce sync.Once
-
-	mu          sync.Mutex
-	messages    []*smtpMail
-	dataStarted int
-}
-
-// smtpMail is one message the test SMTP server accepted.
-type smtpMail struct {
-	To         []string
-	Raw        []byte
-	ReceivedAt time.Time
-}
+// testSMTPServer is a real SMTP server (internal/testserver/smtptest) on
+// 127.0.0.1 with an in-memory backend; gatehouse delivers to it through
+// GATEHOUSE_SMTP_URL. With a dataDelay it answers DATA slowly.
+type testSMTPServer struct{ *smtptest.Server }
 
 func startTestSMTPServer(t *testing.T, dataDelay time.Duration) *testSMTPServer {
 	t.Helper()
-	s := &testSMTPServer{DataDelay: dataDelay, closed: make(chan struct{})}
-	s.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &testSMTPSession{s: s}, nil }))
-	s.srv.Domain = "smtp.test"
-	s.srv.ReadTimeout, s.srv.WriteTimeout = 30*time.Second, 30*time.Second
-	s.srv.ErrorLog = log.New(io.Discard, "", 0)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.ln, s.Addr = ln, ln.Addr().String()
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = s.srv.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		s.stopOnce.Do(func() {
-			close(s.closed)
-			_ = s.srv.Close()
-			_ = s.ln.Close()
-		})
-		<-served
-	})
-	return s
-}
-
-// URL is the GATEHOUSE_SMTP_URL of the server.
-func (s *testSMTPServer) URL() string { return "smtp://" + s.Addr }
-
-func (s *testSMTPServer) all() []*smtpMail {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]*smtpMail(nil), s.messages...)
-}
-
-// started is how many DATA bodies the server began to receive.
-func (s *testSMTPServer) started() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.dataStarted
+	return &testSMTPServer{smtptest.Start(t, smtptest.Options{DataDelay: dataDelay})}
 }
 
 // to returns the messages accepted for one recipient, parsed.
 func (s *testSMTPServer) to(t *testing.T, rcpt string) []*parsedMail {
 	t.Helper()
 	var out []*parsedMail
-	for _, m := range s.all() {
+	for _, m := range s.Messages() {
 		for _, r := range m.To {
 			if r == rcpt {
-				out = append(out, parseMail(t, m.Raw))
+				out = append(out, parseMail(t, m.Data))
 			}
 		}
 	}
@@ -114,42 +53,6 @@ func (s *testSMTPServer) waitMail(t *testing.T, rcpt string, n int) []*parsedMai
 	eventually(t, 15*time.Second, fmt.Sprintf("%d mail(s) to %s", n, rcpt), func() bool { return len(s.to(t, rcpt)) >= n })
 	return s.to(t, rcpt)
 }
-
-type testSMTPSession struct {
-	s  *testSMTPServer
-	to []string
-}
-
-func (ss *testSMTPSession) Mail(string, *smtp.MailOptions) error { return nil }
-
-func (ss *testSMTPSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	ss.to = append(ss.to, to)
-	return nil
-}
-
-func (ss *testSMTPSession) Data(r io.Reader) error {
-	ss.s.mu.Lock()
-	ss.s.dataStarted++
-	ss.s.mu.Unlock()
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	if d := ss.s.DataDelay; d > 0 {
-		select {
-		case <-time.After(d):
-		case <-ss.s.closed:
-			return errors.New("test SMTP server closed")
-		}
-	}
-	ss.s.mu.Lock()
-	ss.s.messages = append(ss.s.messages, &smtpMail{To: append([]string(nil), ss.to...), Raw: b, ReceivedAt: time.Now()})
-	ss.s.mu.Unlock()
-	return nil
-}
-
-func (ss *testSMTPSession) Reset()        { ss.to = nil }
-func (ss *testSMTPSession) Logout() error { return nil }
 
 // parsedMail is a delivered message taken apart with net/mail and
 // mime/multipart (which undoes quoted-printable).
@@ -233,16 +136,9 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 // for the many requests from 127.0.0.1 these tests make.
 func mailEnv(t *testing.T, srv *testSMTPServer, extra map[string]string) map[string]string {
 	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "mail.yaml")
-	yaml := fastArgon2 + "rate_limits: {login_per_account_ip: 100000, login_per_ip: 100000, window: 1m}\n"
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := baseEnv(t, map[string]string{"GATEHOUSE_CONFIG": cfg, "GATEHOUSE_SMTP_URL": srv.URL(), "GATEHOUSE_MAIL_FROM": "Gatehouse <no-reply@gatehouse.test>"})
-	for k, v := range extra {
-		env[k] = v
-	}
-	return env
+	env := map[string]string{"GATEHOUSE_SMTP_URL": srv.URL(), "GATEHOUSE_MAIL_FROM": "Gatehouse <no-reply@gatehouse.test>"}
+	maps.Copy(env, extra)
+	return yamlEnv(t, "rate_limits: {login_per_account_ip: 100000, login_per_ip: 100000, window: 1m}\n", env)
 }
 
 // waitQueueDrained waits until every queued mail job is done (sent, or
@@ -328,7 +224,7 @@ const (
 func TestEmailVerificationOnRegister(t *testing.T) {
 	srv := startTestSMTPServer(t, 0)
 	s := start(t, mailEnv(t, srv, nil))
-	s.register(t, "ada@example.com", firstPW)
+	s.Register(t, "ada@example.com", firstPW)
 	m := srv.waitMail(t, "ada@example.com", 1)[0]
 	if !strings.Contains(m.Subject, "Verify") {
 		t.Fatalf("first mail %q, want the verification mail", m.Subject)
@@ -362,7 +258,7 @@ func TestEmailVerificationOnRegister(t *testing.T) {
 	}
 	// Verified: a resend sends nothing.
 	wantStatus(t, "resend when verified", s.do(t, "POST", "/v1/email/verify/resend", "", nil, "Authorization", "Bearer "+g["access_token"].(string)), 202)
-	waitQueueDrained(t, s.env)
+	waitQueueDrained(t, s.Env)
 	if n := len(srv.to(t, "ada@example.com")); n != 2 {
 		t.Errorf("%d mails to a verified address, want 2", n)
 	}
@@ -389,7 +285,7 @@ func TestRegisterTakenEmailSendsNotice(t *testing.T) {
 	if !strings.Contains(n.Text, "http://gatehouse.test/forgot-password") || !strings.Contains(n.HTML, `href="http://gatehouse.test/forgot-password"`) {
 		t.Errorf("the notice does not link to the forgot page:\n%s", n.Text)
 	}
-	waitQueueDrained(t, s.env)
+	waitQueueDrained(t, s.Env)
 	if got := len(srv.to(t, "ada@example.com")); got != 2 {
 		t.Errorf("%d mails, want the verification and the notice", got)
 	}
@@ -406,7 +302,7 @@ func TestForgotAndResetPassword(t *testing.T) {
 	srv := startTestSMTPServer(t, 0)
 	s := start(t, mailEnv(t, srv, nil))
 	for _, e := range []string{"ada", "bob", "cy", "dee", "eve", "fay"} {
-		s.register(t, e+"@example.com", firstPW)
+		s.Register(t, e+"@example.com", firstPW)
 		srv.waitMail(t, e+"@example.com", 1) // the verification mail
 	}
 
@@ -425,7 +321,7 @@ func TestForgotAndResetPassword(t *testing.T) {
 		if strings.Contains(msgs[1].Text, "evil.example") || strings.Contains(msgs[1].HTML, "evil.example") {
 			t.Errorf("the mail links to a spoofed host")
 		}
-		waitQueueDrained(t, s.env)
+		waitQueueDrained(t, s.Env)
 		if n := len(srv.to(t, "nobody@example.com")); n != 0 {
 			t.Errorf("%d mail(s) to an address without an account", n)
 		}
@@ -461,7 +357,7 @@ func TestForgotAndResetPassword(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-startGun
-				res, err := http.Post(s.URL+"/v1/password/reset", "application/json", strings.NewReader(body))
+				res, err := http.Post(s.Direct+"/v1/password/reset", "application/json", strings.NewReader(body))
 				if err != nil {
 					statuses[i] = -1
 					return
@@ -560,7 +456,7 @@ func TestForgotAndResetPassword(t *testing.T) {
 			}
 			t.Logf("%s: %d", name, r.Status)
 		}
-		waitQueueDrained(t, s.env)
+		waitQueueDrained(t, s.Env)
 		if n := len(srv.to(t, "fay@example.com")); n != before {
 			t.Errorf("a refused request sent mail (%d → %d)", before, n)
 		}
@@ -570,7 +466,7 @@ func TestForgotAndResetPassword(t *testing.T) {
 func TestRequireVerifiedEmailBlocksPasswordGrant(t *testing.T) {
 	srv := startTestSMTPServer(t, 0)
 	s := start(t, mailEnv(t, srv, map[string]string{"GATEHOUSE_REQUIRE_VERIFIED_EMAIL": "true"}))
-	s.register(t, "ada@example.com", firstPW)
+	s.Register(t, "ada@example.com", firstPW)
 	r := s.passwordGrant(t, "ada@example.com", firstPW)
 	if r.Status != 400 || r.JSON(t)["error"] != "invalid_grant" {
 		t.Fatalf("password grant before verification: %d %s", r.Status, r.Body)
@@ -595,26 +491,26 @@ func TestSlowSMTPDoesNotDelayForgot(t *testing.T) {
 	r := s.postJSON(t, "/v1/password/forgot", map[string]string{"email": "slow@example.com"})
 	answered := time.Now()
 	wantStatus(t, "forgot", r, 202)
-	if n := len(srv.all()); n != 0 {
+	if n := len(srv.Messages()); n != 0 {
 		t.Fatalf("the mail (%d) was delivered before the request was answered", n)
 	}
 	// The worker is now inside the slow DATA; another request is answered
 	// while it waits there.
-	eventually(t, 15*time.Second, "the server to start receiving", func() bool { return srv.started() >= 1 })
+	eventually(t, 15*time.Second, "the server to start receiving", func() bool { return srv.DataStarted() >= 1 })
 	r2 := s.postJSON(t, "/v1/password/forgot", map[string]string{"email": "nobody@example.com"})
 	answered2 := time.Now()
 	wantStatus(t, "second forgot", r2, 202)
-	if n := len(srv.all()); n != 0 {
+	if n := len(srv.Messages()); n != 0 {
 		t.Fatalf("the slow server finished before the second request was answered")
 	}
 	m := srv.waitMail(t, "slow@example.com", 1)
 	mailToken(t, m[0], "/reset-password")
-	got := srv.all()[0].ReceivedAt
+	got := srv.Messages()[0].ReceivedAt
 	if !got.After(answered) || !got.After(answered2) {
 		t.Errorf("the mail was received (%v) before the requests were answered (%v, %v)", got, answered, answered2)
 	}
 	waitQueueDrained(t, env)
-	if n := len(srv.all()); n != 1 {
+	if n := len(srv.Messages()); n != 1 {
 		t.Errorf("%d mails, want 1", n)
 	}
 }

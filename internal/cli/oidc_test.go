@@ -1,11 +1,10 @@
-package cli
+package cli_test
 
 import (
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 
@@ -14,11 +13,10 @@ import (
 	"gatehouse/internal/oidc/oidctest"
 )
 
-// The server's public URL in these tests is http://gatehouse.test; the
-// test browser routes that host to the real listener, so redirect URIs
+// The server's public URL in these tests is pub, http://gatehouse.test;
+// the test browser routes that host to the real listener, so redirect URIs
 // registered at the providers are <public URL>/v1/oidc/<id>/callback as in
 // production.
-const pub = "http://gatehouse.test"
 
 func oidcCallback(id string) string { return pub + "/v1/oidc/" + id + "/callback" }
 
@@ -32,18 +30,14 @@ func providerYAML(id, issuer, clientID, secret string) string {
 // entries) and high rate limits (every flow here comes from 127.0.0.1).
 func startWithProviders(t *testing.T, extra map[string]string, providers ...string) *testServer {
 	t.Helper()
-	env := baseEnv(t, extra)
-	cfg := fastArgon2 + "rate_limits: {login_per_ip: 100000, login_per_account_ip: 100000}\nproviders:\n" + strings.Join(providers, "")
-	if err := os.WriteFile(env["GATEHOUSE_CONFIG"], []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return start(t, env)
+	yaml := "rate_limits: {login_per_ip: 100000, login_per_account_ip: 100000}\nproviders:\n" + strings.Join(providers, "")
+	return start(t, yamlEnv(t, yaml, extra))
 }
 
 // browserFor is a fresh browser whose gatehouse.test reaches s.
 func browserFor(s *testServer) *oidctest.Browser {
 	b := oidctest.NewBrowser()
-	b.Route("gatehouse.test:80", strings.TrimPrefix(s.URL, "http://"))
+	b.Route("gatehouse.test:80", strings.TrimPrefix(s.Direct, "http://"))
 	return b
 }
 
@@ -186,7 +180,7 @@ func TestOIDCLoginEndToEnd(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	if strings.Contains(s.stderr.String(), op.ClientSecret) {
+	if strings.Contains(s.Log(), op.ClientSecret) {
 		t.Errorf("the log contains the client secret")
 	}
 
@@ -275,7 +269,7 @@ func TestOIDCCallbackRefusals(t *testing.T) {
 		mixed := *cb
 		mixed.Path = "/v1/oidc/other/callback"
 		wantRefused(t, b, mustGet(t, b, mixed.String()))
-		if !strings.Contains(s.stderr.String(), "provider_mismatch") {
+		if !strings.Contains(s.Log(), "provider_mismatch") {
 			t.Errorf("the log does not name the mix-up")
 		}
 		// A flow is single-use even when refused.
@@ -443,7 +437,7 @@ func TestOIDCLinkFlowDiesWithTheSession(t *testing.T) {
 	if p.Status == http.StatusSeeOther {
 		t.Errorf("the held link callback succeeded after the account was reclaimed")
 	}
-	if p.Status != http.StatusBadRequest || !strings.Contains(s.stderr.String(), "link_session_gone") {
+	if p.Status != http.StatusBadRequest || !strings.Contains(s.Log(), "link_session_gone") {
 		t.Errorf("held link callback: %d, want 400 (link_session_gone)", p.Status)
 	}
 	ids := mustGet(t, v, pub+"/v1/me/identities")
