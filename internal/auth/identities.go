@@ -256,15 +256,11 @@ func (s *Service) UnlinkIdentity(ctx context.Context, userID, id string, m Meta)
 }
 
 // hasOtherCredentials reports sign-in methods besides passwords and
-// identities (passkeys, when they exist).
+// identities: passkeys.
 func (s *Service) hasOtherCredentials(ctx context.Context, userID string) bool {
-	if s.Passkeys != nil {
-		keys, err := s.Passkeys.ListPasskeys(ctx, userID)
-		return err == nil && len(keys) > 0
-	}
-	if s.CountPasskeys == nil {
+	if s.Passkeys == nil {
 		return false
 	}
-	n, err := s.CountPasskeys(ctx, userID)
-	return err == nil && n > 0
+	keys, err := s.Passkeys.ListPasskeys(ctx, userID)
+	return err == nil && len(keys) > 0
 }

@@ -82,9 +82,6 @@ type Service struct {
 	Identities IdentityStore
 	Passkeys   PasskeyStore
 	Challenges ChallengeStore
-	// CountPasskeys, when set, counts a user's passkeys (a sign-in method
-	// that keeps an account reachable when an identity is unlinked).
-	CountPasskeys func(ctx context.Context, userID string) (int, error)
 	Mail          MailQueue    // nil: no mail
 	Limiter       RateLimiter  // nil: no rate limits
 	Lockout       LockoutStore // nil: no lockout
