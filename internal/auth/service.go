@@ -82,18 +82,18 @@ type Service struct {
 	Identities IdentityStore
 	Passkeys   PasskeyStore
 	Challenges ChallengeStore
-	Mail          MailQueue    // nil: no mail
-	Limiter       RateLimiter  // nil: no rate limits
-	Lockout       LockoutStore // nil: no lockout
-	Limits        Limits
-	Hasher        PasswordHasher
-	Policy        PasswordPolicy
-	Issuer        AccessTokenIssuer
-	Roles         *RoleModel
-	Config        Config
-	Metrics       Metrics
-	Log           *slog.Logger
-	Now           func() time.Time
+	Mail       MailQueue    // nil: no mail
+	Limiter    RateLimiter  // nil: no rate limits
+	Lockout    LockoutStore // nil: no lockout
+	Limits     Limits
+	Hasher     PasswordHasher
+	Policy     PasswordPolicy
+	Issuer     AccessTokenIssuer
+	Roles      *RoleModel
+	Config     Config
+	Metrics    Metrics
+	Log        *slog.Logger
+	Now        func() time.Time
 
 	users  userCache // see TokenUser
 	keyUse keyUsage  // see FlushAPIKeyUse
