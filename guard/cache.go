@@ -67,13 +67,6 @@ func (c *ttlCache[K, V]) delete(k K) {
 	c.mu.Unlock()
 }
 
-// len reports the number of entries, expired or not.
-func (c *ttlCache[K, V]) len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.m)
-}
-
 // flightGroup makes concurrent calls with one key share one execution, so a
 // burst of requests with the same credential costs one introspection.
 type flightGroup struct {

@@ -58,10 +58,11 @@ func (k *signingKey) jwk() map[string]string {
 	case ed25519.PublicKey:
 		j["kty"], j["crv"], j["x"] = "OKP", "Ed25519", b(p)
 	case *ecdsa.PublicKey:
-		x, y := make([]byte, 32), make([]byte, 32)
-		p.X.FillBytes(x)
-		p.Y.FillBytes(y)
-		j["kty"], j["crv"], j["x"], j["y"] = "EC", "P-256", b(x), b(y)
+		raw, err := p.Bytes() // uncompressed point: 0x04 || X || Y
+		if err != nil {
+			panic(err)
+		}
+		j["kty"], j["crv"], j["x"], j["y"] = "EC", "P-256", b(raw[1:33]), b(raw[33:65])
 	case *rsa.PublicKey:
 		j["kty"], j["n"], j["e"] = "RSA", b(p.N.Bytes()), b(big.NewInt(int64(p.E)).Bytes())
 	}

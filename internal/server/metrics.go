@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Metrics are Gatehouse's Prometheus metrics; every name starts with
@@ -47,7 +48,7 @@ func NewMetrics() *Metrics {
 		}, []string{"provider", "result"}),
 	}
 	m.Registry.MustRegister(m.requests, m.duration, m.logins, m.hashWait, m.rateLimited, m.oidc,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

@@ -297,15 +297,6 @@ func (k *Keyring) JWKS() []byte {
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
-func pad(b []byte, n int) []byte {
-	if len(b) >= n {
-		return b
-	}
-	out := make([]byte, n)
-	copy(out[n-len(b):], b)
-	return out
-}
-
 func buildJWKS(all []*key, trusted map[string]*key) ([]byte, error) {
 	keys := []map[string]string{}
 	for i := len(all) - 1; i >= 0; i-- { // newest first
@@ -319,7 +310,11 @@ func buildJWKS(all []*key, trusted map[string]*key) ([]byte, error) {
 			j["kty"], j["crv"], j["x"] = "OKP", "Ed25519", b64(p)
 		case *ecdsa.PublicKey:
 			j["kty"], j["crv"] = "EC", "P-256"
-			j["x"], j["y"] = b64(pad(p.X.Bytes(), 32)), b64(pad(p.Y.Bytes(), 32))
+			raw, err := p.Bytes() // uncompressed point: 0x04 || X || Y
+			if err != nil || len(raw) != 65 {
+				return nil, fmt.Errorf("token: key %s: %v", x.kid, err)
+			}
+			j["x"], j["y"] = b64(raw[1:33]), b64(raw[33:65])
 		case *rsa.PublicKey:
 			j["kty"], j["n"], j["e"] = "RSA", b64(p.N.Bytes()), b64(big.NewInt(int64(p.E)).Bytes())
 		default: // HS256: a shared secret, never published
