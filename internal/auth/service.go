@@ -329,6 +329,20 @@ func tooLong(plain string) bool { return len(plain) > 4*256 || utf8.RuneCountInS
 // ErrInvalidCredentials; an unknown email costs the same hashing work as a
 // wrong password so that timing does not reveal which emails exist.
 func (s *Service) Login(ctx context.Context, rawEmail, plain string, m Meta) (*User, error) {
+	return s.login(ctx, rawEmail, plain, m, nil)
+}
+
+// loginSuccess holds the writes a successful login owes (clearing the
+// lockout count, the audit event) when the caller makes them together with
+// its own in one transaction.
+type loginSuccess struct {
+	lockKey string
+	event   *AuditEvent
+}
+
+// login is Login; with deferred set, the success writes are left to the
+// caller (see loginSuccess).
+func (s *Service) login(ctx context.Context, rawEmail, plain string, m Meta, deferred *loginSuccess) (*User, error) {
 	email, err := NormalizeEmail(rawEmail)
 	if err != nil || plain == "" || tooLong(plain) {
 		if err := s.limitIP(ctx, "login", m); err != nil {
@@ -362,7 +376,7 @@ func (s *Service) Login(ctx context.Context, rawEmail, plain string, m Meta) (*U
 	if err != nil {
 		return nil, err
 	}
-	if ok {
+	if ok && deferred == nil {
 		if err := s.Unlock(ctx, email); err != nil {
 			return nil, err
 		}
@@ -382,6 +396,11 @@ func (s *Service) Login(ctx context.Context, rawEmail, plain string, m Meta) (*U
 		return nil, ErrEmailNotVerified
 	}
 	s.loginMetric("succeeded")
+	if deferred != nil {
+		deferred.lockKey = lockoutKey(email)
+		deferred.event = &AuditEvent{ID: NewID(), Type: EventLoginSucceeded, At: s.now(), UserID: u.ID, IP: m.IP}
+		return u, nil
+	}
 	s.audit(ctx, EventLoginSucceeded, u.ID, m, nil)
 	return u, nil
 }

@@ -26,8 +26,38 @@ func (s *Service) issueAccess(ctx context.Context, u *User, clientID string, sco
 // StartFamily issues an access token and the first refresh token of a new
 // family for an authenticated user.
 func (s *Service) StartFamily(ctx context.Context, u *User, clientID string, requested []string) (*TokenResponse, error) {
+	return s.startFamily(ctx, u, clientID, requested, nil)
+}
+
+// LoginFinisher is an optional store extension: it makes every write of a
+// successful password login — clearing the lockout count, the audit event,
+// the new refresh family and its first token — in one transaction.
+type LoginFinisher interface {
+	FinishPasswordLogin(ctx context.Context, lockKey string, e *AuditEvent, f *RefreshFamily, first *RefreshToken) error
+}
+
+// settle makes a successful login's deferred writes on their own.
+func (s *Service) settle(ctx context.Context, ls *loginSuccess) error {
+	if ls == nil || ls.event == nil {
+		return nil
+	}
+	if s.Lockout != nil {
+		if err := s.Lockout.ClearFailures(ctx, ls.lockKey); err != nil {
+			return err
+		}
+	}
+	if err := s.Audit.AppendAudit(ctx, ls.event); err != nil && s.Log != nil {
+		s.Log.ErrorContext(ctx, "audit append failed", "type", ls.event.Type, "err", err)
+	}
+	return nil
+}
+
+func (s *Service) startFamily(ctx context.Context, u *User, clientID string, requested []string, ls *loginSuccess) (*TokenResponse, error) {
 	scopes, err := s.Roles.Negotiate(requested, u.Roles)
 	if err != nil {
+		if serr := s.settle(ctx, ls); serr != nil {
+			return nil, serr
+		}
 		return nil, err
 	}
 	now := s.now()
@@ -35,8 +65,20 @@ func (s *Service) StartFamily(ctx context.Context, u *User, clientID string, req
 		CreatedAt: now, ExpiresAt: now.Add(s.Config.RefreshTokenTTL)}
 	rt := newRefreshToken()
 	first := &RefreshToken{ID: NewID(), FamilyID: f.ID, Hash: HashToken(rt), CreatedAt: now}
-	if err := s.Refresh.CreateFamily(ctx, f, first); err != nil {
-		return nil, err
+	// One transaction for the whole login when the store can (the lockout
+	// store must be the same database for that).
+	lf, one := s.Refresh.(LoginFinisher)
+	if one && ls != nil && ls.event != nil && s.Lockout != nil && any(s.Lockout) == any(s.Refresh) {
+		if err := lf.FinishPasswordLogin(ctx, ls.lockKey, ls.event, f, first); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := s.settle(ctx, ls); err != nil {
+			return nil, err
+		}
+		if err := s.Refresh.CreateFamily(ctx, f, first); err != nil {
+			return nil, err
+		}
 	}
 	at, err := s.issueAccess(ctx, u, clientID, scopes)
 	if err != nil {
@@ -54,11 +96,12 @@ func (s *Service) PasswordGrant(ctx context.Context, email, plain, scope, client
 			return nil, ErrInvalidScope
 		}
 	}
-	u, err := s.Login(ctx, email, plain, m)
+	var ls loginSuccess
+	u, err := s.login(ctx, email, plain, m, &ls)
 	if err != nil {
 		return nil, err
 	}
-	return s.StartFamily(ctx, u, clientID, requested)
+	return s.startFamily(ctx, u, clientID, requested, &ls)
 }
 
 // RefreshGrant exchanges a refresh token for a new access token and its

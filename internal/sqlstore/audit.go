@@ -12,16 +12,25 @@ var _ auth.AuditStore = (*DB)(nil)
 
 // AppendAudit records one event.
 func (db *DB) AppendAudit(ctx context.Context, e *auth.AuditEvent) error {
-	details := []byte("{}")
-	if len(e.Details) > 0 {
-		var err error
-		if details, err = json.Marshal(e.Details); err != nil {
-			return fmt.Errorf("sqlstore: audit details: %w", err)
-		}
+	details, err := auditDetails(e)
+	if err != nil {
+		return err
 	}
-	_, err := db.exec(ctx, `INSERT INTO audit_events (id, type, at, user_id, ip, details) VALUES (?, ?, ?, ?, ?, ?)`,
-		e.ID, e.Type, ts(e.At), e.UserID, e.IP, string(details))
+	_, err = db.exec(ctx, `INSERT INTO audit_events (id, type, at, user_id, ip, details) VALUES (?, ?, ?, ?, ?, ?)`,
+		e.ID, e.Type, ts(e.At), e.UserID, e.IP, details)
 	return err
+}
+
+// auditDetails encodes an event's details as JSON text.
+func auditDetails(e *auth.AuditEvent) (string, error) {
+	if len(e.Details) == 0 {
+		return "{}", nil
+	}
+	b, err := json.Marshal(e.Details)
+	if err != nil {
+		return "", fmt.Errorf("sqlstore: audit details: %w", err)
+	}
+	return string(b), nil
 }
 
 // ListAudit returns events, newest first.
