@@ -276,39 +276,38 @@ func TestBrowserJourney(t *testing.T) {
 	waitFor(t, ctx, "the account page", pathIs("/account", "Your account"))
 	waitFor(t, ctx, "the verified address", bodyHas("Verified"))
 
-	hasPasskeys := passkeysOn(t, g)
-	if hasPasskeys {
-		t.Run("add a passkey, sign out, sign in with it", func(t *testing.T) {
-			addAuthenticator(t, ctx)
-			must(t, ctx, "add a passkey", click(`form.passkey-add button`))
-			waitFor(t, ctx, "the new passkey", `location.search.includes("done=passkey-added") && document.querySelectorAll("li[data-passkey]").length === 1`)
-			noCSPViolations(t, ctx, "account page after adding a passkey")
-
-			must(t, ctx, "sign out", click(`form[action="/logout"] button`))
-			waitFor(t, ctx, "the login page after signing out", pathIs("/login", "Sign in")+` && document.body.innerText.includes("You are signed out.")`)
-			if r := g.do(t, browserClient(t), "GET", "/account", nil); r.Status != http.StatusSeeOther {
-				t.Fatalf("GET /account without a cookie: %s", r)
-			}
-
-			must(t, ctx, "sign in with a passkey", click(`form.passkey-login button`))
-			waitFor(t, ctx, "the account page after the passkey login", pathIs("/account", "Your account"))
-			noCSPViolations(t, ctx, "account page after the passkey login")
-			if who, _ := eval[string](ctx, `document.querySelector(".who").textContent`); who != email {
-				t.Fatalf("signed in with the passkey as %q, want %s", who, email)
-			}
-
-			must(t, ctx, "rename the passkey",
-				click(`li[data-passkey] details.rename > summary`),
-				chromedp.WaitVisible(chromedp.CSS(`li[data-passkey] input[name=name]`)),
-				chromedp.Evaluate[chromedp.Void](`document.querySelector("li[data-passkey] input[name=name]").value = ""`),
-				typeInto(`li[data-passkey] input[name=name]`, "Work laptop"),
-				click(`li[data-passkey] form[action$="/rename"] button`),
-			)
-			waitFor(t, ctx, "the renamed passkey", `location.search.includes("done=passkey-renamed") && document.querySelector("li[data-passkey] .item-title").textContent === "Work laptop"`)
-		})
-	} else {
-		t.Log("this build has no passkey API yet (no passkey button on /login): skipping the passkey steps")
+	// Passkeys are on for a localhost public URL: their absence is a failure.
+	if !passkeysOn(t, g) {
+		t.Fatal("the login page offers no passkey sign-in")
 	}
+	t.Run("add a passkey, sign out, sign in with it", func(t *testing.T) {
+		addAuthenticator(t, ctx)
+		must(t, ctx, "add a passkey", click(`form.passkey-add button`))
+		waitFor(t, ctx, "the new passkey", `location.search.includes("done=passkey-added") && document.querySelectorAll("li[data-passkey]").length === 1`)
+		noCSPViolations(t, ctx, "account page after adding a passkey")
+
+		must(t, ctx, "sign out", click(`form[action="/logout"] button`))
+		waitFor(t, ctx, "the login page after signing out", pathIs("/login", "Sign in")+` && document.body.innerText.includes("You are signed out.")`)
+		if r := g.do(t, browserClient(t), "GET", "/account", nil); r.Status != http.StatusSeeOther {
+			t.Fatalf("GET /account without a cookie: %s", r)
+		}
+
+		must(t, ctx, "sign in with a passkey", click(`form.passkey-login button`))
+		waitFor(t, ctx, "the account page after the passkey login", pathIs("/account", "Your account"))
+		noCSPViolations(t, ctx, "account page after the passkey login")
+		if who, _ := eval[string](ctx, `document.querySelector(".who").textContent`); who != email {
+			t.Fatalf("signed in with the passkey as %q, want %s", who, email)
+		}
+
+		must(t, ctx, "rename the passkey",
+			click(`li[data-passkey] details.rename > summary`),
+			chromedp.WaitVisible(chromedp.CSS(`li[data-passkey] input[name=name]`)),
+			chromedp.Evaluate[chromedp.Void](`document.querySelector("li[data-passkey] input[name=name]").value = ""`),
+			typeInto(`li[data-passkey] input[name=name]`, "Work laptop"),
+			click(`li[data-passkey] form[action$="/rename"] button`),
+		)
+		waitFor(t, ctx, "the renamed passkey", `location.search.includes("done=passkey-renamed") && document.querySelector("li[data-passkey] .item-title").textContent === "Work laptop"`)
+	})
 
 	// Create an API key with the form (shown once), then revoke nothing.
 	must(t, ctx, "open the API key form",
@@ -380,10 +379,8 @@ func TestBrowserJourney(t *testing.T) {
 		t.Fatalf("the revoked session on GET /v1/me: want 401, got %d", st)
 	}
 
-	if hasPasskeys {
-		must(t, ctx, "remove the passkey", click(`li[data-passkey] form[action$="/delete"] button`))
-		waitFor(t, ctx, "no passkey", `location.search.includes("done=passkey-removed") && !document.querySelector("li[data-passkey]")`)
-	}
+	must(t, ctx, "remove the passkey", click(`li[data-passkey] form[action$="/delete"] button`))
+	waitFor(t, ctx, "no passkey", `location.search.includes("done=passkey-removed") && !document.querySelector("li[data-passkey]")`)
 
 	// Forgotten password: the mailed link opens a form; submitting it
 	// sets the new password and ends every session.
@@ -484,7 +481,7 @@ func TestLoginPageScripts(t *testing.T) {
 	}
 
 	if !passkeysOn(t, g) {
-		t.Skip("this build has no passkey API yet")
+		t.Fatal("the login page offers no passkey sign-in")
 	}
 	waitFor(t, ctx, "the passkey button", `!!document.querySelector("form.passkey-login") && !document.querySelector("form.passkey-login").hidden`)
 	onNewDocument(t, ctx, `delete window.PublicKeyCredential;`)
