@@ -75,11 +75,13 @@ func (db *DB) SessionAndUser(ctx context.Context, hash string) (*auth.Session, *
 		c, l, e, uc, uu int64
 		roles           string
 	)
+	// The password hash is not read: a session's account needs none of it
+	// (and the covering indexes of migration 7 leave it out).
 	err := db.queryRow(ctx, `SELECT s.id, s.token_hash, s.user_id, s.created_at, s.last_seen_at, s.expires_at, s.ip, s.user_agent,
-		u.id, u.email, u.email_verified, u.name, u.password_hash, u.roles, u.disabled, u.created_at, u.updated_at
+		u.id, u.email, u.email_verified, u.name, u.roles, u.disabled, u.created_at, u.updated_at
 		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, hash).
 		Scan(&s.ID, &s.Hash, &s.UserID, &c, &l, &e, &s.IP, &s.UserAgent,
-			&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.PasswordHash, &roles, &u.Disabled, &uc, &uu)
+			&u.ID, &u.Email, &u.EmailVerified, &u.Name, &roles, &u.Disabled, &uc, &uu)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, auth.ErrNotFound
 	}
