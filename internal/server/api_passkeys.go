@@ -97,23 +97,15 @@ func (s *Server) registerPasskeyRoutes(api huma.API) {
 		OperationID: "passkey-register-begin", Method: http.MethodPost, Path: "/v1/passkeys/register/begin", Tags: tags,
 		Summary: "Start adding a passkey", Security: secWrite, Errors: []int{401, 403},
 	}, func(ctx context.Context, _ *struct{}) (*beginOutput, error) {
-		u, err := s.currentUser(ctx, "write")
+		u, err := s.passkeyOwner(ctx)
 		if err != nil {
 			return nil, err
-		}
-		if p, _ := require(ctx); p != nil && p.Kind == "api_key" {
-			return nil, huma.Error403Forbidden("API keys cannot add passkeys")
-		}
-		if s.passkeys == nil {
-			return nil, errNoPasskeys
 		}
 		opts, id, err := s.passkeys.BeginRegistration(ctx, u)
 		if err != nil {
 			return nil, s.apiError(ctx, err)
 		}
-		out := &beginOutput{CacheControl: "no-store"}
-		out.Body.PublicKey, out.Body.Ceremony = opts, id
-		return out, nil
+		return beginAnswer(opts, id), nil
 	})
 
 	huma.Register(api, huma.Operation{
@@ -121,15 +113,9 @@ func (s *Server) registerPasskeyRoutes(api huma.API) {
 		Summary: "Finish adding a passkey", Description: "The body is the JSON of `credential.toJSON()`.",
 		Security: secWrite, DefaultStatus: http.StatusCreated, Errors: []int{400, 401, 403, 409, 422},
 	}, func(ctx context.Context, in *finishInput) (*passkeyOutput, error) {
-		u, err := s.currentUser(ctx, "write")
+		u, err := s.passkeyOwner(ctx)
 		if err != nil {
 			return nil, err
-		}
-		if p, _ := require(ctx); p != nil && p.Kind == "api_key" {
-			return nil, huma.Error403Forbidden("API keys cannot add passkeys")
-		}
-		if s.passkeys == nil {
-			return nil, errNoPasskeys
 		}
 		p, err := s.passkeys.FinishRegistration(ctx, u, in.Ceremony, rawJSON(in.Body), meta(ctx))
 		if err != nil {
@@ -158,9 +144,7 @@ func (s *Server) registerPasskeyRoutes(api huma.API) {
 		if err != nil {
 			return nil, s.apiError(ctx, err)
 		}
-		out := &beginOutput{CacheControl: "no-store"}
-		out.Body.PublicKey, out.Body.Ceremony = opts, id
-		return out, nil
+		return beginAnswer(opts, id), nil
 	})
 
 	huma.Register(api, huma.Operation{
@@ -264,4 +248,28 @@ func (s *Server) registerPasskeyRoutes(api huma.API) {
 func rawJSON(v map[string]any) []byte {
 	b, _ := json.Marshal(v)
 	return b
+}
+
+// passkeyOwner is the caller adding a passkey: a signed-in user (not an API
+// key: a leaked key must not plant a credential), on a server where
+// passkeys are on.
+func (s *Server) passkeyOwner(ctx context.Context) (*auth.User, error) {
+	u, err := s.currentUser(ctx, "write")
+	if err != nil {
+		return nil, err
+	}
+	if p, _ := require(ctx); p != nil && p.Kind == "api_key" {
+		return nil, huma.Error403Forbidden("API keys cannot add passkeys")
+	}
+	if s.passkeys == nil {
+		return nil, errNoPasskeys
+	}
+	return u, nil
+}
+
+// beginAnswer is the answer of both begin calls.
+func beginAnswer(opts json.RawMessage, ceremony string) *beginOutput {
+	out := &beginOutput{CacheControl: "no-store"}
+	out.Body.PublicKey, out.Body.Ceremony = opts, ceremony
+	return out
 }

@@ -44,10 +44,9 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 	code := auth.ErrorCode(err)
 	status := statusOf[code]
 	if status == 0 || code == auth.EINTERNAL {
-		s.log.ErrorContext(ctx, "internal error", "err", err, "request_id", requestID(ctx))
-		if !s.dependenciesUp(ctx) {
-			return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("a backing service is unreachable; try again shortly"),
-				http.Header{"Retry-After": {"5"}})
+		h := http.Header{}
+		if s.failure(ctx, "internal error", err, h) == http.StatusServiceUnavailable {
+			return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable(msgUnavailable), h)
 		}
 		return huma.Error500InternalServerError("internal error")
 	}
@@ -96,6 +95,31 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// failure handles an unexpected error: it logs the cause (never sent) with
+// the request id, and returns 503 — with Retry-After set on h — when a
+// backing service is down, so the request failed for that reason, else 500.
+func (s *Server) failure(ctx context.Context, where string, err error, h http.Header) int {
+	s.log.ErrorContext(ctx, where, "err", err, "request_id", requestID(ctx))
+	if !s.dependenciesUp(ctx) {
+		h.Set("Retry-After", "5")
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// msgUnavailable is the public message of a 503 from failure.
+const msgUnavailable = "a backing service is unreachable; try again shortly"
+
+// writeFailure writes failure's answer as a problem document.
+func (s *Server) writeFailure(w http.ResponseWriter, ctx context.Context, where string, err error) {
+	st := s.failure(ctx, where, err, w.Header())
+	msg := "internal error"
+	if st == http.StatusServiceUnavailable {
+		msg = msgUnavailable
+	}
+	writeProblem(w, st, msg)
 }
 
 // dependenciesUp pings the database (and Redis) after an unexpected error:

@@ -70,10 +70,8 @@ func writeTokenResponse(w http.ResponseWriter, t *auth.TokenResponse) {
 func (s *Server) oauthDomainError(w http.ResponseWriter, r *http.Request, err error, grantDesc string) {
 	var de *auth.Error
 	if !errors.As(err, &de) {
-		s.log.ErrorContext(r.Context(), "token endpoint", "err", err, "request_id", requestID(r.Context()))
-		if !s.dependenciesUp(r.Context()) {
-			w.Header().Set("Retry-After", "5")
-			writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "a backing service is unreachable; try again shortly")
+		if s.failure(r.Context(), "token endpoint", err, w.Header()) == http.StatusServiceUnavailable {
+			writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", msgUnavailable)
 			return
 		}
 		writeOAuthError(w, http.StatusInternalServerError, "server_error", "internal error")

@@ -239,12 +239,7 @@ func (s *Server) writeDomainProblem(w http.ResponseWriter, ctx context.Context, 
 	}
 	st := statusFor(err)
 	if st == http.StatusInternalServerError {
-		s.log.ErrorContext(ctx, "internal error", "err", err, "request_id", requestID(ctx))
-		if !s.dependenciesUp(ctx) {
-			w.Header().Set("Retry-After", "5")
-			st = http.StatusServiceUnavailable
-		}
-		writeProblem(w, st, "internal error")
+		s.writeFailure(w, ctx, "internal error", err)
 		return
 	}
 	writeProblem(w, st, auth.ErrorMessage(err))

@@ -89,12 +89,7 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, status in
 	ctx := r.Context()
 	v, err := s.accountView(ctx, sess, u)
 	if err != nil {
-		s.log.ErrorContext(ctx, "account page", "err", err, "request_id", requestID(ctx))
-		st := http.StatusInternalServerError
-		if !s.dependenciesUp(ctx) {
-			w.Header().Set("Retry-After", "5")
-			st = http.StatusServiceUnavailable
-		}
+		st := s.failure(ctx, "account page", err, w.Header())
 		s.renderPage(w, st, "error", pageData{Title: "Your account", Error: msgTryAgain})
 		return
 	}
@@ -209,11 +204,7 @@ func (s *Server) accountFail(w http.ResponseWriter, r *http.Request, sess *auth.
 		w.Header().Set("Retry-After", "5")
 		msg = "The server is busy right now. Try again in a moment."
 	default:
-		s.log.ErrorContext(ctx, "account page", "section", section, "err", err, "request_id", requestID(ctx))
-		if !s.dependenciesUp(ctx) {
-			w.Header().Set("Retry-After", "5")
-			status = http.StatusServiceUnavailable
-		}
+		status = s.failure(ctx, "account page: "+section, err, w.Header())
 	}
 	s.renderAccount(w, r, status, sess, u, pageData{Error: msg, Section: section}, edit)
 }

@@ -179,12 +179,7 @@ func (s *Server) loginFailure(w http.ResponseWriter, r *http.Request, err error)
 		retryAfter(w.Header(), max(de.RetryAfter, 5*time.Second))
 		return http.StatusServiceUnavailable, "Signing in is busy right now. Try again in a moment."
 	}
-	s.log.ErrorContext(r.Context(), "hosted login", "err", err, "request_id", requestID(r.Context()))
-	if !s.dependenciesUp(r.Context()) {
-		w.Header().Set("Retry-After", "5")
-		return http.StatusServiceUnavailable, msgTryAgain
-	}
-	return http.StatusInternalServerError, msgTryAgain
+	return s.failure(r.Context(), "hosted login", err, w.Header()), msgTryAgain
 }
 
 // waitText says a wait in words: "a minute", "15 minutes", "30 seconds".

@@ -79,13 +79,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			res.err = err
 			if auth.ErrorCode(err) != auth.EUNAUTHORIZED {
 				// The store failed: not the caller's fault.
-				s.log.ErrorContext(r.Context(), "session lookup", "err", err)
-				if !s.dependenciesUp(r.Context()) {
-					w.Header().Set("Retry-After", "5")
-					writeProblem(w, http.StatusServiceUnavailable, "a backing service is unreachable; try again shortly")
-					return
-				}
-				writeProblem(w, http.StatusInternalServerError, "internal error")
+				s.writeFailure(w, r.Context(), "session lookup", err)
 				return
 			}
 		} else {
@@ -153,13 +147,7 @@ func (s *Server) serveWithAPIKey(w http.ResponseWriter, r *http.Request, next ht
 	case auth.ErrorCode(err) == auth.EUNAUTHORIZED:
 		res.err = err
 	default:
-		s.log.ErrorContext(r.Context(), "API key lookup", "err", err)
-		if !s.dependenciesUp(r.Context()) {
-			w.Header().Set("Retry-After", "5")
-			writeProblem(w, http.StatusServiceUnavailable, "a backing service is unreachable; try again shortly")
-			return
-		}
-		writeProblem(w, http.StatusInternalServerError, "internal error")
+		s.writeFailure(w, r.Context(), "API key lookup", err)
 		return
 	}
 	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyPrincipal, res)))
