@@ -4,13 +4,10 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,13 +20,12 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 
 	"gatehouse/internal/storetest"
+	"gatehouse/internal/testserver"
 )
 
 // publicURL is the one external URL of both nodes, as behind a load
 // balancer: the token issuer, and the origin the CSRF check trusts.
 const publicURL = "http://gatehouse.test"
-
-const defaultPostgresURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 // fastArgon2 keeps password hashing cheap, under -race too.
 const fastArgon2 = "argon2: {memory: 1024, iterations: 1, parallelism: 1}\n"
@@ -121,7 +117,7 @@ type node struct {
 func (cl *cluster) startNode(t *testing.T, name string) *node {
 	t.Helper()
 	dir := t.TempDir()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testserver.FreePort(t)))
 	n := &node{Name: name, URL: "http://" + addr, log: filepath.Join(dir, "gatehouse.log"), exited: make(chan struct{})}
 	logf, err := os.Create(n.log)
 	if err != nil {
@@ -202,41 +198,7 @@ func tail(path string, n int) string {
 // and returns its URL.
 func newDatabase(t *testing.T) string {
 	t.Helper()
-	raw := os.Getenv("GATEHOUSE_TEST_POSTGRES_URL")
-	if raw == "" {
-		raw = defaultPostgresURL
-	}
-	base, err := url.Parse(raw)
-	if err != nil || (base.Scheme != "postgres" && base.Scheme != "postgresql") {
-		t.Fatalf("GATEHOUSE_TEST_POSTGRES_URL must be a postgres:// URL, got %q", raw)
-	}
-	what := fmt.Sprintf("PostgreSQL at %s (set GATEHOUSE_TEST_POSTGRES_URL to a server whose user may CREATE DATABASE)", base.Redacted())
-	admin, err := sql.Open("pgx", raw)
-	if err != nil {
-		storetest.Unavailable(t, what, err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	if err := admin.PingContext(ctx); err != nil {
-		admin.Close()
-		storetest.Unavailable(t, what, err)
-	}
-	name := "gh_cluster_" + randomHex(t, 8)
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		admin.Close()
-		t.Fatalf("CREATE DATABASE %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		defer admin.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("DROP DATABASE %s: %v", name, err)
-		}
-	})
-	u := *base
-	u.Path, u.RawPath = "/"+name, ""
-	return u.String()
+	return storetest.PostgresServer(t).NewDatabase(t, "gh_cluster_")
 }
 
 // redisServer is a private redis-server process that keeps nothing on
@@ -258,7 +220,7 @@ func startRedis(t *testing.T) *redisServer {
 		storetest.Unavailable(t, "redis-server (install Redis so that redis-server is on PATH)", err)
 	}
 	dir := t.TempDir()
-	r := &redisServer{Port: freePort(t), dir: dir, log: filepath.Join(dir, "redis.log")}
+	r := &redisServer{Port: testserver.FreePort(t), dir: dir, log: filepath.Join(dir, "redis.log")}
 	t.Cleanup(func() {
 		r.Stop(t)
 		if t.Failed() {
@@ -338,16 +300,6 @@ func pingRedis(port int) error {
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func randomHex(t *testing.T, n int) string {
 	t.Helper()
 	b := make([]byte, n)

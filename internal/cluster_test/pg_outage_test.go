@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"gatehouse/internal/storetest"
+	"gatehouse/internal/testserver"
 )
 
 // pgBinDir holds the PostgreSQL server binaries (Debian's layout).
@@ -218,7 +219,7 @@ func startPrivatePostgres(t *testing.T) *privatePostgres {
 		}
 	}
 	dir := t.TempDir()
-	pg := &privatePostgres{Port: freePort(t), dataDir: filepath.Join(dir, "data"), log: filepath.Join(dir, "postgres.log")}
+	pg := &privatePostgres{Port: testserver.FreePort(t), dataDir: filepath.Join(dir, "data"), log: filepath.Join(dir, "postgres.log")}
 	if os.Geteuid() == 0 {
 		pu, err := osuser.Lookup("postgres")
 		if err != nil {

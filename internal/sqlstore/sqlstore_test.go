@@ -2,12 +2,9 @@ package sqlstore_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -176,63 +173,16 @@ func createUsers(t *testing.T, db *sqlstore.DB, prefix string, n int) {
 
 // ---- PostgreSQL ----
 
-const defaultPostgresURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-// pgServer creates throw-away databases on the server named by
-// GATEHOUSE_TEST_POSTGRES_URL; its user needs the CREATEDB privilege.
-type pgServer struct {
-	admin *sql.DB
-	base  *url.URL
-}
+// pgServer is the test PostgreSQL server (see storetest.PostgresServer).
+type pgServer struct{ *storetest.Postgres }
 
 // postgres connects to the test server, or skips (fails under
 // GATEHOUSE_TEST_REQUIRE_ALL=1) when it is unreachable.
-func postgres(t *testing.T) *pgServer {
-	t.Helper()
-	raw := os.Getenv("GATEHOUSE_TEST_POSTGRES_URL")
-	if raw == "" {
-		raw = defaultPostgresURL
-	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("GATEHOUSE_TEST_POSTGRES_URL must be a postgres:// URL, got %q", raw)
-	}
-	what := fmt.Sprintf("PostgreSQL at %s (start one, e.g. `docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust -e POSTGRES_DB=test postgres:17`, "+
-		"or set GATEHOUSE_TEST_POSTGRES_URL to a server whose user may CREATE DATABASE)", u.Redacted())
-	admin, err := sql.Open("pgx", raw)
-	if err != nil {
-		storetest.Unavailable(t, what, err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	if err := admin.PingContext(ctx); err != nil {
-		admin.Close()
-		storetest.Unavailable(t, what, err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	return &pgServer{admin: admin, base: u}
-}
+func postgres(t *testing.T) *pgServer { return &pgServer{storetest.PostgresServer(t)} }
 
 // newDatabase creates an empty database, dropped when t ends, and returns
 // its URL.
-func (s *pgServer) newDatabase(t *testing.T) string {
-	t.Helper()
-	name := "gh_test_" + hex.EncodeToString(randomBytes(t, 8))
-	if _, err := s.admin.ExecContext(t.Context(), "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("CREATE DATABASE %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := s.admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("DROP DATABASE %s: %v", name, err)
-		}
-	})
-	u := *s.base
-	u.Path = "/" + name
-	u.RawPath = ""
-	return u.String()
-}
+func (s *pgServer) newDatabase(t *testing.T) string { return s.NewDatabase(t, "gh_test_") }
 
 // open opens a fresh database, unmigrated.
 func (s *pgServer) open(t *testing.T, dsn string) *sqlstore.DB {
@@ -243,14 +193,6 @@ func (s *pgServer) open(t *testing.T, dsn string) *sqlstore.DB {
 	}
 	t.Cleanup(func() { db.Close() }) // runs before the DROP registered earlier
 	return db
-}
-
-func randomBytes(t *testing.T, n int) []byte {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func TestPostgres(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -75,12 +74,7 @@ func (g *GitHubStandIn) authorize(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	g.codes[code] = stubCode{challenge: q.Get("code_challenge"), redirectURI: q.Get("redirect_uri")}
 	g.mu.Unlock()
-	to, _ := url.Parse(q.Get("redirect_uri"))
-	v := to.Query()
-	v.Set("code", code)
-	v.Set("state", q.Get("state"))
-	to.RawQuery = v.Encode()
-	http.Redirect(w, r, to.String(), http.StatusFound)
+	redirectWithCode(w, r, q.Get("redirect_uri"), code, q.Get("state"))
 }
 
 func (g *GitHubStandIn) accessToken(w http.ResponseWriter, r *http.Request) {
@@ -88,13 +82,7 @@ func (g *GitHubStandIn) accessToken(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 400, map[string]string{"error": "bad_request"})
 		return
 	}
-	id, secret, ok := r.BasicAuth()
-	if ok {
-		id, _ = url.QueryUnescape(id)
-		secret, _ = url.QueryUnescape(secret)
-	} else {
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	}
+	id, secret := clientCredentials(r)
 	if id != g.ClientID || secret != g.ClientSecret {
 		writeJSON(w, 401, map[string]string{"error": "incorrect_client_credentials"})
 		return

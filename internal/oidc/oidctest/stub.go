@@ -166,12 +166,7 @@ func (s *StubOP) authorize(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.codes[code] = stubCode{nonce: q.Get("nonce"), challenge: q.Get("code_challenge"), redirectURI: q.Get("redirect_uri"), subject: s.user.ID}
 	s.mu.Unlock()
-	to, _ := url.Parse(q.Get("redirect_uri"))
-	v := to.Query()
-	v.Set("code", code)
-	v.Set("state", q.Get("state"))
-	to.RawQuery = v.Encode()
-	http.Redirect(w, r, to.String(), http.StatusFound)
+	redirectWithCode(w, r, q.Get("redirect_uri"), code, q.Get("state"))
 }
 
 func (s *StubOP) token(w http.ResponseWriter, r *http.Request) {
@@ -179,13 +174,7 @@ func (s *StubOP) token(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 400, map[string]string{"error": "invalid_request"})
 		return
 	}
-	id, secret, ok := r.BasicAuth()
-	if ok {
-		id, _ = url.QueryUnescape(id)
-		secret, _ = url.QueryUnescape(secret)
-	} else {
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	}
+	id, secret := clientCredentials(r)
 	if id != s.ClientID || subtle.ConstantTimeCompare([]byte(secret), []byte(s.ClientSecret)) != 1 {
 		writeJSON(w, 401, map[string]string{"error": "invalid_client"})
 		return
@@ -271,4 +260,27 @@ func randomString() string {
 	var b [24]byte
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// redirectWithCode sends the browser back to the client with a code and the
+// state it was given, as an authorization endpoint does.
+func redirectWithCode(w http.ResponseWriter, r *http.Request, redirectURI, code, state string) {
+	to, _ := url.Parse(redirectURI)
+	v := to.Query()
+	v.Set("code", code)
+	v.Set("state", state)
+	to.RawQuery = v.Encode()
+	http.Redirect(w, r, to.String(), http.StatusFound)
+}
+
+// clientCredentials reads client_secret_basic (form-encoded, RFC 6749
+// §2.3.1) or client_secret_post credentials from a parsed token request.
+func clientCredentials(r *http.Request) (id, secret string) {
+	id, secret, ok := r.BasicAuth()
+	if ok {
+		id, _ = url.QueryUnescape(id)
+		secret, _ = url.QueryUnescape(secret)
+		return id, secret
+	}
+	return r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 }
