@@ -95,6 +95,7 @@ func BenchmarkPasswordGrant(b *testing.B) {
 	srv, _ := benchServer(b)
 	form := url.Values{"grant_type": {"password"}, "username": {"bench@example.com"}, "password": {"correct horse battery staple"}}.Encode()
 	b.SetParallelism(4)
+	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
@@ -274,7 +275,7 @@ func cmdServe(ctx context.Context, e Env, args []string) error {
 		return err
 	}
 	log := newLogger(cfg, e.Stderr)
-	tuneGC(cfg, e.Getenv)
+	tuneRuntime(cfg, e.Getenv)
 	a, err := openApp(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -371,14 +372,29 @@ func flushKeyUse(ctx context.Context, a *app, log *slog.Logger) {
 	}
 }
 
-// tuneGC sets the garbage collector for password hashing, unless GOGC or
-// GOMEMLIMIT say otherwise. Every argon2id hash allocates its whole memory
-// cost (19 MiB by default) and drops it: with the default GOGC the collector
-// would run every couple of logins. A higher GOGC under a memory limit of
-// (hash concurrency × argon2 memory + 96 MiB) makes it run far less often
-// while still bounding the heap: admission control bounds the live hash
-// memory, the limit bounds the rest.
-func tuneGC(cfg *config.Config, getenv func(string) string) {
+// startProcs is GOMAXPROCS as the process started (the CPU count, or a
+// container's CPU limit).
+var startProcs = runtime.GOMAXPROCS(0)
+
+// tuneRuntime sets the Go scheduler and garbage collector for password
+// hashing, unless GOMAXPROCS, GOGC or GOMEMLIMIT say otherwise.
+//
+// One P more than there are CPUs: under a stream of logins every CPU runs
+// an argon2id hash (admission control lets one per CPU hash), and a commit
+// on SQLite blocks its thread in fsync while still holding its P; the
+// runtime hands such a P to another thread only once sysmon notices (20 µs
+// to 10 ms later), so the CPU of the hash waiting for that P sat idle. The
+// spare P keeps every CPU hashing meanwhile (idle CPU under login load: 8–10
+// % before, 2–4 % after; docs/BENCHMARKS.md).
+//
+// Hash memory is reused (internal/password/internal/argon2), so a login
+// makes about 85 KB of garbage; GOGC 400 under a memory limit of (hash
+// concurrency × argon2 memory + 96 MiB) lets the collector run rarely while
+// the limit still bounds the heap.
+func tuneRuntime(cfg *config.Config, getenv func(string) string) {
+	if getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(startProcs + 1)
+	}
 	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
 		return
 	}

@@ -264,11 +264,16 @@ var settings = []setting{
 		derive: func(c *Config) (string, bool) { return c.PublicURL, c.PublicURL != "" },
 		apply:  func(c *Config, in input) error { c.Audience = in.text; return nil }},
 	{name: "hash_concurrency", defText: "number of CPUs", help: "maximum password hashes computed at once (at least 1)",
-		derive: func(*Config) (string, bool) { return strconv.Itoa(runtime.NumCPU()), true },
+		derive: func(*Config) (string, bool) { return strconv.Itoa(startProcs), true },
 		apply:  intSetting(func(c *Config) *int { return &c.HashConcurrency }, 1)},
 	{name: "hash_max_wait", def: "10s", help: "how long a login waits for a hashing slot before failing with 503",
 		apply: durationSetting(func(c *Config) *time.Duration { return &c.HashMaxWait }, false)},
 }
+
+// startProcs is the number of CPUs the process may use (GOMAXPROCS as it
+// started: the CPU count, or a container's CPU limit), read before serve
+// adds its spare P.
+var startProcs = runtime.GOMAXPROCS(0)
 
 // Settings returns the descriptors of the simple settings (every setting
 // except the YAML-only sections and --config), in a stable order.

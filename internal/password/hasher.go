@@ -6,8 +6,9 @@ import (
 	"crypto/subtle"
 	"strings"
 
-	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
+
+	"gatehouse/internal/password/internal/argon2"
 )
 
 // maxBcryptCost is the highest bcrypt cost Verify accepts. Legacy systems
@@ -25,6 +26,10 @@ type Hasher struct {
 	params    Params
 	paramsErr error    // from params.Validate; Hash refuses to run with bad params
 	limiter   *Limiter // nil: unlimited
+	// mem keeps argon2id working memory between hashes: one buffer per
+	// hash that may run at once, so logins do not allocate (and fault in,
+	// and zero, and collect) Params.Memory KiB each.
+	mem *argon2.Pool
 	// dummy is an argon2id hash with h's params of a random key nobody
 	// knows the password to; VerifyDummy checks passwords against it.
 	dummy string
@@ -37,7 +42,7 @@ type Hasher struct {
 // p.Validate's error (call p.Validate at start-up to fail fast on bad
 // configuration), while Verify still checks existing hashes.
 func NewHasher(p Params, l *Limiter) *Hasher {
-	h := &Hasher{params: p, paramsErr: p.Validate(), limiter: l}
+	h := &Hasher{params: p, paramsErr: p.Validate(), limiter: l, mem: argon2.NewPool(l.concurrency())}
 	if h.paramsErr == nil {
 		h.dummy = phcHash{
 			memory:      p.Memory,
@@ -69,7 +74,7 @@ func (h *Hasher) Hash(ctx context.Context, plain string) (string, error) {
 		return "", err
 	}
 	defer release()
-	key := argon2.IDKey([]byte(plain), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLen)
+	key := h.mem.IDKey([]byte(plain), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLen)
 	return phcHash{
 		memory:      p.Memory,
 		iterations:  p.Iterations,
@@ -112,13 +117,23 @@ func (h *Hasher) verifyArgon2id(ctx context.Context, encoded, plain string) (ok,
 		return false, false, err
 	}
 	defer release()
-	key := argon2.IDKey([]byte(plain), stored.salt, stored.iterations, stored.memory, stored.parallelism, uint32(len(stored.key)))
+	key := h.memFor(stored.memory).IDKey([]byte(plain), stored.salt, stored.iterations, stored.memory, stored.parallelism, uint32(len(stored.key)))
 	// Constant-time comparison: the time taken must not reveal how many
 	// leading bytes of the stored key an attacker's guess got right.
 	if subtle.ConstantTimeCompare(key, stored.key) != 1 {
 		return false, false, nil
 	}
 	return true, stored.params() != h.params, nil
+}
+
+// memFor returns the pool for a hash of memory KiB: h.mem for the current
+// parameters, and otherwise a pool that keeps nothing, so an old hash with a
+// larger memory cost (re-hashed on this login anyway) does not stay resident.
+func (h *Hasher) memFor(memory uint32) *argon2.Pool {
+	if memory == h.params.Memory {
+		return h.mem
+	}
+	return new(argon2.Pool)
 }
 
 // isBcrypt reports whether encoded claims to be a bcrypt hash in one of the
