@@ -17,6 +17,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -245,6 +246,54 @@ func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// txNoSync is tx for bookkeeping whose loss in a power failure is harmless
+// — rate-limit and lockout counters, a login's audit event and refresh
+// family: its commit does not wait for the disk. A crash of the process
+// loses nothing (the commit is in the operating system's cache); a power
+// failure may roll back the last such commits, never half of one, and the
+// next ordinary commit or checkpoint makes them durable too. SQLite runs it
+// with synchronous=NORMAL on the writer connection (the pragma cannot
+// change inside a transaction, so it brackets it), PostgreSQL with
+// synchronous_commit off. Everything else — accounts, passwords, keys,
+// revocations, sessions — commits with fsync.
+func (db *DB) txNoSync(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if db.dialect == dialectPostgres {
+		return db.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+				return err
+			}
+			return fn(tx)
+		})
+	}
+	c, err := db.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := c.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return err
+	}
+	err = func() error {
+		tx, err := c.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(tx); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		return tx.Commit()
+	}()
+	// Back to FULL whatever happened (even if ctx ended): every other write
+	// shares this connection. If that fails, the connection is dropped
+	// rather than left relaxed.
+	if _, rerr := c.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`); rerr != nil {
+		_ = c.Raw(func(any) error { return driver.ErrBadConn })
+		return errors.Join(err, rerr)
+	}
+	return err
 }
 
 // isUnique reports a unique-constraint violation.

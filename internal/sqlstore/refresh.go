@@ -94,15 +94,16 @@ func (db *DB) RevokeUserFamilies(ctx context.Context, userID string, now time.Ti
 var _ auth.LoginFinisher = (*DB)(nil)
 
 // FinishPasswordLogin makes every write of a successful password login in
-// one transaction (one fsync instead of three): the lockout count is
-// cleared, the audit event appended, the refresh family and its first token
-// inserted.
+// one transaction: the lockout count is cleared, the audit event appended,
+// the refresh family and its first token inserted. Its commit does not wait
+// for the disk (see txNoSync): should a power failure roll it back, the
+// client's refresh token stops working and it signs in again.
 func (db *DB) FinishPasswordLogin(ctx context.Context, lockKey string, e *auth.AuditEvent, f *auth.RefreshFamily, first *auth.RefreshToken) error {
 	details, err := auditDetails(e)
 	if err != nil {
 		return err
 	}
-	return db.tx(ctx, func(tx *sql.Tx) error {
+	return db.txNoSync(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, db.rebind(`DELETE FROM lockouts WHERE key = ?`), lockKey); err != nil {
 			return err
 		}
