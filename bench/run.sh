@@ -5,6 +5,7 @@
 #
 #   bench/run.sh            # defaults: 10 s per wrk run, 64 connections
 #   DURATION=30s bench/run.sh
+#   ROUNDS=5 LOGIN_CONNS=64 bench/run.sh   # password-grant rounds, clients
 #
 # Needs wrk (apt-get install wrk). Uses SQLite in a temp dir, default settings
 # except rate limits (see bench.yaml below). For PostgreSQL + Redis:
@@ -75,13 +76,14 @@ guarded=$(echo "$guarded_out" | rps); guarded_bad=$(echo "$guarded_out" | non2xx
 # The machine's speed drifts (a shared VM): raw hashing and password grants
 # are measured in alternation, ROUNDS times each, and the totals compared.
 ROUNDS="${ROUNDS:-3}"
+LOGIN_CONNS="${LOGIN_CONNS:-8}"
 # Warm up first (connections, SQLite pages, the heap's steady size): the
 # raw hashing loop needs none, so both sides are measured in steady state.
-wrk -t2 -c8 -d"$DURATION" -s bench/login.lua "http://$GH" >/dev/null
+wrk -t2 -c"$LOGIN_CONNS" -d"$DURATION" -s bench/login.lua "http://$GH" >/dev/null
 raw=0; login=0; login_bad=0; rounds_detail=""
 for _ in $(seq 1 "$ROUNDS"); do
   r=$("$work/argon2rate" -d "$DURATION")
-  lo=$(wrk -t2 -c8 -d"$DURATION" -s bench/login.lua "http://$GH")
+  lo=$(wrk -t2 -c"$LOGIN_CONNS" -d"$DURATION" -s bench/login.lua "http://$GH")
   l=$(echo "$lo" | rps); lb=$(echo "$lo" | non2xx)
   raw=$(awk -v a="$raw" -v b="$r" 'BEGIN { print a+b }')
   login=$(awk -v a="$login" -v b="$l" 'BEGIN { print a+b }')
@@ -105,7 +107,7 @@ cat <<TABLE
 | bearer \`GET /v1/me\` vs hello-world (req/s, wrk -c$CONNS) | $me (non-2xx: ${me_bad:-0}) | $hello_avg (before $hello, after $hello2) | $(ratio "$me" "$hello_avg") |
 | cookie \`GET /v1/me\` vs hello-world (req/s, wrk -c$CONNS) | $ck (non-2xx: ${ck_bad:-0}) | $hello_avg | $(ratio "$ck" "$hello_avg") |
 | guard-protected hello vs the same handler bare (req/s, JWT) | $guarded (non-2xx: ${guarded_bad:-0}) | $bare | $(ratio "$guarded" "$bare") |
-| password grant vs raw argon2id m=19456 t=2 p=1, $(nproc) workers (/s, mean of $ROUNDS alternating rounds) | $login (non-2xx: ${login_bad:-0}) | $raw | $(ratio "$login" "$raw") |
+| password grant vs raw argon2id m=19456 t=2 p=1, $(nproc) workers (/s, mean of $ROUNDS alternating rounds, wrk -c$LOGIN_CONNS) | $login (non-2xx: ${login_bad:-0}) | $raw | $(ratio "$login" "$raw") |
 
 Rounds (argon2id alone / password grants, per second):$rounds_detail
 

@@ -17,7 +17,7 @@ func main() {
 	defer stop()
 	err := cli.Run(ctx, cli.Env{Args: os.Args[1:], Getenv: os.Getenv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
 	switch {
-	case err == nil:
+	case err == nil, cli.IsHelp(err):
 	case cli.IsUsage(err):
 		os.Exit(2)
 	default:

@@ -100,11 +100,31 @@ func Run(ctx context.Context, e Env) error {
 // IsUsage reports whether err is a command-line mistake.
 func IsUsage(err error) bool { return errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) }
 
+// IsHelp reports that err is Run's answer to -h or --help: the help was
+// printed (to Stdout) and the command should exit successfully.
+func IsHelp(err error) bool { return errors.Is(err, flag.ErrHelp) }
+
+// askedForHelp reports -h or --help among the flags of args (before a "--").
+func askedForHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--h", "--help":
+			return true
+		}
+	}
+	return false
+}
+
 // parse sets up a command's flags (its own plus every setting), parses
 // args and loads the configuration.
 func parse(e Env, name, summary string, args []string, own func(fs *flag.FlagSet)) (*flag.FlagSet, *config.Config, error) {
 	fs := flag.NewFlagSet("gatehouse "+name, flag.ContinueOnError)
 	fs.SetOutput(e.Stderr)
+	if askedForHelp(args) {
+		fs.SetOutput(e.Stdout) // asked-for help is output, not an error
+	}
 	if own != nil {
 		own(fs)
 	}
@@ -115,7 +135,11 @@ func parse(e Env, name, summary string, args []string, own func(fs *flag.FlagSet
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, err
+		}
+		// The flag package has printed the mistake and the usage.
+		return nil, nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(e.Stderr, "gatehouse %s: unexpected argument %q\n", name, fs.Arg(0))
@@ -270,7 +294,7 @@ func cmdKeys(ctx context.Context, e Env, sub string, args []string) error {
 }
 
 func cmdServe(ctx context.Context, e Env, args []string) error {
-	_, cfg, err := parse(e, "serve", "Start the server. With no configuration at all it uses SQLite, a generated secret and keys in ./gatehouse-data/, and writes mail to ./gatehouse-data/mail/.", args, nil)
+	_, cfg, err := parse(e, "serve", "Start the server. With no configuration at all it uses SQLite, a generated secret and keys in ./gatehouse-data/, and writes mail to ./gatehouse-data/mail/.\nUnless set in the environment, GOMAXPROCS becomes the CPU count + 1, GOGC 400 and GOMEMLIMIT hash_concurrency x argon2 memory + 96 MiB (see docs/DECISIONS.md).", args, nil)
 	if err != nil {
 		return err
 	}

@@ -224,12 +224,16 @@ func TestConfigErrorsAllReported(t *testing.T) {
 func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"serve", "--help"}, {"user", "create", "--help"}, {"keys", "rotate", "--help"}, {"migrate", "--help"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
-			_, stderr, err := runCLI(t, map[string]string{}, "", args...)
-			if !cli.IsUsage(err) {
+			stdout, stderr, err := runCLI(t, map[string]string{}, "", args...)
+			if !cli.IsHelp(err) {
 				t.Fatalf("--help: err %v", err)
 			}
+			// Asked-for help goes to stdout (and exits 0 in main).
+			if stderr != "" {
+				t.Errorf("--help wrote to stderr: %q", stderr)
+			}
 			for _, want := range []string{"Usage: gatehouse", "-public-url", "GATEHOUSE_PUBLIC_URL", "-signing-alg"} {
-				if !strings.Contains(stderr, want) {
+				if !strings.Contains(stdout, want) {
 					t.Errorf("help lacks %q", want)
 				}
 			}
@@ -239,8 +243,13 @@ func TestHelp(t *testing.T) {
 	if err != nil || !strings.Contains(out, "keys rotate") {
 		t.Errorf("top-level help: %v %q", err, out)
 	}
-	if _, _, err := runCLI(t, map[string]string{}, "", "frobnicate"); !cli.IsUsage(err) {
+	if _, _, err := runCLI(t, map[string]string{}, "", "frobnicate"); !cli.IsUsage(err) || cli.IsHelp(err) {
 		t.Errorf("unknown command: %v", err)
+	}
+	// A bad flag is an error: usage on stderr, not help.
+	_, stderr, err := runCLI(t, map[string]string{}, "", "serve", "--no-such-flag")
+	if !cli.IsUsage(err) || cli.IsHelp(err) || !strings.Contains(stderr, "no-such-flag") {
+		t.Errorf("bad flag: err %v, stderr %q", err, stderr)
 	}
 }
 

@@ -11,7 +11,8 @@ import (
 )
 
 // BenchmarkAllow is the cost of one rate-limit hit on SQLite (one UPSERT
-// through the single writer connection, synchronous=FULL).
+// through the single writer connection, committed without waiting for
+// fsync: see txNoSync).
 func BenchmarkAllow(b *testing.B) {
 	ctx := context.Background()
 	db, err := sqlstore.OpenSQLite(ctx, filepath.Join(b.TempDir(), "bench.db"))
