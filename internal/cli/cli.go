@@ -396,10 +396,6 @@ func flushKeyUse(ctx context.Context, a *app, log *slog.Logger) {
 	}
 }
 
-// startProcs is GOMAXPROCS as the process started (the CPU count, or a
-// container's CPU limit).
-var startProcs = runtime.GOMAXPROCS(0)
-
 // tuneRuntime sets the Go scheduler and garbage collector for password
 // hashing, unless GOMAXPROCS, GOGC or GOMEMLIMIT say otherwise.
 //
@@ -417,7 +413,7 @@ var startProcs = runtime.GOMAXPROCS(0)
 // the limit still bounds the heap.
 func tuneRuntime(cfg *config.Config, getenv func(string) string) {
 	if getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(startProcs + 1)
+		runtime.GOMAXPROCS(config.CPUs() + 1)
 	}
 	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
 		return

@@ -25,14 +25,14 @@ func TestTuneRuntime(t *testing.T) {
 	cfg := &config.Config{HashConcurrency: 3, Argon2: config.Argon2Config{Memory: 19456}}
 	t.Run("defaults", func(t *testing.T) {
 		restoreRuntime(t)
-		runtime.GOMAXPROCS(startProcs)
+		runtime.GOMAXPROCS(config.CPUs())
 		debug.SetGCPercent(100)
 		debug.SetMemoryLimit(1 << 40)
 		tuneRuntime(cfg, func(string) string { return "" })
 		// Twice: serve may start more than once in a process (tests), and
 		// the spare P is added to the starting count, not on top again.
 		tuneRuntime(cfg, func(string) string { return "" })
-		if got, want := runtime.GOMAXPROCS(0), startProcs+1; got != want {
+		if got, want := runtime.GOMAXPROCS(0), config.CPUs()+1; got != want {
 			t.Errorf("GOMAXPROCS = %d, want %d (one spare P)", got, want)
 		}
 		if got := debug.SetGCPercent(400); got != 400 {
@@ -44,13 +44,13 @@ func TestTuneRuntime(t *testing.T) {
 	})
 	t.Run("environment wins", func(t *testing.T) {
 		restoreRuntime(t)
-		runtime.GOMAXPROCS(startProcs)
+		runtime.GOMAXPROCS(config.CPUs())
 		debug.SetGCPercent(100)
 		debug.SetMemoryLimit(1 << 40)
 		env := map[string]string{"GOMAXPROCS": "1", "GOGC": "100"}
 		tuneRuntime(cfg, func(k string) string { return env[k] })
-		if got := runtime.GOMAXPROCS(0); got != startProcs {
-			t.Errorf("GOMAXPROCS = %d, want %d left alone", got, startProcs)
+		if got := runtime.GOMAXPROCS(0); got != config.CPUs() {
+			t.Errorf("GOMAXPROCS = %d, want %d left alone", got, config.CPUs())
 		}
 		if got := debug.SetGCPercent(100); got != 100 {
 			t.Errorf("GOGC = %d, want 100 left alone", got)

@@ -275,6 +275,11 @@ var settings = []setting{
 // adds its spare P.
 var startProcs = runtime.GOMAXPROCS(0)
 
+// CPUs returns the number of CPUs the process may use: GOMAXPROCS as the
+// process started, before serve changed it. It is the hash_concurrency
+// default.
+func CPUs() int { return startProcs }
+
 // Settings returns the descriptors of the simple settings (every setting
 // except the YAML-only sections and --config), in a stable order.
 func Settings() []Setting {

@@ -133,8 +133,11 @@ func (h *Hasher) memFor(memory uint32) *argon2.Pool {
 	if memory == h.params.Memory {
 		return h.mem
 	}
-	return new(argon2.Pool)
+	return &keepNothing
 }
+
+// keepNothing is a pool that keeps no buffer (its zero value).
+var keepNothing argon2.Pool
 
 // isBcrypt reports whether encoded claims to be a bcrypt hash in one of the
 // variants that mean the same algorithm: $2a$ (the common one), $2b$
