@@ -6,9 +6,8 @@ import (
 	"crypto/subtle"
 	"strings"
 
+	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
-
-	"gatehouse/internal/password/internal/argon2"
 )
 
 // maxBcryptCost is the highest bcrypt cost Verify accepts. Legacy systems
@@ -26,10 +25,6 @@ type Hasher struct {
 	params    Params
 	paramsErr error    // from params.Validate; Hash refuses to run with bad params
 	limiter   *Limiter // nil: unlimited
-	// mem keeps argon2id working memory between hashes: one buffer per
-	// hash that may run at once, so logins do not allocate (and fault in,
-	// and zero, and collect) Params.Memory KiB each.
-	mem *argon2.Pool
 	// dummy is an argon2id hash with h's params of a random key nobody
 	// knows the password to; VerifyDummy checks passwords against it.
 	dummy string
@@ -42,7 +37,7 @@ type Hasher struct {
 // p.Validate's error (call p.Validate at start-up to fail fast on bad
 // configuration), while Verify still checks existing hashes.
 func NewHasher(p Params, l *Limiter) *Hasher {
-	h := &Hasher{params: p, paramsErr: p.Validate(), limiter: l, mem: argon2.NewPool(l.concurrency())}
+	h := &Hasher{params: p, paramsErr: p.Validate(), limiter: l}
 	if h.paramsErr == nil {
 		h.dummy = phcHash{
 			memory:      p.Memory,
@@ -74,7 +69,7 @@ func (h *Hasher) Hash(ctx context.Context, plain string) (string, error) {
 		return "", err
 	}
 	defer release()
-	key := h.mem.IDKey([]byte(plain), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLen)
+	key := argon2.IDKey([]byte(plain), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLen)
 	return phcHash{
 		memory:      p.Memory,
 		iterations:  p.Iterations,
@@ -117,7 +112,7 @@ func (h *Hasher) verifyArgon2id(ctx context.Context, encoded, plain string) (ok,
 		return false, false, err
 	}
 	defer release()
-	key := h.memFor(stored.memory).IDKey([]byte(plain), stored.salt, stored.iterations, stored.memory, stored.parallelism, uint32(len(stored.key)))
+	key := argon2.IDKey([]byte(plain), stored.salt, stored.iterations, stored.memory, stored.parallelism, uint32(len(stored.key)))
 	// Constant-time comparison: the time taken must not reveal how many
 	// leading bytes of the stored key an attacker's guess got right.
 	if subtle.ConstantTimeCompare(key, stored.key) != 1 {
@@ -125,19 +120,6 @@ func (h *Hasher) verifyArgon2id(ctx context.Context, encoded, plain string) (ok,
 	}
 	return true, stored.params() != h.params, nil
 }
-
-// memFor returns the pool for a hash of memory KiB: h.mem for the current
-// parameters, and otherwise a pool that keeps nothing, so an old hash with a
-// larger memory cost (re-hashed on this login anyway) does not stay resident.
-func (h *Hasher) memFor(memory uint32) *argon2.Pool {
-	if memory == h.params.Memory {
-		return h.mem
-	}
-	return &keepNothing
-}
-
-// keepNothing is a pool that keeps no buffer (its zero value).
-var keepNothing argon2.Pool
 
 // isBcrypt reports whether encoded claims to be a bcrypt hash in one of the
 // variants that mean the same algorithm: $2a$ (the common one), $2b$

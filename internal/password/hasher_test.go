@@ -498,27 +498,3 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
-
-// The working memory of hashes at the current parameters is kept for the
-// next ones, at most one buffer per hash the limiter lets run at once;
-// hashes with other (older) parameters keep nothing.
-func TestHasherReusesHashMemory(t *testing.T) {
-	p := testParams()
-	h := newTestHasher(t, p, NewLimiter(LimiterOptions{Concurrency: 2, MaxWait: time.Second, MaxQueue: 8}))
-	var wg sync.WaitGroup
-	for range 6 {
-		wg.Go(func() { mustHash(t, h, "correct horse battery staple") })
-	}
-	wg.Wait()
-	n, size := h.mem.Idle()
-	if n < 1 || n > 2 || size != int64(n)*int64(p.Memory)*1024 {
-		t.Fatalf("after concurrent hashes the pool holds %d buffers (%d bytes); want 1 or 2 of %d KiB", n, size, p.Memory)
-	}
-	old := p
-	old.Memory = 2 * p.Memory
-	encoded := mustHash(t, newTestHasher(t, old, nil), "pw")
-	assertVerify(t, h, encoded, "pw", true, true)
-	if n2, size2 := h.mem.Idle(); n2 != n || size2 != size {
-		t.Errorf("verifying an old-parameter hash changed the pool: %d buffers (%d bytes), want %d (%d)", n2, size2, n, size)
-	}
-}

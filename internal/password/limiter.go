@@ -137,16 +137,6 @@ func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
 	return func() { once.Do(func() { <-l.slots }) }, nil
 }
 
-// concurrency is how many computations l admits at once (GOMAXPROCS for a
-// nil Limiter, which admits everything: the number of hashes that actually
-// run in parallel).
-func (l *Limiter) concurrency() int {
-	if l == nil {
-		return runtime.GOMAXPROCS(0)
-	}
-	return cap(l.slots)
-}
-
 func (l *Limiter) acquire(ctx context.Context) error {
 	// A request whose client has gone should not start an expensive hash
 	// that nobody will read.
