@@ -127,6 +127,9 @@ type Provider struct {
 	Scopes       []string // scopes requested from the provider
 	Tenant       string   // microsoft tenant
 	Domain       string   // auth0 domain
+	// TrustedAudiences are the audiences besides ClientID that an ID token
+	// of this provider may also name (SPEC §18 H8); any other is refused.
+	TrustedAudiences []string
 }
 
 // ProviderSecretEnv returns the environment variable that overrides the
@@ -278,6 +281,7 @@ func (c *Config) Redacted() Config {
 		r.Providers = make([]Provider, len(c.Providers))
 		for i, p := range c.Providers {
 			p.Scopes = slices.Clone(p.Scopes)
+			p.TrustedAudiences = slices.Clone(p.TrustedAudiences)
 			if p.ClientSecret != "" {
 				p.ClientSecret = redactedText
 			}

@@ -107,6 +107,7 @@ providers:
     client_id: gatehouse
     client_secret: from-yaml
     scopes: [openid, email]
+    trusted_audiences: [api.example.com, "https://other.example.com"]
   - id: gh
     type: github
     client_id: abc
@@ -137,12 +138,16 @@ providers:
 				}
 			}
 			want0 := Provider{ID: "corp-sso", Type: "oidc", Name: "Corp SSO", Issuer: "https://sso.example.com",
-				ClientID: "gatehouse", ClientSecret: c.Providers[0].ClientSecret, Scopes: []string{"openid", "email"}}
+				ClientID: "gatehouse", ClientSecret: c.Providers[0].ClientSecret, Scopes: []string{"openid", "email"},
+				TrustedAudiences: []string{"api.example.com", "https://other.example.com"}}
 			if !reflect.DeepEqual(c.Providers[0], want0) {
 				t.Errorf("providers[0] = %+v, want %+v", c.Providers[0], want0)
 			}
 			if !reflect.DeepEqual(c.Providers[1].Scopes, []string{"read:user", "user:email"}) {
 				t.Errorf("providers[1].Scopes = %q", c.Providers[1].Scopes)
+			}
+			if c.Providers[1].TrustedAudiences != nil {
+				t.Errorf("providers[1].TrustedAudiences = %q, want none", c.Providers[1].TrustedAudiences)
 			}
 		})
 	}
@@ -159,6 +164,12 @@ providers:
 		{name: "duplicate id", yaml: "providers:\n  - {id: gh, type: github, client_id: a}\n  - {id: gh, type: github, client_id: b}\n",
 			wantKeys: []string{"providers[1].id"}},
 		{name: "not a list", yaml: "providers:\n  gh: {}\n", wantKeys: []string{"providers"}},
+		{name: "trusted audiences for github", yaml: "providers:\n  - {id: gh, type: github, client_id: a, trusted_audiences: [x]}\n",
+			wantKeys: []string{"providers[0].trusted_audiences"}},
+		{name: "empty trusted audience", yaml: "providers:\n  - {id: c, type: oidc, issuer: https://i.example, client_id: a, trusted_audiences: [x, \"\"]}\n",
+			wantKeys: []string{"providers[0].trusted_audiences[1]"}},
+		{name: "trusted audiences not a list", yaml: "providers:\n  - {id: c, type: oidc, issuer: https://i.example, client_id: a, trusted_audiences: {x: y}}\n",
+			wantKeys: []string{"providers[0].trusted_audiences"}},
 	}
 	for _, tt := range problems {
 		t.Run(tt.name, func(t *testing.T) {

@@ -452,6 +452,11 @@ func (d *sectionDecoder) providers(c *Config, n *yaml.Node, getenv func(string) 
 					p.Scopes = s
 				}
 			},
+			"trusted_audiences": func(n *yaml.Node, key string) {
+				if s, ok := d.list(n, key); ok {
+					p.TrustedAudiences = s
+				}
+			},
 		})
 		switch {
 		case p.ID == "":
@@ -474,6 +479,9 @@ func (d *sectionDecoder) providers(c *Config, n *yaml.Node, getenv func(string) 
 		}
 		if p.ClientID == "" {
 			d.add(path+".client_id", "is required")
+		}
+		if len(p.TrustedAudiences) > 0 && p.Type == "github" {
+			d.add(path+".trusted_audiences", "does not apply to github (it has no ID tokens)")
 		}
 		out = append(out, p)
 	}

@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -212,7 +213,8 @@ func (p *Provider) setup(ctx context.Context) error {
 	}
 	// The verifier pins the issuer configured for THIS provider and its
 	// client id as audience: an ID token from another provider (mix-up) or
-	// for another client is refused.
+	// for another client is refused. (It accepts a token that names other
+	// audiences too: checkAudience refuses those in Exchange.)
 	// (Microsoft's multi-tenant endpoints: the issuer is checked against
 	// the token's tenant in Exchange instead.)
 	v := op.Verifier(&gooidc.Config{ClientID: p.cfg.ClientID, SkipIssuerCheck: multiTenant(p.cfg)})
@@ -240,8 +242,9 @@ func (p *Provider) AuthCodeURL(state, nonce, verifier string) string {
 }
 
 // Exchange redeems the code (with the PKCE verifier), verifies the ID token
-// — signature, iss exactly the configured issuer, aud, exp, and the nonce —
-// and returns the identity. The provider's tokens never leave this call.
+// — signature, iss exactly the configured issuer, aud (the client id plus
+// only trusted audiences) and azp, exp, and the nonce — and returns the
+// identity. The provider's tokens never leave this call.
 func (p *Provider) Exchange(ctx context.Context, code, verifier, nonce string) (*Identity, error) {
 	p.mu.RLock()
 	oc, v, userinfo, github := p.oauth, p.verifier, p.userinfo, p.github
@@ -264,6 +267,9 @@ func (p *Provider) Exchange(ctx context.Context, code, verifier, nonce string) (
 	}
 	if idt.Nonce == "" || idt.Nonce != nonce {
 		return nil, errors.New("oidc: ID token nonce does not match")
+	}
+	if err := p.checkAudience(idt); err != nil {
+		return nil, err
 	}
 	if multiTenant(p.cfg) {
 		var t struct {
@@ -305,6 +311,35 @@ func (p *Provider) Exchange(ctx context.Context, code, verifier, nonce string) (
 		return nil, errors.New("oidc: no subject")
 	}
 	return id, nil
+}
+
+// checkAudience applies SPEC §18 H8 after the verifier, which only checks
+// that the client id is one of the audiences: every audience must be the
+// client id or one the provider's trusted_audiences lists, and the
+// authorized party (azp), when present — and it must be present when there
+// are several audiences — must be the client id. Otherwise a token issued
+// to another client that merely names us too (a confused deputy) would sign
+// its holder in here.
+func (p *Provider) checkAudience(idt *gooidc.IDToken) error {
+	client := p.cfg.ClientID
+	for _, a := range idt.Audience {
+		if a != client && !slices.Contains(p.cfg.TrustedAudiences, a) {
+			return fmt.Errorf("oidc: ID token audience %q is neither the client id nor a trusted audience", a)
+		}
+	}
+	var c struct {
+		AZP *string `json:"azp"`
+	}
+	if err := idt.Claims(&c); err != nil {
+		return fmt.Errorf("oidc: ID token claims: %w", err)
+	}
+	switch {
+	case c.AZP != nil && *c.AZP != client:
+		return fmt.Errorf("oidc: ID token authorized party (azp) %q is not the client id", *c.AZP)
+	case c.AZP == nil && len(idt.Audience) > 1:
+		return errors.New("oidc: ID token with several audiences has no authorized party (azp)")
+	}
+	return nil
 }
 
 // tenantID reports the shape of a Microsoft tenant id (a GUID).

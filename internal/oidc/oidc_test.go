@@ -277,6 +277,75 @@ func TestForgedIDTokensRefused(t *testing.T) {
 	})
 }
 
+// TestIDTokenAudienceAndAuthorizedParty performs the confused-deputy
+// attack of SPEC §18 H8: the provider's own, validly signed ID tokens that
+// name our client id among other audiences, or whose authorized party
+// (azp) is another client. The go-oidc verifier accepts all of them (our
+// client id is one of the audiences); Exchange must not, except for an
+// audience the provider's trusted_audiences lists, with azp our client id.
+func TestIDTokenAudienceAndAuthorizedParty(t *testing.T) {
+	stub := oidctest.StartStubOP(t)
+	const trusted, other = "https://api.example.com", "other-client"
+	plain := config.Provider{ID: "plain", Type: "oidc", Issuer: stub.URL, ClientID: stub.ClientID, ClientSecret: stub.ClientSecret}
+	trusting := plain
+	trusting.ID, trusting.TrustedAudiences = "trusting", []string{trusted}
+	r := registry(t, plain, trusting)
+	client := stub.ClientID
+	for _, tc := range []struct {
+		name   string
+		claims func(c jwt.MapClaims)
+		// accepted by the provider without, and the one with,
+		// trusted_audiences
+		plainOK, trustingOK bool
+		want                string // in the refusal
+		wantTrusting        string // in the trusting provider's refusal, when not want
+	}{
+		{"single audience, a string", func(c jwt.MapClaims) { c["aud"] = client }, true, true, "", ""},
+		{"single audience, a list", func(c jwt.MapClaims) { c["aud"] = []string{client} }, true, true, "", ""},
+		{"single audience, azp the client", func(c jwt.MapClaims) { c["aud"], c["azp"] = client, client }, true, true, "", ""},
+		{"single audience, azp another client", func(c jwt.MapClaims) { c["aud"], c["azp"] = client, other }, false, false, "azp", ""},
+		{"azp not a string", func(c jwt.MapClaims) { c["aud"], c["azp"] = client, 42 }, false, false, "claims", ""},
+		{"another audience too, azp the client", func(c jwt.MapClaims) { c["aud"], c["azp"] = []string{client, other}, client }, false, false, "audience", ""},
+		{"another audience first, azp the client", func(c jwt.MapClaims) { c["aud"], c["azp"] = []string{other, client}, client }, false, false, "audience", ""},
+		{"another audience too, no azp", func(c jwt.MapClaims) { c["aud"] = []string{client, other} }, false, false, "audience", ""},
+		{"another audience too, azp that audience", func(c jwt.MapClaims) { c["aud"], c["azp"] = []string{client, other}, other }, false, false, "audience", ""},
+		{"trusted audience too, azp the client", func(c jwt.MapClaims) { c["aud"], c["azp"] = []string{client, trusted}, client }, false, true, "audience", ""},
+		{"trusted audience too, no azp", func(c jwt.MapClaims) { c["aud"] = []string{client, trusted} }, false, false, "audience", ""},
+		{"trusted audience too, azp the trusted audience", func(c jwt.MapClaims) { c["aud"], c["azp"] = []string{client, trusted}, trusted }, false, false, "audience", "azp"},
+		{"trusted audience too, azp another client", func(c jwt.MapClaims) { c["aud"], c["azp"] = []string{client, trusted}, other }, false, false, "audience", "azp"},
+		{"trusted and another audience, azp the client", func(c jwt.MapClaims) { c["aud"], c["azp"] = []string{client, trusted, other}, client }, false, false, "audience", ""},
+		{"trusted audience only", func(c jwt.MapClaims) { c["aud"], c["azp"] = []string{trusted}, client }, false, false, "audience", ""},
+		{"client id in another case", func(c jwt.MapClaims) { c["aud"], c["azp"] = []string{client, strings.ToUpper(client)}, client }, false, false, "audience", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stub.SetForge(oidctest.Forge{Claims: tc.claims})
+			defer stub.SetForge(oidctest.Forge{})
+			if tc.wantTrusting == "" {
+				tc.wantTrusting = tc.want
+			}
+			for _, pc := range []struct {
+				id   string
+				ok   bool
+				want string
+			}{{"plain", tc.plainOK, tc.want}, {"trusting", tc.trustingOK, tc.wantTrusting}} {
+				p := ready(t, r, pc.id)
+				f := newFlow()
+				id, err := p.Exchange(context.Background(), authorize(t, oidctest.NewBrowser(), p, f), f.verifier, f.nonce)
+				switch {
+				case pc.ok && err != nil:
+					t.Errorf("provider %s refused it: %v", pc.id, err)
+				case pc.ok && id.Subject != oidctest.DefaultUser.ID:
+					t.Errorf("provider %s: identity %+v", pc.id, *id)
+				case !pc.ok && err == nil:
+					t.Errorf("provider %s accepted it: %+v", pc.id, *id)
+				case !pc.ok && !strings.Contains(err.Error(), pc.want):
+					t.Errorf("provider %s: error %q does not mention %q", pc.id, err, pc.want)
+				}
+			}
+		})
+	}
+}
+
 // TestDiscoveryRetriedInBackground: a provider whose discovery fails at
 // start-up answers ErrNotReady, is retried in the background and works
 // once it is up; the other providers work meanwhile.
