@@ -173,12 +173,21 @@ func createUsers(t *testing.T, db *sqlstore.DB, prefix string, n int) {
 
 // ---- PostgreSQL ----
 
-// pgServer is the test PostgreSQL server (see storetest.PostgresServer).
-type pgServer struct{ *storetest.Postgres }
+// pgServer is the test PostgreSQL server (see storetest.PostgresServer) and
+// the pool of migrated databases its test's subtests share (see migrated).
+type pgServer struct {
+	*storetest.Postgres
+	owner *testing.T // the test that called postgres: it drops the pool
+
+	mu   sync.Mutex
+	free []string // migrated databases not in use, by URL
+}
 
 // postgres connects to the test server, or skips (fails under
 // GATEHOUSE_TEST_REQUIRE_ALL=1) when it is unreachable.
-func postgres(t *testing.T) *pgServer { return &pgServer{storetest.PostgresServer(t)} }
+func postgres(t *testing.T) *pgServer {
+	return &pgServer{Postgres: storetest.PostgresServer(t), owner: t}
+}
 
 // newDatabase creates an empty database, dropped when t ends, and returns
 // its URL.
@@ -197,13 +206,7 @@ func (s *pgServer) open(t *testing.T, dsn string) *sqlstore.DB {
 
 func TestPostgres(t *testing.T) {
 	pg := postgres(t)
-	storetest.Run(t, func(t *testing.T) storetest.Store {
-		db := pg.open(t, pg.newDatabase(t))
-		if err := db.Migrate(t.Context()); err != nil {
-			t.Fatalf("Migrate: %v", err)
-		}
-		return db
-	})
+	storetest.Run(t, func(t *testing.T) storetest.Store { return pg.migrated(t) })
 }
 
 // TestPostgresConcurrentMigrate: two servers starting at once on a fresh

@@ -58,24 +58,42 @@ func PostgresServer(t testing.TB) *Postgres {
 // (WITH FORCE) when the test ends, and returns its URL.
 func (p *Postgres) NewDatabase(t testing.TB, prefix string) string {
 	t.Helper()
-	b := make([]byte, 8)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	name := prefix + hex.EncodeToString(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := p.admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("CREATE DATABASE %s: %v", name, err)
+	dsn, drop, err := p.CreateDatabase(ctx, prefix)
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if err := drop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return dsn
+}
+
+// CreateDatabase creates an empty database named prefix + random hex and
+// returns its URL and a function that drops it (WITH FORCE). It is
+// NewDatabase for a caller that owns the database longer than one test,
+// such as a pool of databases reused by the subtests of a suite.
+func (p *Postgres) CreateDatabase(ctx context.Context, prefix string) (dsn string, drop func() error, err error) {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", nil, err
+	}
+	name := prefix + hex.EncodeToString(b)
+	if _, err := p.admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", nil, fmt.Errorf("CREATE DATABASE %s: %w", name, err)
+	}
+	drop = func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if _, err := p.admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("DROP DATABASE %s: %v", name, err)
+			return fmt.Errorf("DROP DATABASE %s: %w", name, err)
 		}
-	})
+		return nil
+	}
 	u := *p.base
 	u.Path, u.RawPath = "/"+name, ""
-	return u.String()
+	return u.String(), drop, nil
 }
