@@ -19,7 +19,7 @@ type UserPatch struct {
 // session, refresh token and API key use at once (API keys stop working
 // through the disabled check; they come back if the account is enabled).
 func (s *Service) AdminUpdateUser(ctx context.Context, actorID, id string, p UserPatch, m Meta) (*User, error) {
-	u, err := s.Users.UserByID(ctx, id)
+	u, err := s.st.Users.UserByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -33,13 +33,13 @@ func (s *Service) AdminUpdateUser(ctx context.Context, actorID, id string, p Use
 		changes["roles"] = roles
 	}
 	if p.EmailVerified != nil {
-		if err := s.Users.SetEmailVerified(ctx, id, *p.EmailVerified, s.now()); err != nil {
+		if err := s.st.Users.SetEmailVerified(ctx, id, *p.EmailVerified, s.now()); err != nil {
 			return nil, err
 		}
 		changes["email_verified"] = *p.EmailVerified
 	}
 	if p.Disabled != nil {
-		if err := s.Users.SetDisabled(ctx, id, *p.Disabled, s.now()); err != nil {
+		if err := s.st.Users.SetDisabled(ctx, id, *p.Disabled, s.now()); err != nil {
 			return nil, err
 		}
 		changes["disabled"] = *p.Disabled
@@ -50,22 +50,20 @@ func (s *Service) AdminUpdateUser(ctx context.Context, actorID, id string, p Use
 		}
 	}
 	s.audit(ctx, EventUserUpdated, id, m, changes)
-	return s.Users.UserByID(ctx, id)
+	return s.st.Users.UserByID(ctx, id)
 }
 
 // revokeAll ends every session and refresh token of a user, and deletes
 // the API keys when keys is set.
 func (s *Service) revokeAll(ctx context.Context, userID string, keys bool) error {
-	if err := s.Refresh.RevokeUserFamilies(ctx, userID, s.now()); err != nil {
+	if err := s.st.Refresh.RevokeUserFamilies(ctx, userID, s.now()); err != nil {
 		return err
 	}
-	if s.Sessions != nil {
-		if err := s.Sessions.DeleteUserSessions(ctx, userID, ""); err != nil {
-			return err
-		}
+	if err := s.st.Sessions.DeleteUserSessions(ctx, userID, ""); err != nil {
+		return err
 	}
-	if keys && s.APIKeys != nil {
-		if err := s.APIKeys.DeleteUserAPIKeys(ctx, userID); err != nil {
+	if keys {
+		if err := s.st.APIKeys.DeleteUserAPIKeys(ctx, userID); err != nil {
 			return err
 		}
 	}
@@ -74,7 +72,7 @@ func (s *Service) revokeAll(ctx context.Context, userID string, keys bool) error
 
 // AdminRevokeUser ends every session, refresh token and API key of a user.
 func (s *Service) AdminRevokeUser(ctx context.Context, actorID, id string, m Meta) error {
-	if _, err := s.Users.UserByID(ctx, id); err != nil {
+	if _, err := s.st.Users.UserByID(ctx, id); err != nil {
 		return err
 	}
 	if err := s.revokeAll(ctx, id, true); err != nil {
@@ -91,7 +89,7 @@ func (s *Service) AdminDeleteUser(ctx context.Context, actorID, id string, m Met
 	if err := s.revokeAll(ctx, id, true); err != nil {
 		return err
 	}
-	if err := s.Users.DeleteUser(ctx, id); err != nil {
+	if err := s.st.Users.DeleteUser(ctx, id); err != nil {
 		return err
 	}
 	s.audit(ctx, EventUserDeleted, id, m, map[string]any{"actor": actorID})
@@ -104,7 +102,7 @@ var ErrBadCursor = &Error{Code: EINVALID, Field: "cursor", Message: "invalid cur
 // sealCursor makes an opaque, tamper-proof cursor: the last email of a page
 // and an HMAC of it, so a client can neither read nor forge positions.
 func (s *Service) sealCursor(lastEmail string) string {
-	m := hmac.New(sha256.New, s.Config.CursorKey)
+	m := hmac.New(sha256.New, s.keys.cursor)
 	m.Write([]byte(lastEmail))
 	return base64.RawURLEncoding.EncodeToString(append(m.Sum(nil)[:16], lastEmail...))
 }
@@ -114,7 +112,7 @@ func (s *Service) openCursor(c string) (string, error) {
 	if err != nil || len(b) < 16 || len(b) > 16+320 {
 		return "", ErrBadCursor
 	}
-	m := hmac.New(sha256.New, s.Config.CursorKey)
+	m := hmac.New(sha256.New, s.keys.cursor)
 	m.Write(b[16:])
 	if !hmac.Equal(m.Sum(nil)[:16], b[:16]) {
 		return "", ErrBadCursor
@@ -134,7 +132,7 @@ func (s *Service) SearchUsers(ctx context.Context, query, cursor string, limit i
 	if limit <= 0 || limit > 200 {
 		limit = 50
 	}
-	users, err := s.Users.ListUsers(ctx, strings.TrimSpace(query), after, limit+1)
+	users, err := s.st.Users.ListUsers(ctx, strings.TrimSpace(query), after, limit+1)
 	if err != nil {
 		return nil, "", err
 	}
@@ -148,5 +146,5 @@ func (s *Service) SearchUsers(ctx context.Context, query, cursor string, limit i
 
 // AuditLog lists audit events.
 func (s *Service) AuditLog(ctx context.Context, f AuditFilter) ([]*AuditEvent, error) {
-	return s.Audit.ListAudit(ctx, f)
+	return s.st.Audit.ListAudit(ctx, f)
 }

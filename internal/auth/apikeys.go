@@ -101,9 +101,10 @@ type CreateAPIKeyInput struct {
 	ExpiresAt *time.Time
 }
 
-// CreateAPIKey makes a key for the user. Its scopes must be known and
-// within what the user's roles allow.
-func (s *Service) CreateAPIKey(ctx context.Context, u *User, in CreateAPIKeyInput, m Meta) (*APIKey, string, error) {
+// CreateAPIKey makes a key for the caller p, whose account is u. Its
+// scopes must be known, allowed by u's roles and held by the credential p
+// uses (SPEC §18 H1).
+func (s *Service) CreateAPIKey(ctx context.Context, p *Principal, u *User, in CreateAPIKeyInput, m Meta) (*APIKey, string, error) {
 	name, err := validName(in.Name)
 	if err != nil {
 		return nil, "", err
@@ -114,20 +115,10 @@ func (s *Service) CreateAPIKey(ctx context.Context, u *User, in CreateAPIKeyInpu
 	if len(in.Scopes) == 0 {
 		return nil, "", &Error{Code: EINVALID, Field: "scopes", Message: "at least one scope is required"}
 	}
-	allowed := s.keyScopes(u.Roles)
-	var scopes []string
-	for _, sc := range in.Scopes {
-		if !s.Roles.KnownScope(sc) {
-			return nil, "", &Error{Code: EINVALID, Field: "scopes", Message: "unknown scope " + sc}
-		}
-		if !slices.Contains(allowed, sc) {
-			return nil, "", &Error{Code: EFORBIDDEN, Message: "your roles do not allow the scope " + sc + " (missing scope: " + sc + ")"}
-		}
-		if !slices.Contains(scopes, sc) {
-			scopes = append(scopes, sc)
-		}
+	scopes, err := s.keyScopesFor(p, u, in.Scopes)
+	if err != nil {
+		return nil, "", err
 	}
-	slices.Sort(scopes)
 	now := s.now()
 	if in.ExpiresAt != nil && !in.ExpiresAt.After(now) {
 		return nil, "", &Error{Code: EINVALID, Field: "expires_at", Message: "expires_at must be in the future"}
@@ -135,7 +126,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, u *User, in CreateAPIKeyInpu
 	secret := NewAPIKeySecret()
 	k := &APIKey{ID: NewID(), UserID: u.ID, Name: name, Prefix: secret[:len(apiKeyPrefix)+6], Hash: HashToken(secret),
 		Scopes: scopes, CreatedAt: now, ExpiresAt: in.ExpiresAt}
-	if err := s.APIKeys.CreateAPIKey(ctx, k); err != nil {
+	if err := s.st.APIKeys.CreateAPIKey(ctx, k); err != nil {
 		return nil, "", err
 	}
 	s.audit(ctx, EventAPIKeyCreated, u.ID, m, map[string]any{"key_id": k.ID, "scopes": scopes})
@@ -144,7 +135,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, u *User, in CreateAPIKeyInpu
 
 // RevokeAPIKey deletes one of the user's keys.
 func (s *Service) RevokeAPIKey(ctx context.Context, userID, id string, m Meta) error {
-	if err := s.APIKeys.DeleteAPIKey(ctx, userID, id); err != nil {
+	if err := s.st.APIKeys.DeleteAPIKey(ctx, userID, id); err != nil {
 		return err
 	}
 	s.audit(ctx, EventAPIKeyRevoked, userID, m, map[string]any{"key_id": id})
@@ -160,7 +151,7 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, secret string) (*APIKe
 	if !ValidAPIKeyChecksum(secret) {
 		return nil, nil, nil, ErrInvalidAPIKey
 	}
-	k, err := s.APIKeys.APIKeyByHash(ctx, HashToken(secret))
+	k, err := s.st.APIKeys.APIKeyByHash(ctx, HashToken(secret))
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil, nil, ErrInvalidAPIKey
 	}
@@ -171,7 +162,7 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, secret string) (*APIKe
 	if k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) {
 		return nil, nil, nil, ErrInvalidAPIKey
 	}
-	u, err := s.Users.UserByID(ctx, k.UserID)
+	u, err := s.st.Users.UserByID(ctx, k.UserID)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil, nil, ErrInvalidAPIKey
 	}
@@ -181,7 +172,7 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, secret string) (*APIKe
 	if u.Disabled {
 		return nil, nil, nil, ErrInvalidAPIKey
 	}
-	allowed := s.keyScopes(u.Roles)
+	allowed := s.allowedScopes(u.Roles)
 	var scopes []string
 	for _, sc := range k.Scopes {
 		if slices.Contains(allowed, sc) {
@@ -217,13 +208,13 @@ func (s *Service) FlushAPIKeyUse(ctx context.Context) error {
 	if len(used) == 0 {
 		return nil
 	}
-	return s.APIKeys.TouchAPIKeys(ctx, used)
+	return s.st.APIKeys.TouchAPIKeys(ctx, used)
 }
 
 // ListAPIKeys returns the user's keys (never the secrets), with last-used
 // times not yet flushed merged in.
 func (s *Service) ListAPIKeys(ctx context.Context, userID string) ([]*APIKey, error) {
-	keys, err := s.APIKeys.ListAPIKeys(ctx, userID)
+	keys, err := s.st.APIKeys.ListAPIKeys(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -236,16 +227,4 @@ func (s *Service) ListAPIKeys(ctx context.Context, userID string) ([]*APIKey, er
 	}
 	s.keyUse.mu.Unlock()
 	return keys, nil
-}
-
-// keyScopes is what an API key of a user with these roles may carry: the
-// roles' scopes, and introspect wherever admin is allowed — introspection is
-// a narrow part of what admin may already do, and a resource server's key
-// should carry that part alone rather than admin.
-func (s *Service) keyScopes(roles []string) []string {
-	allowed := s.Roles.Allowed(roles)
-	if slices.Contains(allowed, "admin") && s.Roles.KnownScope("introspect") && !slices.Contains(allowed, "introspect") {
-		allowed = append(allowed, "introspect")
-	}
-	return allowed
 }

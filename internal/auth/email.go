@@ -71,10 +71,7 @@ type MailQueue interface {
 var ErrInvalidOneTimeToken = &Error{Code: EINVALID, Field: "token", Message: "the token is invalid, used or expired"}
 
 func (s *Service) enqueue(ctx context.Context, kind, to, userID string) error {
-	if s.Mail == nil {
-		return nil
-	}
-	return s.Mail.Enqueue(ctx, &MailJob{ID: NewID(), Kind: kind, To: to, UserID: userID, CreatedAt: s.now()})
+	return s.st.Mail.Enqueue(ctx, &MailJob{ID: NewID(), Kind: kind, To: to, UserID: userID, CreatedAt: s.now()})
 }
 
 // IssueToken makes a new one-time token for a user, superseding older
@@ -86,7 +83,7 @@ func (s *Service) IssueToken(ctx context.Context, u *User, purpose string) (stri
 	}
 	tok := newSessionToken()
 	now := s.now()
-	if err := s.Tokens.PutToken(ctx, &OneTimeToken{Hash: HashToken(tok), UserID: u.ID, Purpose: purpose, Email: u.Email, CreatedAt: now, ExpiresAt: now.Add(ttl)}); err != nil {
+	if err := s.st.Tokens.PutToken(ctx, &OneTimeToken{Hash: HashToken(tok), UserID: u.ID, Purpose: purpose, Email: u.Email, CreatedAt: now, ExpiresAt: now.Add(ttl)}); err != nil {
 		return "", err
 	}
 	return tok, nil
@@ -120,14 +117,14 @@ func (s *Service) ResetPassword(ctx context.Context, tok, next string, m Meta) e
 	}
 	hash := HashToken(tok)
 	now := s.now()
-	t, err := s.Tokens.PeekToken(ctx, hash, PurposeReset, now)
+	t, err := s.st.Tokens.PeekToken(ctx, hash, PurposeReset, now)
 	if errors.Is(err, ErrNotFound) {
 		return ErrInvalidOneTimeToken
 	}
 	if err != nil {
 		return err
 	}
-	u, err := s.Users.UserByID(ctx, t.UserID)
+	u, err := s.st.Users.UserByID(ctx, t.UserID)
 	if errors.Is(err, ErrNotFound) {
 		return ErrInvalidOneTimeToken
 	}
@@ -136,30 +133,28 @@ func (s *Service) ResetPassword(ctx context.Context, tok, next string, m Meta) e
 	}
 	// Check and hash the new password before using the token, so a weak
 	// password or a busy server does not burn it.
-	if err := s.Policy.Check(next, u.Email); err != nil {
+	if err := s.policy.Check(next, u.Email); err != nil {
 		return policyError(err)
 	}
-	ph, err := s.Hasher.Hash(ctx, next)
+	ph, err := s.hasher.Hash(ctx, next)
 	if err != nil {
 		return hashError(err)
 	}
-	if _, err := s.Tokens.ConsumeToken(ctx, hash, PurposeReset, s.now()); err != nil {
+	if _, err := s.st.Tokens.ConsumeToken(ctx, hash, PurposeReset, s.now()); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return ErrInvalidOneTimeToken
 		}
 		return err
 	}
 	defer s.users.forget(u.ID)
-	if err := s.Users.ChangePassword(ctx, u.ID, ph, s.now()); err != nil {
+	if err := s.st.Users.ChangePassword(ctx, u.ID, ph, s.now()); err != nil {
 		return err
 	}
-	if err := s.Users.SetEmailVerified(ctx, u.ID, true, s.now()); err != nil {
+	if err := s.st.Users.SetEmailVerified(ctx, u.ID, true, s.now()); err != nil {
 		return err
 	}
-	if s.Sessions != nil {
-		if err := s.Sessions.DeleteUserSessions(ctx, u.ID, ""); err != nil {
-			return err
-		}
+	if err := s.st.Sessions.DeleteUserSessions(ctx, u.ID, ""); err != nil {
+		return err
 	}
 	// The reset proves who owns the address. On an account that was never
 	// verified, everything set up before that proof goes (a pre-registered
@@ -169,8 +164,8 @@ func (s *Service) ResetPassword(ctx context.Context, tok, next string, m Meta) e
 		if err := s.dropUnproven(ctx, u.ID); err != nil {
 			return err
 		}
-	} else if s.Identities != nil {
-		if err := s.Identities.DeleteUserIdentities(ctx, u.ID, true); err != nil {
+	} else {
+		if err := s.st.Identities.DeleteUserIdentities(ctx, u.ID, true); err != nil {
 			return err
 		}
 	}
@@ -182,19 +177,28 @@ func (s *Service) ResetPassword(ctx context.Context, tok, next string, m Meta) e
 }
 
 // VerifyEmail marks an email verified with a mailed token, if the account
-// still has the address the token was sent to.
-func (s *Service) VerifyEmail(ctx context.Context, tok string, m Meta) error {
+// still has the address the token was sent to. callerID is the account of
+// the credential the request came with (its cookie session or one of its
+// access tokens), empty without one.
+//
+// Verifying proves the mailbox, not the registrant (SPEC §18 H2): without a
+// credential of that same account, everything the account had — sessions,
+// refresh families, passkeys, API keys, linked identities — is removed and
+// the account is audited as reclaimed; the password stays, and a later
+// password reset ends it too. Whoever registered someone else's address
+// therefore loses access once the owner verifies and resets.
+func (s *Service) VerifyEmail(ctx context.Context, tok, callerID string, m Meta) error {
 	if tok == "" || len(tok) > 128 {
 		return ErrInvalidOneTimeToken
 	}
-	t, err := s.Tokens.ConsumeToken(ctx, HashToken(tok), PurposeVerify, s.now())
+	t, err := s.st.Tokens.ConsumeToken(ctx, HashToken(tok), PurposeVerify, s.now())
 	if errors.Is(err, ErrNotFound) {
 		return ErrInvalidOneTimeToken
 	}
 	if err != nil {
 		return err
 	}
-	u, err := s.Users.UserByID(ctx, t.UserID)
+	u, err := s.st.Users.UserByID(ctx, t.UserID)
 	if errors.Is(err, ErrNotFound) || (err == nil && u.Email != t.Email) {
 		return ErrInvalidOneTimeToken
 	}
@@ -202,8 +206,16 @@ func (s *Service) VerifyEmail(ctx context.Context, tok string, m Meta) error {
 		return err
 	}
 	defer s.users.forget(u.ID)
-	if err := s.Users.SetEmailVerified(ctx, u.ID, true, s.now()); err != nil {
+	if callerID != u.ID {
+		if err := s.dropUnproven(ctx, u.ID); err != nil {
+			return err
+		}
+	}
+	if err := s.st.Users.SetEmailVerified(ctx, u.ID, true, s.now()); err != nil {
 		return err
+	}
+	if callerID != u.ID {
+		s.audit(ctx, EventAccountReclaimed, u.ID, m, map[string]any{"by": "email_verification"})
 	}
 	s.audit(ctx, EventEmailVerified, u.ID, m, nil)
 	return nil
@@ -214,7 +226,7 @@ func (s *Service) ResendVerification(ctx context.Context, userID string, m Meta)
 	if err := s.limitIP(ctx, "verify_resend", m); err != nil {
 		return err
 	}
-	u, err := s.Users.UserByID(ctx, userID)
+	u, err := s.st.Users.UserByID(ctx, userID)
 	if err != nil {
 		return err
 	}

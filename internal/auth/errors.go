@@ -26,6 +26,9 @@ type Error struct {
 	Message string
 	// Field names the input field that failed validation, when one did.
 	Field string
+	// Reason is a finer machine-readable code, when the caller may act on
+	// it (ReasonInsufficientScope, …); the problem document's "code".
+	Reason string
 	// RetryAfter tells the caller when to try again (ETOOMANY, EUNAVAILABLE).
 	RetryAfter time.Duration
 	Cause      error
@@ -83,4 +86,4 @@ var ErrInvalidRefreshToken = &Error{Code: EUNAUTHORIZED, Message: "invalid refre
 // ErrEmailNotVerified refuses a password login while
 // GATEHOUSE_REQUIRE_VERIFIED_EMAIL is set and the address is unverified.
 // Only a caller who knew the password sees it.
-var ErrEmailNotVerified = &Error{Code: EFORBIDDEN, Message: "the email address is not verified yet: follow the link in the verification mail"}
+var ErrEmailNotVerified = &Error{Code: EFORBIDDEN, Reason: ReasonEmailNotVerified, Message: "the email address is not verified yet: follow the link in the verification mail"}

@@ -67,6 +67,9 @@ type harness struct {
 	logins sync.Map // login metric result → *atomic.Int64
 }
 
+// testRootSecret is the harness's root secret.
+const testRootSecret = "root-secret-for-tests-0123456789abcdef"
+
 func newHarness(t *testing.T, configure ...func(*auth.Config)) *harness {
 	t.Helper()
 	ctx := context.Background()
@@ -93,15 +96,17 @@ func newHarness(t *testing.T, configure ...func(*auth.Config)) *harness {
 	})
 	h.hasher = password.NewHasher(testParams(), limiter)
 	cfg := auth.Config{
+		SessionTTL: 24 * time.Hour, SessionIdleTTL: time.Hour,
 		AccessTokenTTL: accessTTL, RefreshTokenTTL: refreshTTL, RefreshReuseGrace: grace,
 		DefaultRoles: []string{"user"},
-		RefreshKey:   []byte("refresh-successor-key-for-tests!"),
 	}
 	for _, f := range configure {
 		f(&cfg)
 	}
-	h.svc = &auth.Service{
-		Users: db, Refresh: db, Audit: db,
+	h.svc, err = auth.New(auth.Options{
+		Stores: auth.Stores{Users: db, Refresh: db, Audit: db, Sessions: db, Tokens: db, APIKeys: db,
+			Identities: db, Passkeys: db, Challenges: db, Mail: db},
+		Limits: auth.Limits{Off: true},
 		Hasher: h.hasher,
 		Policy: password.Policy{MinLength: 8, MaxLength: 256},
 		Issuer: h.keys,
@@ -110,12 +115,16 @@ func newHarness(t *testing.T, configure ...func(*auth.Config)) *harness {
 			"editor": {"read", "write"},
 			"admin":  {"read", "write", "admin"},
 		}, []string{"read", "write", "admin", "introspect"}),
-		Config: cfg,
+		RootSecret: []byte(testRootSecret),
+		Config:     cfg,
 		Metrics: auth.Metrics{Login: func(result string) {
 			c, _ := h.logins.LoadOrStore(result, new(atomic.Int64))
 			c.(*atomic.Int64).Add(1)
 		}},
 		Now: h.clock.Now,
+	})
+	if err != nil {
+		t.Fatalf("auth.New: %v", err)
 	}
 	return h
 }

@@ -89,7 +89,7 @@ func (s *Service) ExternalSignIn(ctx context.Context, ext ExternalIdentity, link
 	if ext.Subject == "" {
 		return nil, &Error{Code: EINVALID, Message: "the provider returned no subject"}
 	}
-	existing, err := s.Identities.IdentityBySubject(ctx, ext.Provider, ext.Subject)
+	existing, err := s.st.Identities.IdentityBySubject(ctx, ext.Provider, ext.Subject)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
@@ -97,7 +97,7 @@ func (s *Service) ExternalSignIn(ctx context.Context, ext ExternalIdentity, link
 		return s.linkIdentity(ctx, ext, existing, linkUserID, m)
 	}
 	if existing != nil {
-		u, err := s.Users.UserByID(ctx, existing.UserID)
+		u, err := s.st.Users.UserByID(ctx, existing.UserID)
 		if err != nil {
 			return nil, err
 		}
@@ -116,13 +116,13 @@ func (s *Service) ExternalSignIn(ctx context.Context, ext ExternalIdentity, link
 	}
 	now := s.now()
 	ident := &Identity{ID: NewID(), Provider: ext.Provider, Subject: ext.Subject, Email: email, EmailVerified: ext.EmailVerified, CreatedAt: now}
-	local, err := s.Users.UserByEmail(ctx, email)
+	local, err := s.st.Users.UserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
 		name, _ := validName(ext.Name)
 		u := &User{ID: NewID(), Email: email, EmailVerified: ext.EmailVerified, Name: name,
-			Roles: append([]string(nil), s.Config.DefaultRoles...), CreatedAt: now, UpdatedAt: now}
+			Roles: append([]string(nil), s.cfg.DefaultRoles...), CreatedAt: now, UpdatedAt: now}
 		ident.UserID = u.ID
-		if err := s.Identities.CreateUserWithIdentity(ctx, u, ident); err != nil {
+		if err := s.st.Identities.CreateUserWithIdentity(ctx, u, ident); err != nil {
 			return nil, err
 		}
 		s.audit(ctx, EventUserRegistered, u.ID, m, map[string]any{"provider": ext.Provider})
@@ -145,7 +145,7 @@ func (s *Service) ExternalSignIn(ctx context.Context, ext ExternalIdentity, link
 		local.EmailVerified, local.PasswordHash = true, ""
 	}
 	ident.UserID = local.ID
-	if err := s.Identities.CreateIdentity(ctx, ident); err != nil {
+	if err := s.st.Identities.CreateIdentity(ctx, ident); err != nil {
 		return nil, err
 	}
 	s.audit(ctx, EventProviderLinked, local.ID, m, map[string]any{"provider": ext.Provider, "automatic": true})
@@ -157,13 +157,13 @@ func (s *Service) ExternalSignIn(ctx context.Context, ext ExternalIdentity, link
 // everything another person could have set up in it is removed.
 func (s *Service) reclaim(ctx context.Context, u *User, m Meta) error {
 	defer s.users.forget(u.ID)
-	if err := s.Users.ChangePassword(ctx, u.ID, "", s.now()); err != nil {
+	if err := s.st.Users.ChangePassword(ctx, u.ID, "", s.now()); err != nil {
 		return err
 	}
 	if err := s.dropUnproven(ctx, u.ID); err != nil {
 		return err
 	}
-	if err := s.Users.SetEmailVerified(ctx, u.ID, true, s.now()); err != nil {
+	if err := s.st.Users.SetEmailVerified(ctx, u.ID, true, s.now()); err != nil {
 		return err
 	}
 	s.audit(ctx, EventAccountReclaimed, u.ID, m, nil)
@@ -178,27 +178,23 @@ func (s *Service) dropUnproven(ctx context.Context, userID string) error {
 	if err := s.revokeAll(ctx, userID, true); err != nil {
 		return err
 	}
-	if s.Identities != nil {
-		if err := s.Identities.DeleteUserIdentities(ctx, userID, false); err != nil {
-			return err
-		}
+	if err := s.st.Identities.DeleteUserIdentities(ctx, userID, false); err != nil {
+		return err
 	}
-	if s.Passkeys != nil {
-		keys, err := s.Passkeys.ListPasskeys(ctx, userID)
-		if err != nil {
+	keys, err := s.st.Passkeys.ListPasskeys(ctx, userID)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := s.st.Passkeys.DeletePasskey(ctx, userID, k.ID); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
-		}
-		for _, k := range keys {
-			if err := s.Passkeys.DeletePasskey(ctx, userID, k.ID); err != nil && !errors.Is(err, ErrNotFound) {
-				return err
-			}
 		}
 	}
 	return nil
 }
 
 func (s *Service) linkIdentity(ctx context.Context, ext ExternalIdentity, existing *Identity, userID string, m Meta) (*User, error) {
-	u, err := s.Users.UserByID(ctx, userID)
+	u, err := s.st.Users.UserByID(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +210,7 @@ func (s *Service) linkIdentity(ctx context.Context, ext ExternalIdentity, existi
 	email, _ := NormalizeEmail(ext.Email)
 	ident := &Identity{ID: NewID(), UserID: userID, Provider: ext.Provider, Subject: ext.Subject, Email: email,
 		EmailVerified: ext.EmailVerified, CreatedAt: s.now()}
-	if err := s.Identities.CreateIdentity(ctx, ident); err != nil {
+	if err := s.st.Identities.CreateIdentity(ctx, ident); err != nil {
 		return nil, err
 	}
 	s.audit(ctx, EventProviderLinked, userID, m, map[string]any{"provider": ext.Provider})
@@ -223,17 +219,17 @@ func (s *Service) linkIdentity(ctx context.Context, ext ExternalIdentity, existi
 
 // ListIdentities returns the user's linked identities.
 func (s *Service) ListIdentities(ctx context.Context, userID string) ([]*Identity, error) {
-	return s.Identities.ListIdentities(ctx, userID)
+	return s.st.Identities.ListIdentities(ctx, userID)
 }
 
 // UnlinkIdentity removes one of the user's identities, unless it is the
 // account's last way to sign in.
 func (s *Service) UnlinkIdentity(ctx context.Context, userID, id string, m Meta) error {
-	u, err := s.Users.UserByID(ctx, userID)
+	u, err := s.st.Users.UserByID(ctx, userID)
 	if err != nil {
 		return err
 	}
-	ids, err := s.Identities.ListIdentities(ctx, userID)
+	ids, err := s.st.Identities.ListIdentities(ctx, userID)
 	if err != nil {
 		return err
 	}
@@ -248,7 +244,7 @@ func (s *Service) UnlinkIdentity(ctx context.Context, userID, id string, m Meta)
 	if u.PasswordHash == "" && others == 0 && !s.hasOtherCredentials(ctx, userID) {
 		return ErrLastCredential
 	}
-	if err := s.Identities.DeleteIdentity(ctx, userID, id); err != nil {
+	if err := s.st.Identities.DeleteIdentity(ctx, userID, id); err != nil {
 		return err
 	}
 	s.audit(ctx, EventProviderUnlinked, userID, m, map[string]any{"identity_id": id})
@@ -258,9 +254,6 @@ func (s *Service) UnlinkIdentity(ctx context.Context, userID, id string, m Meta)
 // hasOtherCredentials reports sign-in methods besides passwords and
 // identities: passkeys.
 func (s *Service) hasOtherCredentials(ctx context.Context, userID string) bool {
-	if s.Passkeys == nil {
-		return false
-	}
-	keys, err := s.Passkeys.ListPasskeys(ctx, userID)
+	keys, err := s.st.Passkeys.ListPasskeys(ctx, userID)
 	return err == nil && len(keys) > 0
 }

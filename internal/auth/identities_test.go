@@ -18,12 +18,6 @@ func newIDHarness(t *testing.T) *harness {
 		c.SessionTTL = 24 * time.Hour
 		c.SessionIdleTTL = time.Hour
 	})
-	h.svc.Identities = h.db
-	h.svc.Sessions = h.db
-	h.svc.APIKeys = h.db
-	h.svc.Tokens = h.db
-	h.svc.Challenges = h.db
-	h.svc.Passkeys = h.db
 	return h
 }
 
@@ -123,10 +117,11 @@ func TestExternalSignInBothVerifiedLinks(t *testing.T) {
 	ctx := context.Background()
 	local := h.register(t, "ada@example.com", goodPass)
 	h.verifyEmail(t, local.ID)
-	tok, _, err := h.svc.StartSession(ctx, local, meta)
+	c, err := h.svc.SignInForTest(ctx, local, auth.FinishSession, meta)
 	if err != nil {
 		t.Fatal(err)
 	}
+	tok := c.SessionToken
 	u := h.signIn(t, ext("corp", "ada-sub", "ADA@example.com", true), "")
 	if u.ID != local.ID {
 		t.Fatalf("signed in to %s, want the existing account %s", u.ID, local.ID)
@@ -171,12 +166,13 @@ func TestPreHijackedAccountIsReclaimed(t *testing.T) {
 		CredentialID: []byte("attacker-credential"), Credential: []byte(`{}`), CreatedAt: h.clock.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	sessTok, _, err := h.svc.StartSession(ctx, acct, meta)
+	c, err := h.svc.SignInForTest(ctx, acct, auth.FinishSession, meta)
 	if err != nil {
 		t.Fatal(err)
 	}
+	sessTok := c.SessionToken
 	rt := h.grant(t, "victim@example.com", attackerPass, "read").RefreshToken
-	_, keySecret, err := h.svc.CreateAPIKey(ctx, h.user(t, acct.ID), auth.CreateAPIKeyInput{Name: "backdoor", Scopes: []string{"read"}}, meta)
+	_, keySecret, err := h.svc.CreateAPIKey(ctx, h.svc.SessionPrincipal(c.Session, h.user(t, acct.ID)), h.user(t, acct.ID), auth.CreateAPIKeyInput{Name: "backdoor", Scopes: []string{"read"}}, meta)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,6 +64,10 @@ type LoginCounter interface {
 
 // Limits configures rate limits and lockout (SPEC §11).
 type Limits struct {
+	// Off runs the service without rate limits and lockout, on purpose
+	// (tests, a deployment behind its own limiter). It is the only way to
+	// leave them out: New refuses a nil limiter or lockout store otherwise.
+	Off               bool
 	LoginPerAccountIP int
 	PerIP             int
 	Window            time.Duration
@@ -87,22 +91,22 @@ func ipBucket(ip string) string {
 }
 
 func (s *Service) tooMany(ctx context.Context, endpoint, kind string, d Decision, m Meta, userID string) error {
-	if s.Metrics.RateLimited != nil {
-		s.Metrics.RateLimited(endpoint)
+	if s.metrics.RateLimited != nil {
+		s.metrics.RateLimited(endpoint)
 	}
 	if d.FirstDenial {
 		s.audit(ctx, EventRateLimited, userID, m, map[string]any{"endpoint": endpoint, "limit": kind})
 	}
-	return &Error{Code: ETOOMANY, Message: "too many attempts; try again later", RetryAfter: max(d.RetryAfter, time.Second)}
+	return &Error{Code: ETOOMANY, Reason: ReasonRateLimited, Message: "too many attempts; try again later", RetryAfter: max(d.RetryAfter, time.Second)}
 }
 
 // limitIP counts one hit of the client's address against the per-IP limit
 // shared by every login-like endpoint.
 func (s *Service) limitIP(ctx context.Context, endpoint string, m Meta) error {
-	if s.Limiter == nil || m.IP == "" || s.Limits.PerIP <= 0 {
+	if m.IP == "" || s.limits.PerIP <= 0 {
 		return nil
 	}
-	d, err := s.Limiter.Allow(ctx, "ip:"+ipBucket(m.IP), s.Limits.PerIP, s.Limits.Window, s.now())
+	d, err := s.st.Limiter.Allow(ctx, "ip:"+ipBucket(m.IP), s.limits.PerIP, s.limits.Window, s.now())
 	if err != nil {
 		return err
 	}
@@ -115,10 +119,10 @@ func (s *Service) limitIP(ctx context.Context, endpoint string, m Meta) error {
 // limitAccount counts one login attempt for an account from the client's
 // address.
 func (s *Service) limitAccount(ctx context.Context, endpoint, email string, m Meta) error {
-	if s.Limiter == nil || m.IP == "" || s.Limits.LoginPerAccountIP <= 0 {
+	if m.IP == "" || s.limits.LoginPerAccountIP <= 0 {
 		return nil
 	}
-	d, err := s.Limiter.Allow(ctx, accountKey(email, m.IP), s.Limits.LoginPerAccountIP, s.Limits.Window, s.now())
+	d, err := s.st.Limiter.Allow(ctx, accountKey(email, m.IP), s.limits.LoginPerAccountIP, s.limits.Window, s.now())
 	if err != nil {
 		return err
 	}
@@ -136,10 +140,10 @@ func lockoutKey(email string) string { return HashToken("lockout\x00" + email) }
 // beginAttempt applies the lockout to a login attempt for email (userID is
 // empty for an unknown email).
 func (s *Service) beginAttempt(ctx context.Context, email, userID string, m Meta) error {
-	if s.Lockout == nil || s.Limits.LockoutThreshold <= 0 {
+	if s.limits.LockoutThreshold <= 0 {
 		return nil
 	}
-	locked, newly, err := s.Lockout.BeginAttempt(ctx, lockoutKey(email), s.Limits.LockoutThreshold, s.Limits.LockoutDuration, s.now())
+	locked, newly, err := s.st.Lockout.BeginAttempt(ctx, lockoutKey(email), s.limits.LockoutThreshold, s.limits.LockoutDuration, s.now())
 	if err != nil {
 		return err
 	}
@@ -151,21 +155,18 @@ func (s *Service) beginAttempt(ctx context.Context, email, userID string, m Meta
 
 func (s *Service) locked(ctx context.Context, userID string, locked time.Duration, newly bool, m Meta) error {
 	if newly {
-		s.audit(ctx, EventAccountLocked, userID, m, map[string]any{"for_seconds": int(s.Limits.LockoutDuration.Seconds())})
+		s.audit(ctx, EventAccountLocked, userID, m, map[string]any{"for_seconds": int(s.limits.LockoutDuration.Seconds())})
 	}
-	if s.Metrics.RateLimited != nil {
-		s.Metrics.RateLimited("lockout")
+	if s.metrics.RateLimited != nil {
+		s.metrics.RateLimited("lockout")
 	}
 	s.loginMetric("locked")
-	return &Error{Code: ETOOMANY, Message: "too many failed logins: the account is locked for a while", RetryAfter: max(locked, time.Second)}
+	return &Error{Code: ETOOMANY, Reason: ReasonAccountLocked, Message: "too many failed logins: the account is locked for a while", RetryAfter: max(locked, time.Second)}
 }
 
 // Unlock lifts a lockout and clears the failure count (password reset).
 func (s *Service) Unlock(ctx context.Context, email string) error {
-	if s.Lockout == nil {
-		return nil
-	}
-	return s.Lockout.ClearFailures(ctx, lockoutKey(email))
+	return s.st.Lockout.ClearFailures(ctx, lockoutKey(email))
 }
 
 // LimitIP counts one hit of the client's address against the shared
@@ -179,8 +180,8 @@ func (s *Service) LimitIP(ctx context.Context, endpoint string, m Meta) error {
 // lockout to a login attempt for a well-formed email, in one round trip
 // when the store can, else one by one.
 func (s *Service) countLogin(ctx context.Context, endpoint, email, userID string, m Meta) error {
-	lc, ok := s.Limiter.(LoginCounter)
-	if !ok || m.IP == "" || s.Lockout == nil || any(s.Lockout) != any(s.Limiter) {
+	lc, ok := s.st.Limiter.(LoginCounter)
+	if !ok || m.IP == "" || any(s.st.Lockout) != any(s.st.Limiter) {
 		if err := s.limitIP(ctx, endpoint, m); err != nil {
 			return err
 		}
@@ -189,9 +190,9 @@ func (s *Service) countLogin(ctx context.Context, endpoint, email, userID string
 		}
 		return s.beginAttempt(ctx, email, userID, m)
 	}
-	c := LoginCount{IPKey: "ip:" + ipBucket(m.IP), IPLimit: s.Limits.PerIP, AccountKey: accountKey(email, m.IP),
-		AccountLimit: s.Limits.LoginPerAccountIP, Window: s.Limits.Window, LockKey: lockoutKey(email),
-		Threshold: s.Limits.LockoutThreshold, LockFor: s.Limits.LockoutDuration, Now: s.now()}
+	c := LoginCount{IPKey: "ip:" + ipBucket(m.IP), IPLimit: s.limits.PerIP, AccountKey: accountKey(email, m.IP),
+		AccountLimit: s.limits.LoginPerAccountIP, Window: s.limits.Window, LockKey: lockoutKey(email),
+		Threshold: s.limits.LockoutThreshold, LockFor: s.limits.LockoutDuration, Now: s.now()}
 	r, err := lc.CountLogin(ctx, c)
 	if err != nil {
 		return err

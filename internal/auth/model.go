@@ -104,7 +104,10 @@ type UserStore interface {
 	UserByID(ctx context.Context, id string) (*User, error)
 	UserByEmail(ctx context.Context, email string) (*User, error)
 	UpdateUserName(ctx context.Context, id, name string, now time.Time) error
-	SetPasswordHash(ctx context.Context, id, hash string, now time.Time) error
+	// SetPasswordHash replaces the password hash only while it is still
+	// old (compare-and-set, for re-hashing on login): ErrNotFound when the
+	// user is gone or the password was changed or reset meanwhile.
+	SetPasswordHash(ctx context.Context, id, old, hash string, now time.Time) error
 	SetRoles(ctx context.Context, id string, roles []string, now time.Time) error
 	SetEmailVerified(ctx context.Context, id string, verified bool, now time.Time) error
 	SetDisabled(ctx context.Context, id string, disabled bool, now time.Time) error
@@ -171,6 +174,8 @@ type Principal struct {
 	Roles    []string
 	ClientID string
 	KeyID    string // the API key, for Kind "api_key"
+	// SessionID is the cookie session, for Kind "session".
+	SessionID string
 	// ExpiresAt is when the credential stops working.
 	ExpiresAt time.Time
 }

@@ -1,7 +1,12 @@
 package auth
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"strings"
 	"time"
 )
 
@@ -46,11 +51,11 @@ var ErrPasskeyLogin = &Error{Code: EUNAUTHORIZED, Message: "the passkey could no
 // RemovePasskey deletes one of the user's passkeys, unless it is the
 // account's last way to sign in.
 func (s *Service) RemovePasskey(ctx context.Context, userID, id string, m Meta) error {
-	u, err := s.Users.UserByID(ctx, userID)
+	u, err := s.st.Users.UserByID(ctx, userID)
 	if err != nil {
 		return err
 	}
-	keys, err := s.Passkeys.ListPasskeys(ctx, userID)
+	keys, err := s.st.Passkeys.ListPasskeys(ctx, userID)
 	if err != nil {
 		return err
 	}
@@ -62,7 +67,7 @@ func (s *Service) RemovePasskey(ctx context.Context, userID, id string, m Meta) 
 		return ErrNotFound
 	}
 	if u.PasswordHash == "" && len(keys) == 1 {
-		ids, err := s.Identities.ListIdentities(ctx, userID)
+		ids, err := s.st.Identities.ListIdentities(ctx, userID)
 		if err != nil {
 			return err
 		}
@@ -70,7 +75,7 @@ func (s *Service) RemovePasskey(ctx context.Context, userID, id string, m Meta) 
 			return ErrLastCredential
 		}
 	}
-	if err := s.Passkeys.DeletePasskey(ctx, userID, id); err != nil {
+	if err := s.st.Passkeys.DeletePasskey(ctx, userID, id); err != nil {
 		return err
 	}
 	s.audit(ctx, EventPasskeyRemoved, userID, m, map[string]any{"passkey_id": id})
@@ -86,7 +91,7 @@ func (s *Service) RenamePasskey(ctx context.Context, userID, id, name string, m 
 	if name == "" {
 		return &Error{Code: EINVALID, Field: "name", Message: "name is required"}
 	}
-	if err := s.Passkeys.RenamePasskey(ctx, userID, id, name); err != nil {
+	if err := s.st.Passkeys.RenamePasskey(ctx, userID, id, name); err != nil {
 		return err
 	}
 	s.audit(ctx, EventPasskeyRenamed, userID, m, map[string]any{"passkey_id": id})
@@ -96,4 +101,91 @@ func (s *Service) RenamePasskey(ctx context.Context, userID, id, name string, m 
 // Record writes an audit event from outside this package (passkey ceremonies).
 func (s *Service) Record(ctx context.Context, typ, userID string, m Meta, details map[string]any) {
 	s.audit(ctx, typ, userID, m, details)
+}
+
+// ListPasskeys returns the user's passkeys.
+func (s *Service) ListPasskeys(ctx context.Context, userID string) ([]*Passkey, error) {
+	return s.st.Passkeys.ListPasskeys(ctx, userID)
+}
+
+// AddPasskey stores a passkey whose registration was verified
+// (internal/passkey) for the caller p, who must be allowed to add a
+// credential that signs in (CanAddSignInMethod).
+func (s *Service) AddPasskey(ctx context.Context, p *Principal, pk *Passkey, m Meta) error {
+	if err := s.CanAddSignInMethod(ctx, p); err != nil {
+		return err
+	}
+	if pk.UserID != p.UserID {
+		return &Error{Code: EFORBIDDEN, Message: "a passkey can be added only to the caller's own account"}
+	}
+	if err := s.st.Passkeys.CreatePasskey(ctx, pk); err != nil {
+		return err
+	}
+	s.audit(ctx, EventPasskeyAdded, pk.UserID, m, map[string]any{"passkey_id": pk.ID})
+	return nil
+}
+
+// UsePasskey records a passkey sign-in: the credential record (new sign
+// counter) replaces prev only if it is still prev (compare-and-swap), so
+// of two sign-ins presenting one counter value only one succeeds.
+func (s *Service) UsePasskey(ctx context.Context, id string, prev, next []byte) error {
+	err := s.st.Passkeys.UpdatePasskeyUse(ctx, id, prev, next, s.now())
+	if errors.Is(err, ErrNotFound) {
+		return ErrPasskeyLogin
+	}
+	return err
+}
+
+// PasskeyLoginTarget is who a passkey sign-in with an email is for: the
+// account and its passkeys when it has some; otherwise (unknown email,
+// disabled account, no passkeys) no account and 1–2 decoy credential ids,
+// the same on every call for that email (SPEC §18 H6), so the answer has
+// the same shape either way and reveals nothing.
+func (s *Service) PasskeyLoginTarget(ctx context.Context, email string) (*User, []*Passkey, [][]byte, error) {
+	e, err := NormalizeEmail(email)
+	if err != nil {
+		return nil, nil, s.decoyCredentialIDs(strings.ToLower(strings.TrimSpace(email))), nil
+	}
+	u, err := s.st.Users.UserByEmail(ctx, e)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, nil, nil, err
+	}
+	if u != nil && !u.Disabled {
+		keys, err := s.st.Passkeys.ListPasskeys(ctx, u.ID)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if len(keys) > 0 {
+			return u, keys, nil, nil
+		}
+	}
+	return nil, nil, s.decoyCredentialIDs(e), nil
+}
+
+// decoyCredentialIDs derives 1 or 2 credential ids of 16 bytes (the length
+// platform authenticators use) from the email with the passkey decoy key.
+func (s *Service) decoyCredentialIDs(email string) [][]byte {
+	m := hmac.New(sha256.New, s.keys.passkey)
+	m.Write([]byte(email))
+	sum := m.Sum(nil)
+	ids := [][]byte{sum[0:16]}
+	if sum[31]&1 == 1 {
+		ids = append(ids, sum[16:32:32])
+	}
+	for i := range ids {
+		ids[i] = bytes.Clone(ids[i])
+	}
+	return ids
+}
+
+// PutChallenge keeps single-use ceremony state (passkey and social-login
+// flows) for ttl.
+func (s *Service) PutChallenge(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	return s.st.Challenges.PutChallenge(ctx, key, value, s.now().Add(ttl))
+}
+
+// TakeChallenge returns and deletes a live challenge; ErrNotFound when it
+// is missing, used or expired. Of concurrent calls exactly one wins.
+func (s *Service) TakeChallenge(ctx context.Context, key string) ([]byte, error) {
+	return s.st.Challenges.TakeChallenge(ctx, key, s.now())
 }

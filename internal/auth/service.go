@@ -58,11 +58,6 @@ type Config struct {
 	RevealExisting    bool
 	// RequireVerifiedEmail refuses password login until the email is verified.
 	RequireVerifiedEmail bool
-	// CursorKey keys the HMAC of pagination cursors.
-	CursorKey []byte
-	// RefreshKey keys the derivation of successor refresh tokens (see
-	// successorToken); derived from the root secret.
-	RefreshKey []byte
 }
 
 // Metrics receives domain counters; nil fields are skipped.
@@ -71,40 +66,32 @@ type Metrics struct {
 	RateLimited func(endpoint string)
 }
 
-// Service implements accounts, password login and OAuth2 token issuance.
+// Service implements accounts, sign-in, sessions, tokens, API keys and the
+// authorization policy. Build it with New: every field is unexported, so no
+// protection can be switched off by leaving a field nil.
 type Service struct {
-	Users      UserStore
-	Refresh    RefreshStore
-	Sessions   SessionStore
-	Audit      AuditStore
-	Tokens     TokenStore
-	APIKeys    APIKeyStore
-	Identities IdentityStore
-	Passkeys   PasskeyStore
-	Challenges ChallengeStore
-	Mail       MailQueue    // nil: no mail
-	Limiter    RateLimiter  // nil: no rate limits
-	Lockout    LockoutStore // nil: no lockout
-	Limits     Limits
-	Hasher     PasswordHasher
-	Policy     PasswordPolicy
-	Issuer     AccessTokenIssuer
-	Roles      *RoleModel
-	Config     Config
-	Metrics    Metrics
-	Log        *slog.Logger
-	Now        func() time.Time
+	st      Stores
+	hasher  PasswordHasher
+	policy  PasswordPolicy
+	issuer  AccessTokenIssuer
+	roles   *RoleModel
+	cfg     Config
+	limits  Limits
+	metrics Metrics
+	log     *slog.Logger
+	clock   func() time.Time
+	keys    derivedKeys
 
 	users  userCache // see TokenUser
 	keyUse keyUsage  // see FlushAPIKeyUse
 }
 
 func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC().Truncate(time.Microsecond)
-	}
-	return time.Now().UTC().Truncate(time.Microsecond)
+	return s.clock().UTC().Truncate(time.Microsecond)
 }
+
+// Roles returns the role model (role → scopes).
+func (s *Service) Roles() *RoleModel { return s.roles }
 
 // Meta describes where a request came from, for the audit log.
 type Meta struct {
@@ -149,7 +136,7 @@ func newRefreshToken() string {
 // same successor although only hashes are stored, and makes concurrent
 // rotations of one token agree on one successor.
 func (s *Service) successorToken(tok string) string {
-	m := hmac.New(sha256.New, s.Config.RefreshKey)
+	m := hmac.New(sha256.New, s.keys.refresh)
 	m.Write([]byte("gatehouse refresh successor v1\x00"))
 	m.Write([]byte(tok))
 	return refreshPrefix + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
@@ -215,14 +202,14 @@ func hashError(err error) error {
 
 func (s *Service) audit(ctx context.Context, typ, userID string, m Meta, details map[string]any) {
 	e := &AuditEvent{ID: NewID(), Type: typ, At: s.now(), UserID: userID, IP: m.IP, Details: details}
-	if err := s.Audit.AppendAudit(ctx, e); err != nil && s.Log != nil {
-		s.Log.ErrorContext(ctx, "audit append failed", "type", typ, "err", err)
+	if err := s.st.Audit.AppendAudit(ctx, e); err != nil {
+		s.log.ErrorContext(ctx, "audit append failed", "type", typ, "err", err)
 	}
 }
 
 func (s *Service) loginMetric(result string) {
-	if s.Metrics.Login != nil {
-		s.Metrics.Login(result)
+	if s.metrics.Login != nil {
+		s.metrics.Login(result)
 	}
 }
 
@@ -249,19 +236,19 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, m Meta) (*User
 		return nil, err
 	}
 	// The policy caps the length before any hashing happens.
-	if err := s.Policy.Check(in.Password, email); err != nil {
+	if err := s.policy.Check(in.Password, email); err != nil {
 		return nil, policyError(err)
 	}
-	hash, err := s.Hasher.Hash(ctx, in.Password)
+	hash, err := s.hasher.Hash(ctx, in.Password)
 	if err != nil {
 		return nil, hashError(err)
 	}
 	now := s.now()
 	u := &User{ID: NewID(), Email: email, Name: name, PasswordHash: hash,
-		Roles: append([]string(nil), s.Config.DefaultRoles...), CreatedAt: now, UpdatedAt: now}
-	if err := s.Users.CreateUser(ctx, u); err != nil {
+		Roles: append([]string(nil), s.cfg.DefaultRoles...), CreatedAt: now, UpdatedAt: now}
+	if err := s.st.Users.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, ErrEmailTaken) {
-			if s.Config.RevealExisting {
+			if s.cfg.RevealExisting {
 				return nil, &Error{Code: ECONFLICT, Field: "email", Message: "email already registered"}
 			}
 			// Same status and shape as a new account; nothing is stored,
@@ -285,7 +272,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, m Meta) (*User
 
 // User returns the account with the given id.
 func (s *Service) User(ctx context.Context, id string) (*User, error) {
-	return s.Users.UserByID(ctx, id)
+	return s.st.Users.UserByID(ctx, id)
 }
 
 // UpdateName changes the caller's display name.
@@ -295,25 +282,27 @@ func (s *Service) UpdateName(ctx context.Context, userID, name string) (*User, e
 		return nil, err
 	}
 	defer s.users.forget(userID)
-	if err := s.Users.UpdateUserName(ctx, userID, name, s.now()); err != nil {
+	if err := s.st.Users.UpdateUserName(ctx, userID, name, s.now()); err != nil {
 		return nil, err
 	}
-	return s.Users.UserByID(ctx, userID)
+	return s.st.Users.UserByID(ctx, userID)
 }
 
 // checkPassword verifies the password of a known user, re-hashing it when
 // it was stored with a legacy algorithm or old parameters.
 func (s *Service) checkPassword(ctx context.Context, u *User, plain string) (bool, error) {
 	if u.PasswordHash == "" {
-		return false, hashError(s.Hasher.VerifyDummy(ctx, plain))
+		return false, hashError(s.hasher.VerifyDummy(ctx, plain))
 	}
-	ok, rehash, err := s.Hasher.Verify(ctx, u.PasswordHash, plain)
+	ok, rehash, err := s.hasher.Verify(ctx, u.PasswordHash, plain)
 	if err != nil {
 		return false, hashError(err)
 	}
 	if ok && rehash {
-		if h, err := s.Hasher.Hash(ctx, plain); err == nil {
-			if err := s.Users.SetPasswordHash(ctx, u.ID, h, s.now()); err == nil {
+		// Compare-and-set on the hash just verified (SPEC §18 H7): a
+		// password changed or reset while this one was hashing stays.
+		if h, err := s.hasher.Hash(ctx, plain); err == nil {
+			if err := s.st.Users.SetPasswordHash(ctx, u.ID, u.PasswordHash, h, s.now()); err == nil {
 				u.PasswordHash = h
 			}
 		}
@@ -352,7 +341,7 @@ func (s *Service) login(ctx context.Context, rawEmail, plain string, m Meta, def
 		s.audit(ctx, EventLoginFailed, "", m, map[string]any{"reason": "malformed"})
 		return nil, ErrInvalidCredentials
 	}
-	u, err := s.Users.UserByEmail(ctx, email)
+	u, err := s.st.Users.UserByEmail(ctx, email)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
@@ -365,7 +354,7 @@ func (s *Service) login(ctx context.Context, rawEmail, plain string, m Meta, def
 		return nil, err
 	}
 	if u == nil {
-		if err := s.Hasher.VerifyDummy(ctx, plain); err != nil {
+		if err := s.hasher.VerifyDummy(ctx, plain); err != nil {
 			return nil, hashError(err)
 		}
 		s.loginMetric("failed")
@@ -390,7 +379,7 @@ func (s *Service) login(ctx context.Context, rawEmail, plain string, m Meta, def
 		s.audit(ctx, EventLoginFailed, u.ID, m, map[string]any{"reason": reason})
 		return nil, ErrInvalidCredentials
 	}
-	if s.Config.RequireVerifiedEmail && !u.EmailVerified {
+	if s.cfg.RequireVerifiedEmail && !u.EmailVerified {
 		s.loginMetric("unverified")
 		s.audit(ctx, EventLoginFailed, u.ID, m, map[string]any{"reason": "email_not_verified"})
 		return nil, ErrEmailNotVerified
@@ -408,7 +397,7 @@ func (s *Service) login(ctx context.Context, rawEmail, plain string, m Meta, def
 // ChangePassword replaces the caller's password after checking the current
 // one, and revokes every refresh token of the user.
 func (s *Service) ChangePassword(ctx context.Context, userID, current, next string, m Meta) error {
-	u, err := s.Users.UserByID(ctx, userID)
+	u, err := s.st.Users.UserByID(ctx, userID)
 	if err != nil {
 		return err
 	}
@@ -423,22 +412,20 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next stri
 		s.audit(ctx, "password.change_failed", u.ID, m, nil)
 		return &Error{Code: EINVALID, Field: "current_password", Message: "current password is incorrect"}
 	}
-	if err := s.Policy.Check(next, u.Email); err != nil {
+	if err := s.policy.Check(next, u.Email); err != nil {
 		return policyError(err)
 	}
-	hash, err := s.Hasher.Hash(ctx, next)
+	hash, err := s.hasher.Hash(ctx, next)
 	if err != nil {
 		return hashError(err)
 	}
 	defer s.users.forget(u.ID)
-	if err := s.Users.ChangePassword(ctx, u.ID, hash, s.now()); err != nil {
+	if err := s.st.Users.ChangePassword(ctx, u.ID, hash, s.now()); err != nil {
 		return err
 	}
 	// Every other session ends too; the caller's own stays signed in.
-	if s.Sessions != nil {
-		if err := s.Sessions.DeleteUserSessions(ctx, u.ID, m.SessionID); err != nil {
-			return err
-		}
+	if err := s.st.Sessions.DeleteUserSessions(ctx, u.ID, m.SessionID); err != nil {
+		return err
 	}
 	s.audit(ctx, EventPasswordChanged, u.ID, m, nil)
 	return nil
@@ -446,7 +433,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next stri
 
 // DeleteAccount deletes the caller's account after checking the password.
 func (s *Service) DeleteAccount(ctx context.Context, userID, plain string, m Meta) error {
-	u, err := s.Users.UserByID(ctx, userID)
+	u, err := s.st.Users.UserByID(ctx, userID)
 	if err != nil {
 		return err
 	}
@@ -466,7 +453,7 @@ func (s *Service) DeleteAccount(ctx context.Context, userID, plain string, m Met
 		}
 	}
 	defer s.users.forget(u.ID)
-	if err := s.Users.DeleteUser(ctx, u.ID); err != nil {
+	if err := s.st.Users.DeleteUser(ctx, u.ID); err != nil {
 		return err
 	}
 	s.audit(ctx, EventUserDeleted, u.ID, m, nil)
@@ -476,16 +463,16 @@ func (s *Service) DeleteAccount(ctx context.Context, userID, plain string, m Met
 // SetRoles replaces a user's roles (operator command and admin API).
 func (s *Service) SetRoles(ctx context.Context, userID string, roles []string, m Meta) error {
 	for _, r := range roles {
-		if !s.Roles.KnownRole(r) {
+		if !s.roles.KnownRole(r) {
 			return &Error{Code: EINVALID, Field: "roles", Message: "unknown role " + r}
 		}
 	}
-	u, err := s.Users.UserByID(ctx, userID)
+	u, err := s.st.Users.UserByID(ctx, userID)
 	if err != nil {
 		return err
 	}
 	defer s.users.forget(userID)
-	if err := s.Users.SetRoles(ctx, userID, roles, s.now()); err != nil {
+	if err := s.st.Users.SetRoles(ctx, userID, roles, s.now()); err != nil {
 		return err
 	}
 	s.audit(ctx, EventRoleChanged, userID, m, map[string]any{"from": u.Roles, "to": roles})

@@ -55,10 +55,10 @@ func newSessionToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// StartSession makes a new session for an authenticated user: always a new
+// startSession makes a new session for an authenticated user: always a new
 // random token, so a login never reuses an id an attacker planted (no
 // fixation).
-func (s *Service) StartSession(ctx context.Context, u *User, m Meta) (string, *Session, error) {
+func (s *Service) startSession(ctx context.Context, u *User, m Meta) (string, *Session, error) {
 	now := s.now()
 	tok := newSessionToken()
 	ua := m.UserAgent
@@ -66,31 +66,18 @@ func (s *Service) StartSession(ctx context.Context, u *User, m Meta) (string, *S
 		ua = ua[:512]
 	}
 	sess := &Session{ID: NewID(), UserID: u.ID, Hash: HashToken(tok), CreatedAt: now, LastSeenAt: now,
-		ExpiresAt: now.Add(s.Config.SessionTTL), IP: m.IP, UserAgent: ua}
-	if err := s.Sessions.CreateSession(ctx, sess); err != nil {
+		ExpiresAt: now.Add(s.cfg.SessionTTL), IP: m.IP, UserAgent: ua}
+	if err := s.st.Sessions.CreateSession(ctx, sess); err != nil {
 		return "", nil, err
 	}
 	return tok, sess, nil
-}
-
-// SessionLogin checks an email and password and starts a session.
-func (s *Service) SessionLogin(ctx context.Context, email, plain string, m Meta) (string, *Session, *User, error) {
-	u, err := s.Login(ctx, email, plain, m)
-	if err != nil {
-		return "", nil, nil, err
-	}
-	tok, sess, err := s.StartSession(ctx, u, m)
-	if err != nil {
-		return "", nil, nil, err
-	}
-	return tok, sess, u, nil
 }
 
 // touchEvery is how stale last_seen may get before a request writes it:
 // often enough for the idle lifetime to be exact to a few percent, rarely
 // enough that a busy session does not write on every request.
 func (s *Service) touchEvery() time.Duration {
-	return min(s.Config.SessionIdleTTL/8, time.Minute)
+	return min(s.cfg.SessionIdleTTL/8, time.Minute)
 }
 
 // AuthenticateSession resolves a session cookie: the session must exist,
@@ -117,10 +104,10 @@ func (s *Service) authenticateSession(ctx context.Context, tok string, touch boo
 		u    *User
 		err  error
 	)
-	if both, ok := s.Sessions.(SessionUserStore); ok {
+	if both, ok := s.st.Sessions.(SessionUserStore); ok {
 		sess, u, err = both.SessionAndUser(ctx, HashToken(tok))
-	} else if sess, err = s.Sessions.SessionByHash(ctx, HashToken(tok)); err == nil {
-		u, err = s.Users.UserByID(ctx, sess.UserID)
+	} else if sess, err = s.st.Sessions.SessionByHash(ctx, HashToken(tok)); err == nil {
+		u, err = s.st.Users.UserByID(ctx, sess.UserID)
 	}
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil, ErrInvalidSession
@@ -129,15 +116,15 @@ func (s *Service) authenticateSession(ctx context.Context, tok string, touch boo
 		return nil, nil, err
 	}
 	now := s.now()
-	if !now.Before(sess.ExpiresAt) || now.Sub(sess.LastSeenAt) >= s.Config.SessionIdleTTL {
-		_ = s.Sessions.DeleteSession(ctx, sess.UserID, sess.ID)
+	if !now.Before(sess.ExpiresAt) || now.Sub(sess.LastSeenAt) >= s.cfg.SessionIdleTTL {
+		_ = s.st.Sessions.DeleteSession(ctx, sess.UserID, sess.ID)
 		return nil, nil, ErrInvalidSession
 	}
 	if u.Disabled {
 		return nil, nil, ErrInvalidSession
 	}
 	if touch && now.Sub(sess.LastSeenAt) >= s.touchEvery() {
-		if err := s.Sessions.TouchSession(ctx, sess, now); err != nil {
+		if err := s.st.Sessions.TouchSession(ctx, sess, now); err != nil {
 			return nil, nil, err
 		}
 		sess.LastSeenAt = now
@@ -147,14 +134,14 @@ func (s *Service) authenticateSession(ctx context.Context, tok string, touch boo
 
 // ListSessions returns the user's live sessions.
 func (s *Service) ListSessions(ctx context.Context, userID string) ([]*Session, error) {
-	all, err := s.Sessions.ListSessions(ctx, userID)
+	all, err := s.st.Sessions.ListSessions(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
 	now := s.now()
 	out := all[:0]
 	for _, x := range all {
-		if now.Before(x.ExpiresAt) && now.Sub(x.LastSeenAt) < s.Config.SessionIdleTTL {
+		if now.Before(x.ExpiresAt) && now.Sub(x.LastSeenAt) < s.cfg.SessionIdleTTL {
 			out = append(out, x)
 		}
 	}
@@ -163,7 +150,7 @@ func (s *Service) ListSessions(ctx context.Context, userID string) ([]*Session, 
 
 // RevokeSession ends one of the user's sessions.
 func (s *Service) RevokeSession(ctx context.Context, userID, id string, m Meta) error {
-	if err := s.Sessions.DeleteSession(ctx, userID, id); err != nil {
+	if err := s.st.Sessions.DeleteSession(ctx, userID, id); err != nil {
 		return err
 	}
 	s.audit(ctx, EventSessionRevoked, userID, m, map[string]any{"session_id": id})
@@ -172,7 +159,7 @@ func (s *Service) RevokeSession(ctx context.Context, userID, id string, m Meta) 
 
 // RevokeOtherSessions ends every session of the user but keep.
 func (s *Service) RevokeOtherSessions(ctx context.Context, userID, keep string, m Meta) error {
-	if err := s.Sessions.DeleteUserSessions(ctx, userID, keep); err != nil {
+	if err := s.st.Sessions.DeleteUserSessions(ctx, userID, keep); err != nil {
 		return err
 	}
 	s.audit(ctx, EventSessionRevoked, userID, m, map[string]any{"all_but": keep})

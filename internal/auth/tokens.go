@@ -17,16 +17,10 @@ type TokenResponse struct {
 
 func (s *Service) issueAccess(ctx context.Context, u *User, clientID string, scopes []string) (string, error) {
 	now := s.now()
-	return s.Issuer.Issue(ctx, &AccessClaims{
+	return s.issuer.Issue(ctx, &AccessClaims{
 		ID: NewID(), Subject: u.ID, Email: u.Email, ClientID: clientID,
-		Scopes: scopes, Roles: u.Roles, IssuedAt: now, ExpiresAt: now.Add(s.Config.AccessTokenTTL),
+		Scopes: scopes, Roles: u.Roles, IssuedAt: now, ExpiresAt: now.Add(s.cfg.AccessTokenTTL),
 	})
-}
-
-// StartFamily issues an access token and the first refresh token of a new
-// family for an authenticated user.
-func (s *Service) StartFamily(ctx context.Context, u *User, clientID string, requested []string) (*TokenResponse, error) {
-	return s.startFamily(ctx, u, clientID, requested, nil)
 }
 
 // LoginFinisher is an optional store extension: it makes every write of a
@@ -41,19 +35,17 @@ func (s *Service) settle(ctx context.Context, ls *loginSuccess) error {
 	if ls == nil || ls.event == nil {
 		return nil
 	}
-	if s.Lockout != nil {
-		if err := s.Lockout.ClearFailures(ctx, ls.lockKey); err != nil {
-			return err
-		}
+	if err := s.st.Lockout.ClearFailures(ctx, ls.lockKey); err != nil {
+		return err
 	}
-	if err := s.Audit.AppendAudit(ctx, ls.event); err != nil && s.Log != nil {
-		s.Log.ErrorContext(ctx, "audit append failed", "type", ls.event.Type, "err", err)
+	if err := s.st.Audit.AppendAudit(ctx, ls.event); err != nil {
+		s.log.ErrorContext(ctx, "audit append failed", "type", ls.event.Type, "err", err)
 	}
 	return nil
 }
 
 func (s *Service) startFamily(ctx context.Context, u *User, clientID string, requested []string, ls *loginSuccess) (*TokenResponse, error) {
-	scopes, err := s.Roles.Negotiate(requested, u.Roles)
+	scopes, err := s.roles.Negotiate(requested, u.Roles)
 	if err != nil {
 		if serr := s.settle(ctx, ls); serr != nil {
 			return nil, serr
@@ -62,13 +54,13 @@ func (s *Service) startFamily(ctx context.Context, u *User, clientID string, req
 	}
 	now := s.now()
 	f := &RefreshFamily{ID: NewID(), UserID: u.ID, ClientID: clientID, Scope: strings.Join(scopes, " "),
-		CreatedAt: now, ExpiresAt: now.Add(s.Config.RefreshTokenTTL)}
+		CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL)}
 	rt := newRefreshToken()
 	first := &RefreshToken{ID: NewID(), FamilyID: f.ID, Hash: HashToken(rt), CreatedAt: now}
 	// One transaction for the whole login when the store can (the lockout
 	// store must be the same database for that).
-	lf, one := s.Refresh.(LoginFinisher)
-	if one && ls != nil && ls.event != nil && s.Lockout != nil && any(s.Lockout) == any(s.Refresh) {
+	lf, one := s.st.Refresh.(LoginFinisher)
+	if one && ls != nil && ls.event != nil && any(s.st.Lockout) == any(s.st.Refresh) {
 		if err := lf.FinishPasswordLogin(ctx, ls.lockKey, ls.event, f, first); err != nil {
 			return nil, err
 		}
@@ -76,7 +68,7 @@ func (s *Service) startFamily(ctx context.Context, u *User, clientID string, req
 		if err := s.settle(ctx, ls); err != nil {
 			return nil, err
 		}
-		if err := s.Refresh.CreateFamily(ctx, f, first); err != nil {
+		if err := s.st.Refresh.CreateFamily(ctx, f, first); err != nil {
 			return nil, err
 		}
 	}
@@ -84,24 +76,7 @@ func (s *Service) startFamily(ctx context.Context, u *User, clientID string, req
 	if err != nil {
 		return nil, err
 	}
-	return &TokenResponse{AccessToken: at, ExpiresIn: int(s.Config.AccessTokenTTL / time.Second), RefreshToken: rt, Scope: scopes}, nil
-}
-
-// PasswordGrant is the OAuth2 resource-owner password grant.
-func (s *Service) PasswordGrant(ctx context.Context, email, plain, scope, clientID string, m Meta) (*TokenResponse, error) {
-	requested := ParseScope(scope)
-	// Unknown scopes are refused before any hashing work.
-	for _, sc := range requested {
-		if !s.Roles.KnownScope(sc) {
-			return nil, ErrInvalidScope
-		}
-	}
-	var ls loginSuccess
-	u, err := s.login(ctx, email, plain, m, &ls)
-	if err != nil {
-		return nil, err
-	}
-	return s.startFamily(ctx, u, clientID, requested, &ls)
+	return &TokenResponse{AccessToken: at, ExpiresIn: int(s.cfg.AccessTokenTTL / time.Second), RefreshToken: rt, Scope: scopes}, nil
 }
 
 // RefreshGrant exchanges a refresh token for a new access token and its
@@ -115,7 +90,7 @@ func (s *Service) RefreshGrant(ctx context.Context, tok, scope string, m Meta) (
 	if tok == "" || len(tok) > 512 {
 		return nil, ErrInvalidRefreshToken
 	}
-	rt, fam, err := s.Refresh.RefreshTokenByHash(ctx, HashToken(tok))
+	rt, fam, err := s.st.Refresh.RefreshTokenByHash(ctx, HashToken(tok))
 	if errors.Is(err, ErrNotFound) {
 		return nil, ErrInvalidRefreshToken
 	}
@@ -132,7 +107,7 @@ func (s *Service) RefreshGrant(ctx context.Context, tok, scope string, m Meta) (
 	if err := s.detectReuse(ctx, rt, fam, now, m); err != nil {
 		return nil, err
 	}
-	u, err := s.Users.UserByID(ctx, fam.UserID)
+	u, err := s.st.Users.UserByID(ctx, fam.UserID)
 	if errors.Is(err, ErrNotFound) {
 		return nil, ErrInvalidRefreshToken
 	}
@@ -153,7 +128,7 @@ func (s *Service) RefreshGrant(ctx context.Context, tok, scope string, m Meta) (
 		}
 		granted = req
 	}
-	scopes, err := s.Roles.Negotiate(granted, u.Roles)
+	scopes, err := s.roles.Negotiate(granted, u.Roles)
 	if err != nil {
 		return nil, err
 	}
@@ -161,14 +136,14 @@ func (s *Service) RefreshGrant(ctx context.Context, tok, scope string, m Meta) (
 	succ := s.successorToken(tok)
 	if rt.RotatedAt == nil {
 		next := &RefreshToken{ID: NewID(), FamilyID: fam.ID, Hash: HashToken(succ), CreatedAt: now}
-		won, err := s.Refresh.RotateRefreshToken(ctx, rt.ID, next, now)
+		won, err := s.st.Refresh.RotateRefreshToken(ctx, rt.ID, next, now)
 		if err != nil {
 			return nil, err
 		}
 		if !won {
 			// Another request rotated it a moment ago: read it again and
 			// treat this as a repeat presentation.
-			rt, fam, err = s.Refresh.RefreshTokenByHash(ctx, HashToken(tok))
+			rt, fam, err = s.st.Refresh.RefreshTokenByHash(ctx, HashToken(tok))
 			if err != nil {
 				return nil, err
 			}
@@ -182,16 +157,28 @@ func (s *Service) RefreshGrant(ctx context.Context, tok, scope string, m Meta) (
 			return nil, err
 		}
 		// Inside the grace window: the successor is the same one the first
-		// rotation stored; make sure it is still live.
-		if _, f2, err := s.Refresh.RefreshTokenByHash(ctx, HashToken(succ)); err != nil || f2.RevokedAt != nil {
+		// rotation stored. It is handed out again only while it is still
+		// the family's current token (SPEC §18 H4): once it was itself
+		// used, presenting its predecessor walks back the chain — reuse.
+		srt, f2, err := s.st.Refresh.RefreshTokenByHash(ctx, HashToken(succ))
+		if errors.Is(err, ErrNotFound) {
 			return nil, ErrInvalidRefreshToken
+		}
+		if err != nil {
+			return nil, err
+		}
+		if f2.RevokedAt != nil {
+			return nil, ErrInvalidRefreshToken
+		}
+		if srt.RotatedAt != nil {
+			return nil, s.revokeReused(ctx, fam, now, m)
 		}
 	}
 	at, err := s.issueAccess(ctx, u, fam.ClientID, scopes)
 	if err != nil {
 		return nil, err
 	}
-	return &TokenResponse{AccessToken: at, ExpiresIn: int(s.Config.AccessTokenTTL / time.Second), RefreshToken: succ, Scope: scopes}, nil
+	return &TokenResponse{AccessToken: at, ExpiresIn: int(s.cfg.AccessTokenTTL / time.Second), RefreshToken: succ, Scope: scopes}, nil
 }
 
 // RevokeRefresh revokes the family of a refresh token (RFC 7009). Unknown
@@ -200,14 +187,14 @@ func (s *Service) RevokeRefresh(ctx context.Context, tok string, m Meta) error {
 	if tok == "" || len(tok) > 512 {
 		return nil
 	}
-	_, fam, err := s.Refresh.RefreshTokenByHash(ctx, HashToken(tok))
+	_, fam, err := s.st.Refresh.RefreshTokenByHash(ctx, HashToken(tok))
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if err := s.Refresh.RevokeFamily(ctx, fam.ID, s.now()); err != nil {
+	if err := s.st.Refresh.RevokeFamily(ctx, fam.ID, s.now()); err != nil {
 		return err
 	}
 	s.audit(ctx, EventRefreshRevoked, fam.UserID, m, map[string]any{"family_id": fam.ID})
@@ -222,24 +209,24 @@ func (s *Service) CreateUser(ctx context.Context, email, plain string, roles []s
 		return nil, err
 	}
 	if len(roles) == 0 {
-		roles = s.Config.DefaultRoles
+		roles = s.cfg.DefaultRoles
 	}
 	for _, r := range roles {
-		if !s.Roles.KnownRole(r) {
+		if !s.roles.KnownRole(r) {
 			return nil, &Error{Code: EINVALID, Field: "role", Message: "unknown role " + r}
 		}
 	}
 	u := &User{ID: NewID(), Email: email, EmailVerified: true, Roles: roles}
 	if plain != "" {
-		if err := s.Policy.Check(plain, email); err != nil {
+		if err := s.policy.Check(plain, email); err != nil {
 			return nil, policyError(err)
 		}
-		if u.PasswordHash, err = s.Hasher.Hash(ctx, plain); err != nil {
+		if u.PasswordHash, err = s.hasher.Hash(ctx, plain); err != nil {
 			return nil, hashError(err)
 		}
 	}
 	u.CreatedAt, u.UpdatedAt = s.now(), s.now()
-	if err := s.Users.CreateUser(ctx, u); err != nil {
+	if err := s.st.Users.CreateUser(ctx, u); err != nil {
 		return nil, err
 	}
 	s.audit(ctx, EventUserRegistered, u.ID, Meta{IP: "cli"}, map[string]any{"roles": roles})
@@ -252,10 +239,16 @@ func (s *Service) detectReuse(ctx context.Context, rt *RefreshToken, fam *Refres
 	if rt.RotatedAt == nil {
 		return nil
 	}
-	if s.Config.RefreshReuseGrace > 0 && now.Sub(*rt.RotatedAt) <= s.Config.RefreshReuseGrace {
+	if s.cfg.RefreshReuseGrace > 0 && now.Sub(*rt.RotatedAt) <= s.cfg.RefreshReuseGrace {
 		return nil
 	}
-	if err := s.Refresh.RevokeFamily(ctx, fam.ID, now); err != nil {
+	return s.revokeReused(ctx, fam, now, m)
+}
+
+// revokeReused revokes a family whose token was reused, audits it, and
+// reports ErrInvalidRefreshToken (or the store's failure).
+func (s *Service) revokeReused(ctx context.Context, fam *RefreshFamily, now time.Time, m Meta) error {
+	if err := s.st.Refresh.RevokeFamily(ctx, fam.ID, now); err != nil {
 		return err
 	}
 	s.audit(ctx, EventRefreshReused, fam.UserID, m, map[string]any{"family_id": fam.ID})

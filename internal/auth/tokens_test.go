@@ -419,14 +419,17 @@ func TestRefreshFollowsRoles(t *testing.T) {
 	}
 }
 
-// TestRefreshDisabledUser: a disabled account cannot refresh. There is no
-// API to disable an account yet, so the family is started (as a login
-// would) for an account stored disabled.
+// TestRefreshDisabledUser: a family started before its account was
+// disabled cannot refresh.
 func TestRefreshDisabledUser(t *testing.T) {
 	h := newHarness(t)
-	u := h.insertUser(t, "disabled@example.com", h.hash(t, goodPass), true)
-	r, err := h.svc.StartFamily(context.Background(), u, "client-web", nil)
+	u := h.insertUser(t, "disabled@example.com", h.hash(t, goodPass), false)
+	c, err := h.svc.SignInForTest(context.Background(), u, auth.FinishTokens, auth.Meta{})
 	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Tokens
+	if err := h.db.SetDisabled(context.Background(), u.ID, true, h.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	h.refuseRefresh(t, r.RefreshToken)

@@ -62,7 +62,7 @@ func (s *Service) TokenUser(ctx context.Context, id string) (*User, error) {
 	if u, ok := s.users.get(id, now); ok {
 		return u, nil
 	}
-	u, err := s.Users.UserByID(ctx, id)
+	u, err := s.st.Users.UserByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -124,13 +122,6 @@ func rootSecret(cfg *config.Config, log *slog.Logger) ([]byte, error) {
 	return []byte(s), nil
 }
 
-// derive returns a key for one purpose from the root secret.
-func derive(secret []byte, purpose string) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("gatehouse " + purpose))
-	return m.Sum(nil)
-}
-
 // openApp opens the database, applies migrations, loads the signing keys
 // and builds the services.
 func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
@@ -194,26 +185,33 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		scopes = append(scopes, s)
 	}
 	slices.Sort(scopes)
-	a.auth = &auth.Service{
-		Users: db, Refresh: db, Audit: db, Sessions: sessions, Limiter: limiter, Lockout: lockout,
-		Tokens: tokens, APIKeys: db, Identities: db, Passkeys: db, Challenges: challenges, Mail: &notifyingQueue{MailQueue: db, worker: a.mailer},
+	a.auth, err = auth.New(auth.Options{
+		Stores: auth.Stores{
+			Users: db, Refresh: db, Audit: db, Sessions: sessions, Limiter: limiter, Lockout: lockout,
+			Tokens: tokens, APIKeys: db, Identities: db, Passkeys: db, Challenges: challenges,
+			Mail: &notifyingQueue{MailQueue: db, worker: a.mailer},
+		},
 		Limits: auth.Limits{
 			LoginPerAccountIP: cfg.RateLimits.LoginPerAccountIP, PerIP: cfg.RateLimits.LoginPerIP, Window: cfg.RateLimits.Window,
 			LockoutThreshold: cfg.LockoutThreshold, LockoutDuration: cfg.LockoutDuration,
 		},
-		Hasher: password.NewHasher(params, hashLimiter),
-		Policy: policy,
-		Issuer: a.keys,
-		Roles:  auth.NewRoleModel(cfg.Roles, scopes),
+		Hasher:     password.NewHasher(params, hashLimiter),
+		Policy:     policy,
+		Issuer:     a.keys,
+		Roles:      auth.NewRoleModel(cfg.Roles, scopes),
+		RootSecret: secret,
 		Config: auth.Config{
 			AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL, RefreshReuseGrace: cfg.RefreshReuseGrace,
 			SessionTTL: cfg.SessionTTL, SessionIdleTTL: cfg.SessionIdleTTL,
 			DefaultRoles: cfg.DefaultRoles, RevealExisting: cfg.Registration.RevealExisting,
 			RequireVerifiedEmail: cfg.RequireVerifiedEmail,
-			RefreshKey:           derive(secret, "refresh successor key v1"),
 		},
 		Metrics: auth.Metrics{Login: a.metrics.Login, RateLimited: a.metrics.RateLimited},
 		Log:     log,
+	})
+	if err != nil {
+		a.Close()
+		return nil, err
 	}
 	a.mailer.Accounts = mailAccounts{DB: db, svc: a.auth}
 	return a, nil

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"gatehouse/internal/auth"
+	"gatehouse/internal/authtest"
 	gmail "gatehouse/internal/mail"
 	"gatehouse/internal/sqlstore"
 )
@@ -189,7 +190,7 @@ func newWorker(t testing.TB, db *sqlstore.DB, sender gmail.Sender, publicURL str
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := &auth.Service{Users: db, Tokens: db, Audit: db}
+	svc := authtest.New(t, db)
 	w := &gmail.Worker{Jobs: db, Accounts: accounts{DB: db, svc: svc}, Sender: sender, Templates: tpl,
 		PublicURL: publicURL, Product: "Gatehouse", Poll: 50 * time.Millisecond}
 	w.Init()

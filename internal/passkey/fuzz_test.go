@@ -31,7 +31,7 @@ func FuzzFinishLogin(f *testing.F) {
 			email = alice.Email
 		}
 		_, id := h.beginLogin(t, email)
-		u, err := h.pk.FinishLogin(context.Background(), id, body, meta)
+		u, err := h.finishLogin(context.Background(), id, body, meta)
 		if err == nil {
 			t.Fatalf("fuzzed body signed in %+v: %q", u, body)
 		}
@@ -54,7 +54,7 @@ func FuzzFinishRegistration(f *testing.F) {
 	f.Add([]byte(`{"id":"AA","rawId":"AA","type":"public-key","response":{"clientDataJSON":"e30","attestationObject":"oA"}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		_, id := h.beginReg(t, alice)
-		p, err := h.pk.FinishRegistration(context.Background(), alice, id, body, meta)
+		p, err := h.pk.FinishRegistration(context.Background(), owner(alice), alice, id, body, meta)
 		if err == nil {
 			t.Fatalf("fuzzed body stored passkey %+v: %q", p, body)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gatehouse/internal/auth"
+	"gatehouse/internal/authtest"
 	"gatehouse/internal/passkey"
 	"gatehouse/internal/sqlstore"
 )
@@ -46,16 +47,7 @@ func newHarness(t tb) *harness {
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	svc := &auth.Service{
-		Users: db, Passkeys: db, Challenges: db, Audit: db, Identities: db, Refresh: db, Sessions: db,
-		Roles: auth.NewRoleModel(map[string][]string{"user": {"read", "write"}}, []string{"read", "write"}),
-		Config: auth.Config{
-			AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour,
-			SessionTTL: 24 * time.Hour, SessionIdleTTL: time.Hour,
-			DefaultRoles: []string{"user"},
-			RefreshKey:   []byte("refresh-successor-key-for-tests!"),
-		},
-	}
+	svc := authtest.New(t, db)
 	pk, err := passkey.New(publicURL, "Gatehouse", svc)
 	if err != nil {
 		t.Fatalf("passkey.New: %v", err)
@@ -105,7 +97,7 @@ func b64(t tb, s string) []byte {
 // beginReg starts a registration for u.
 func (h *harness) beginReg(t tb, u *auth.User) (map[string]any, string) {
 	t.Helper()
-	raw, id, err := h.pk.BeginRegistration(context.Background(), u)
+	raw, id, err := h.pk.BeginRegistration(context.Background(), owner(u), u)
 	if err != nil {
 		t.Fatalf("BeginRegistration: %v", err)
 	}
@@ -120,7 +112,7 @@ func (h *harness) register(t tb, u *auth.User, a *testAuthenticator) (*auth.Pass
 	if err != nil {
 		t.Fatalf("authenticator Register: %v", err)
 	}
-	p, err := h.pk.FinishRegistration(context.Background(), u, id, mustJSON(t, resp), meta)
+	p, err := h.pk.FinishRegistration(context.Background(), owner(u), u, id, mustJSON(t, resp), meta)
 	if err != nil {
 		t.Fatalf("FinishRegistration: %v", err)
 	}
@@ -152,7 +144,7 @@ func (h *harness) assertion(t tb, email string, a *testAuthenticator, cred *test
 func (h *harness) login(t tb, email string, a *testAuthenticator, cred *testCredential, f *forge) (*auth.User, error) {
 	t.Helper()
 	body, id := h.assertion(t, email, a, cred, f)
-	return h.pk.FinishLogin(context.Background(), id, body, meta)
+	return h.finishLogin(context.Background(), id, body, meta)
 }
 
 // mustLogin expects a login that signs in want.
@@ -214,3 +206,19 @@ func (h *harness) storedCount(t tb, userID, passkeyID string) uint32 {
 
 func u32(n uint32) *uint32 { return &n }
 func flags(b byte) *byte   { return &b }
+
+// owner is u signed in with a session: the credential that may add a
+// passkey to u's account.
+func owner(u *auth.User) *auth.Principal {
+	return &auth.Principal{UserID: u.ID, Kind: auth.KindSession, Scopes: []string{"read", "write"}, Roles: u.Roles}
+}
+
+// finishLogin is FinishLogin for a cookie session, returning the account
+// the passkey signed in.
+func (h *harness) finishLogin(ctx context.Context, id string, body []byte, m auth.Meta) (*auth.User, error) {
+	a, err := h.pk.FinishLogin(ctx, id, body, auth.FinishSession, m)
+	if err != nil {
+		return nil, err
+	}
+	return a.User, nil
+}

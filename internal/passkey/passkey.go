@@ -74,7 +74,7 @@ func (w *waUser) WebAuthnDisplayName() string {
 func (w *waUser) WebAuthnCredentials() []webauthn.Credential { return w.creds }
 
 func (s *Service) loadUser(ctx context.Context, u *auth.User) (*waUser, []*auth.Passkey, error) {
-	keys, err := s.auth.Passkeys.ListPasskeys(ctx, u.ID)
+	keys, err := s.auth.ListPasskeys(ctx, u.ID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -91,8 +91,11 @@ func (s *Service) loadUser(ctx context.Context, u *auth.User) (*waUser, []*auth.
 
 // ceremony is what the server keeps between begin and finish.
 type ceremony struct {
-	Kind    string               `json:"k"` // "register" or "login"
-	UserID  string               `json:"u,omitempty"`
+	Kind   string `json:"k"` // "register" or "login"
+	UserID string `json:"u,omitempty"`
+	// Decoy marks a sign-in begun for an email without passkeys: its
+	// options list decoy credential ids, and it never finishes.
+	Decoy   bool                 `json:"d,omitempty"`
 	Session webauthn.SessionData `json:"s"`
 }
 
@@ -102,7 +105,7 @@ func (s *Service) put(ctx context.Context, c *ceremony) (string, error) {
 		return "", err
 	}
 	id := auth.NewID() + auth.NewID()
-	if err := s.auth.Challenges.PutChallenge(ctx, "pk:"+auth.HashToken(id), b, time.Now().Add(ChallengeTTL)); err != nil {
+	if err := s.auth.PutChallenge(ctx, "pk:"+auth.HashToken(id), b, ChallengeTTL); err != nil {
 		return "", err
 	}
 	return id, nil
@@ -112,7 +115,7 @@ func (s *Service) take(ctx context.Context, id, kind string) (*ceremony, error) 
 	if id == "" || len(id) > 128 {
 		return nil, auth.ErrPasskeyLogin
 	}
-	b, err := s.auth.Challenges.TakeChallenge(ctx, "pk:"+auth.HashToken(id), time.Now())
+	b, err := s.auth.TakeChallenge(ctx, "pk:"+auth.HashToken(id))
 	if errors.Is(err, auth.ErrNotFound) {
 		return nil, auth.ErrPasskeyLogin
 	}
@@ -126,9 +129,14 @@ func (s *Service) take(ctx context.Context, id, kind string) (*ceremony, error) 
 	return &c, nil
 }
 
-// BeginRegistration starts adding a passkey to u: it returns the
-// publicKey creation options (WebAuthn Level 3 JSON) and a ceremony id.
-func (s *Service) BeginRegistration(ctx context.Context, u *auth.User) (json.RawMessage, string, error) {
+// BeginRegistration starts adding a passkey to the caller p's account u:
+// it returns the publicKey creation options (WebAuthn Level 3 JSON) and a
+// ceremony id. p must be allowed to add a sign-in method
+// (auth.Service.CanAddSignInMethod).
+func (s *Service) BeginRegistration(ctx context.Context, p *auth.Principal, u *auth.User) (json.RawMessage, string, error) {
+	if err := s.auth.CanAddSignInMethod(ctx, p); err != nil {
+		return nil, "", err
+	}
 	w, _, err := s.loadUser(ctx, u)
 	if err != nil {
 		return nil, "", err
@@ -159,8 +167,12 @@ func (s *Service) BeginRegistration(ctx context.Context, u *auth.User) (json.Raw
 var ErrBadRegistration = &auth.Error{Code: auth.EINVALID, Message: "the passkey registration could not be verified"}
 
 // FinishRegistration verifies the authenticator's response (challenge,
-// origin, RP ID, flags) and stores the passkey.
-func (s *Service) FinishRegistration(ctx context.Context, u *auth.User, ceremonyID string, body []byte, m auth.Meta) (*auth.Passkey, error) {
+// origin, RP ID, flags) and stores the passkey for the caller p (checked
+// again by auth.Service.AddPasskey).
+func (s *Service) FinishRegistration(ctx context.Context, p *auth.Principal, u *auth.User, ceremonyID string, body []byte, m auth.Meta) (*auth.Passkey, error) {
+	if err := s.auth.CanAddSignInMethod(ctx, p); err != nil {
+		return nil, err
+	}
 	c, err := s.take(ctx, ceremonyID, "register")
 	if err != nil {
 		return nil, ErrBadRegistration
@@ -185,39 +197,53 @@ func (s *Service) FinishRegistration(ctx context.Context, u *auth.User, ceremony
 		return nil, err
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	p := &auth.Passkey{ID: auth.NewID(), UserID: u.ID, Name: "Passkey " + now.Format("2006-01-02"), CredentialID: cred.ID, Credential: raw, CreatedAt: now}
-	if err := s.auth.Passkeys.CreatePasskey(ctx, p); err != nil {
+	pk := &auth.Passkey{ID: auth.NewID(), UserID: u.ID, Name: "Passkey " + now.Format("2006-01-02"), CredentialID: cred.ID, Credential: raw, CreatedAt: now}
+	if err := s.auth.AddPasskey(ctx, p, pk, m); err != nil {
 		return nil, err
 	}
-	s.auth.Record(ctx, auth.EventPasskeyAdded, u.ID, m, map[string]any{"passkey_id": p.ID})
-	return p, nil
+	return pk, nil
 }
 
-// BeginLogin starts a passkey sign-in. With an email of an account that has
-// passkeys, the options list them; otherwise (no email, or an unknown one,
-// so the answer reveals nothing) it is a discoverable-credential login.
+// BeginLogin starts a passkey sign-in. Without an email it is a
+// discoverable-credential sign-in. With one, the options list the
+// account's passkeys — or, for an unknown email or an account without
+// passkeys, 1–2 decoy credential ids that are the same on every call
+// (SPEC §18 H6), so the answer has the same shape and reveals nothing.
 func (s *Service) BeginLogin(ctx context.Context, email string) (json.RawMessage, string, error) {
 	var (
 		assertion *protocol.CredentialAssertion
 		sess      *webauthn.SessionData
 		err       error
-		userID    string
+		c         = &ceremony{Kind: "login"}
 	)
-	if e, nerr := auth.NormalizeEmail(email); email != "" && nerr == nil {
-		if u, uerr := s.auth.Users.UserByEmail(ctx, e); uerr == nil && !u.Disabled {
-			if w, _, lerr := s.loadUser(ctx, u); lerr == nil && len(w.creds) > 0 {
-				assertion, sess, err = s.wa.BeginLogin(w, webauthn.WithUserVerification(protocol.VerificationPreferred))
-				userID = u.ID
-			}
+	uv := webauthn.WithUserVerification(protocol.VerificationPreferred)
+	if email == "" {
+		assertion, sess, err = s.wa.BeginDiscoverableLogin(uv)
+	} else {
+		u, _, decoys, terr := s.auth.PasskeyLoginTarget(ctx, email)
+		if terr != nil {
+			return nil, "", terr
 		}
-	}
-	if assertion == nil && err == nil {
-		assertion, sess, err = s.wa.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationPreferred))
+		var w *waUser
+		if u != nil {
+			if w, _, err = s.loadUser(ctx, u); err != nil {
+				return nil, "", err
+			}
+			c.UserID = u.ID
+		} else {
+			w = &waUser{u: &auth.User{ID: "decoy"}}
+			for _, id := range decoys {
+				w.creds = append(w.creds, webauthn.Credential{ID: id, Transport: decoyTransports})
+			}
+			c.Decoy = true
+		}
+		assertion, sess, err = s.wa.BeginLogin(w, uv)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("passkey: begin login: %w", err)
 	}
-	id, err := s.put(ctx, &ceremony{Kind: "login", UserID: userID, Session: *sess})
+	c.Session = *sess
+	id, err := s.put(ctx, c)
 	if err != nil {
 		return nil, "", err
 	}
@@ -225,12 +251,20 @@ func (s *Service) BeginLogin(ctx context.Context, email string) (json.RawMessage
 	return opts, id, err
 }
 
-// FinishLogin verifies an assertion and returns the account it signs in.
-// Every failure is auth.ErrPasskeyLogin.
-func (s *Service) FinishLogin(ctx context.Context, ceremonyID string, body []byte, m auth.Meta) (*auth.User, error) {
+// decoyTransports are the transports a decoy credential claims: those of a
+// synced platform passkey, the most common kind.
+var decoyTransports = []protocol.AuthenticatorTransport{protocol.Hybrid, protocol.Internal}
+
+// FinishLogin verifies an assertion and returns the first factor it
+// proves, to be finished as f by auth.Service.Complete. Every failure is
+// auth.ErrPasskeyLogin.
+func (s *Service) FinishLogin(ctx context.Context, ceremonyID string, body []byte, f auth.Finish, m auth.Meta) (*auth.Authentication, error) {
 	c, err := s.take(ctx, ceremonyID, "login")
 	if err != nil {
 		return nil, err
+	}
+	if c.Decoy {
+		return nil, auth.ErrPasskeyLogin
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(body)
 	if err != nil {
@@ -241,7 +275,7 @@ func (s *Service) FinishLogin(ctx context.Context, ceremonyID string, body []byt
 		keys []*auth.Passkey
 	)
 	load := func(id string) (*waUser, error) {
-		u, err := s.auth.Users.UserByID(ctx, id)
+		u, err := s.auth.User(ctx, id)
 		if err != nil {
 			return nil, err
 		}
@@ -292,12 +326,8 @@ func (s *Service) FinishLogin(ctx context.Context, ceremonyID string, body []byt
 	}
 	// Compare-and-swap on the record read above: of two logins presenting
 	// the same counter at once, only one gets through.
-	if err := s.auth.Passkeys.UpdatePasskeyUse(ctx, stored.ID, stored.Credential, raw, time.Now().UTC()); err != nil {
-		if errors.Is(err, auth.ErrNotFound) {
-			return nil, auth.ErrPasskeyLogin
-		}
+	if err := s.auth.UsePasskey(ctx, stored.ID, stored.Credential, raw); err != nil {
 		return nil, err
 	}
-	s.auth.Record(ctx, auth.EventLoginSucceeded, user.u.ID, m, map[string]any{"method": "passkey"})
-	return user.u, nil
+	return s.auth.PasskeyAuthentication(ctx, user.u.ID, cred.Flags.UserVerified, f, m)
 }

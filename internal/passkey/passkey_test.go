@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -70,17 +71,53 @@ func TestLoginWithEmail(t *testing.T) {
 	// A user handle is optional with allowCredentials.
 	h.mustLogin(t, "alice@example.com", a, c1, &forge{NoUserHandle: true}, alice)
 
-	// An unknown email, or one without passkeys, gets discoverable options
-	// (no credential list), so the answer says nothing about the account.
+	// SPEC §18 H6: an unknown email, or one without passkeys, gets options
+	// of the same shape — 1 or 2 decoy credentials, the same on every call —
+	// so the answer says nothing about the account.
 	h.user(t, "nopasskey@example.com")
+	real := map[string]bool{string(c1.ID): true, string(c2.ID): true}
+	if got := allowedIDs(t, h, "alice@example.com"); len(got) != 2 {
+		t.Fatalf("alice's options list %d credentials, want 2", len(got))
+	}
 	for _, email := range []string{"nobody@example.com", "nopasskey@example.com", "not an email"} {
-		opts, _ := h.beginLogin(t, email)
-		if list, ok := opts["allowCredentials"]; ok && len(list.([]any)) != 0 {
-			t.Fatalf("BeginLogin(%q) lists credentials %v", email, list)
+		first := allowedIDs(t, h, email)
+		if len(first) < 1 || len(first) > 2 {
+			t.Fatalf("BeginLogin(%q) lists %d credentials, want 1 or 2 decoys", email, len(first))
+		}
+		for _, id := range first {
+			if real[string(id)] || len(id) < 16 {
+				t.Fatalf("BeginLogin(%q) lists %x, want a decoy id of at least 16 bytes", email, id)
+			}
+		}
+		if again := allowedIDs(t, h, email); fmt.Sprint(again) != fmt.Sprint(first) {
+			t.Fatalf("BeginLogin(%q) decoys changed between calls: %x then %x", email, first, again)
 		}
 	}
-	// ... and a discoverable credential still signs in through it.
-	h.mustLogin(t, "nobody@example.com", a, c1, nil, alice)
+	if fmt.Sprint(allowedIDs(t, h, "nobody@example.com")) == fmt.Sprint(allowedIDs(t, h, "nopasskey@example.com")) {
+		t.Fatal("two emails got the same decoy ids")
+	}
+	// A decoy ceremony never finishes, whatever credential answers it.
+	u, err := h.login(t, "nobody@example.com", a, c1, nil)
+	refused(t, u, err)
+}
+
+// allowedIDs begins a sign-in for email and returns the allowCredentials
+// ids; each entry must have the shape a real one has (type, id,
+// transports).
+func allowedIDs(t *testing.T, h *harness, email string) [][]byte {
+	t.Helper()
+	opts, _ := h.beginLogin(t, email)
+	list, _ := opts["allowCredentials"].([]any)
+	var ids [][]byte
+	for _, e := range list {
+		m, _ := e.(map[string]any)
+		id, _ := m["id"].(string)
+		if m["type"] != "public-key" || id == "" || m["transports"] == nil || len(m) != 3 {
+			t.Fatalf("BeginLogin(%q) credential entry %v, want type, id and transports", email, m)
+		}
+		ids = append(ids, b64(t, id))
+	}
+	return ids
 }
 
 func TestBeginRegistrationOptions(t *testing.T) {
@@ -156,7 +193,7 @@ func TestBeginRegistrationOptions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.pk.FinishRegistration(context.Background(), alice, id, mustJSON(t, resp), meta); err != nil {
+		if _, err := h.pk.FinishRegistration(context.Background(), owner(alice), alice, id, mustJSON(t, resp), meta); err != nil {
 			t.Fatalf("FinishRegistration %d: %v", i, err)
 		}
 		creds = append(creds, cred.ID)
@@ -181,20 +218,20 @@ func TestReplay(t *testing.T) {
 
 	t.Run("assertion twice on its ceremony", func(t *testing.T) {
 		body, id := h.assertion(t, "", a, cred, nil)
-		if u, err := h.pk.FinishLogin(ctx, id, body, meta); err != nil || u.ID != alice.ID {
+		if u, err := h.finishLogin(ctx, id, body, meta); err != nil || u.ID != alice.ID {
 			t.Fatalf("first use: %v, %v", u, err)
 		}
-		u, err := h.pk.FinishLogin(ctx, id, body, meta)
+		u, err := h.finishLogin(ctx, id, body, meta)
 		refused(t, u, err)
 	})
 	t.Run("assertion replayed on a new ceremony", func(t *testing.T) {
 		body, id := h.assertion(t, alice.Email, a, cred, nil)
-		if _, err := h.pk.FinishLogin(ctx, id, body, meta); err != nil {
+		if _, err := h.finishLogin(ctx, id, body, meta); err != nil {
 			t.Fatal(err)
 		}
 		for _, email := range []string{"", alice.Email} {
 			_, fresh := h.beginLogin(t, email)
-			u, err := h.pk.FinishLogin(ctx, fresh, body, meta)
+			u, err := h.finishLogin(ctx, fresh, body, meta)
 			refused(t, u, err)
 		}
 	})
@@ -204,13 +241,13 @@ func TestReplay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		u, err := h.pk.FinishLogin(ctx, id, mustJSON(t, bad), meta)
+		u, err := h.finishLogin(ctx, id, mustJSON(t, bad), meta)
 		refused(t, u, err)
 		good, err := a.Assert(opts, cred, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		u, err = h.pk.FinishLogin(ctx, id, mustJSON(t, good), meta)
+		u, err = h.finishLogin(ctx, id, mustJSON(t, good), meta)
 		refused(t, u, err)
 	})
 	t.Run("concurrent use of one assertion", func(t *testing.T) {
@@ -223,7 +260,7 @@ func TestReplay(t *testing.T) {
 		)
 		for range n {
 			wg.Go(func() {
-				u, err := h.pk.FinishLogin(ctx, id, body, meta)
+				u, err := h.finishLogin(ctx, id, body, meta)
 				if err == nil && u.ID == alice.ID {
 					mu.Lock()
 					ok++
@@ -245,14 +282,14 @@ func TestReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 		body := mustJSON(t, resp)
-		if _, err := h.pk.FinishRegistration(ctx, alice, id, body, meta); err != nil {
+		if _, err := h.pk.FinishRegistration(ctx, owner(alice), alice, id, body, meta); err != nil {
 			t.Fatal(err)
 		}
-		if p, err := h.pk.FinishRegistration(ctx, alice, id, body, meta); err == nil {
+		if p, err := h.pk.FinishRegistration(ctx, owner(alice), alice, id, body, meta); err == nil {
 			t.Fatalf("second FinishRegistration stored %+v", p)
 		}
 		_, fresh := h.beginReg(t, alice)
-		if p, err := h.pk.FinishRegistration(ctx, alice, fresh, body, meta); err == nil {
+		if p, err := h.pk.FinishRegistration(ctx, owner(alice), alice, fresh, body, meta); err == nil {
 			t.Fatalf("registration replayed on a new ceremony stored %+v", p)
 		}
 	})
@@ -263,7 +300,7 @@ func TestReplay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p, err := h.pk.FinishRegistration(ctx, alice, id, mustJSON(t, resp), meta); err == nil {
+		if p, err := h.pk.FinishRegistration(ctx, owner(alice), alice, id, mustJSON(t, resp), meta); err == nil {
 			t.Fatalf("registration on a login ceremony stored %+v", p)
 		}
 	})
@@ -273,7 +310,7 @@ func TestReplay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		u, err := h.pk.FinishLogin(ctx, id, mustJSON(t, resp), meta)
+		u, err := h.finishLogin(ctx, id, mustJSON(t, resp), meta)
 		refused(t, u, err)
 	})
 	// Only the honest logins above changed anything.
@@ -348,7 +385,7 @@ func TestLoginForgeries(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				u, err := h.pk.FinishLogin(ctx, id, mustJSON(t, resp), meta)
+				u, err := h.finishLogin(ctx, id, mustJSON(t, resp), meta)
 				refused(t, u, err)
 			}
 			h.mustLogin(t, "", auth8r, c, nil, alice)
@@ -401,7 +438,7 @@ func TestRegistrationForgeries(t *testing.T) {
 			if tc.as != nil {
 				as = tc.as
 			}
-			if p, err := h.pk.FinishRegistration(ctx, as, id, mustJSON(t, resp), meta); err == nil {
+			if p, err := h.pk.FinishRegistration(ctx, owner(as), as, id, mustJSON(t, resp), meta); err == nil {
 				t.Fatalf("forged registration stored %+v", p)
 			}
 		})
@@ -422,7 +459,7 @@ func TestRegistrationForgeries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p, err := h.pk.FinishRegistration(ctx, u, id, mustJSON(t, resp), meta); err == nil {
+		if p, err := h.pk.FinishRegistration(ctx, owner(u), u, id, mustJSON(t, resp), meta); err == nil {
 			t.Fatalf("%s registered alice's credential id again: %+v", u.Email, p)
 		}
 	}
@@ -541,7 +578,7 @@ func TestDeletedPasskeyAndDisabledUser(t *testing.T) {
 		if err := h.svc.RemovePasskey(ctx, alice.ID, p.ID, meta); err != nil {
 			t.Fatalf("RemovePasskey: %v", err)
 		}
-		u, err := h.pk.FinishLogin(ctx, pendingID, pending, meta)
+		u, err := h.finishLogin(ctx, pendingID, pending, meta)
 		refused(t, u, err)
 		for _, email := range []string{"", alice.Email} {
 			u, err := h.login(t, email, a, cred, nil)
@@ -560,15 +597,16 @@ func TestDeletedPasskeyAndDisabledUser(t *testing.T) {
 		if err := h.db.SetDisabled(ctx, carol.ID, true, time.Now()); err != nil {
 			t.Fatalf("SetDisabled: %v", err)
 		}
-		u, err := h.pk.FinishLogin(ctx, pendingDID, pendingD, meta)
+		u, err := h.finishLogin(ctx, pendingDID, pendingD, meta)
 		refused(t, u, err)
-		u, err = h.pk.FinishLogin(ctx, pendingEID, pendingE, meta)
+		u, err = h.finishLogin(ctx, pendingEID, pendingE, meta)
 		refused(t, u, err)
 		for _, email := range []string{"", carol.Email} {
 			if email != "" {
-				opts, _ := h.beginLogin(t, email)
-				if list, ok := opts["allowCredentials"]; ok && len(list.([]any)) != 0 {
-					t.Fatalf("a disabled account's options list its credentials: %v", list)
+				for _, id := range allowedIDs(t, h, email) {
+					if bytes.Equal(id, cred.ID) {
+						t.Fatalf("a disabled account's options list its credential %x", id)
+					}
 				}
 			}
 			u, err := h.login(t, email, a, cred, nil)
@@ -646,7 +684,7 @@ func TestExpiredCeremony(t *testing.T) {
 			for _, email := range []string{"", alice.Email} {
 				body, id := h.assertion(t, email, a, cred, nil)
 				age(t, id, tc.storeExp, tc.sessExp)
-				u, err := h.pk.FinishLogin(ctx, id, body, meta)
+				u, err := h.finishLogin(ctx, id, body, meta)
 				refused(t, u, err)
 			}
 			opts, id := h.beginReg(t, alice)
@@ -655,7 +693,7 @@ func TestExpiredCeremony(t *testing.T) {
 				t.Fatal(err)
 			}
 			age(t, id, tc.storeExp, tc.sessExp)
-			if p, err := h.pk.FinishRegistration(ctx, alice, id, mustJSON(t, resp), meta); err == nil {
+			if p, err := h.pk.FinishRegistration(ctx, owner(alice), alice, id, mustJSON(t, resp), meta); err == nil {
 				t.Fatalf("registration on an expired ceremony stored %+v", p)
 			}
 		})
@@ -663,7 +701,7 @@ func TestExpiredCeremony(t *testing.T) {
 	// Control: the same rewriting with nothing expired still works.
 	body, id := h.assertion(t, "", a, cred, nil)
 	age(t, id, future, time.Time{})
-	if u, err := h.pk.FinishLogin(ctx, id, body, meta); err != nil || u.ID != alice.ID {
+	if u, err := h.finishLogin(ctx, id, body, meta); err != nil || u.ID != alice.ID {
 		t.Fatalf("FinishLogin after a harmless rewrite: %v, %v", u, err)
 	}
 }
@@ -751,7 +789,7 @@ func TestMalformed(t *testing.T) {
 	for _, tc := range regCases {
 		t.Run("register/"+tc.name, func(t *testing.T) {
 			_, id := h.beginReg(t, alice)
-			p, err := h.pk.FinishRegistration(ctx, alice, id, tc.body, meta)
+			p, err := h.pk.FinishRegistration(ctx, owner(alice), alice, id, tc.body, meta)
 			if err == nil {
 				t.Fatalf("stored %+v", p)
 			}
@@ -785,7 +823,7 @@ func TestMalformed(t *testing.T) {
 		t.Run("login/"+tc.name, func(t *testing.T) {
 			for _, email := range []string{"", alice.Email} {
 				_, id := h.beginLogin(t, email)
-				u, err := h.pk.FinishLogin(ctx, id, tc.body, meta)
+				u, err := h.finishLogin(ctx, id, tc.body, meta)
 				refused(t, u, err)
 			}
 		})
@@ -793,9 +831,9 @@ func TestMalformed(t *testing.T) {
 
 	// Ceremony ids that were never handed out.
 	for _, id := range []string{"", "x", strings.Repeat("a", 129), strings.Repeat("a", 1<<16), "pk:../../etc", "\x00"} {
-		u, err := h.pk.FinishLogin(ctx, id, loginOK, meta)
+		u, err := h.finishLogin(ctx, id, loginOK, meta)
 		refused(t, u, err)
-		if p, err := h.pk.FinishRegistration(ctx, alice, id, regOK, meta); !errors.Is(err, passkey.ErrBadRegistration) {
+		if p, err := h.pk.FinishRegistration(ctx, owner(alice), alice, id, regOK, meta); !errors.Is(err, passkey.ErrBadRegistration) {
 			t.Fatalf("FinishRegistration(ceremony %.20q) = %+v, %v; want ErrBadRegistration", id, p, err)
 		}
 	}

@@ -82,7 +82,7 @@ var (
 )
 
 func (s *Server) registerAccountRoutes(api huma.API) {
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "register", Method: http.MethodPost, Path: "/v1/register", Tags: []string{"accounts"},
 		Summary:       "Create an account",
 		Description:   "Creates an account and sends a verification mail. A taken email gets the same answer as a new one (no enumeration).",
@@ -91,12 +91,12 @@ func (s *Server) registerAccountRoutes(api huma.API) {
 	}, func(ctx context.Context, in *registerInput) (*userOutput, error) {
 		u, err := s.auth.Register(ctx, auth.RegisterInput{Email: in.Body.Email, Password: in.Body.Password, Name: in.Body.Name}, meta(ctx))
 		if err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		return userView(u), nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "get-me", Method: http.MethodGet, Path: "/v1/me", Tags: []string{"accounts"},
 		Summary: "The current user", Security: secRead, Errors: []int{401, 403},
 	}, func(ctx context.Context, _ *struct{}) (*userOutput, error) {
@@ -107,7 +107,7 @@ func (s *Server) registerAccountRoutes(api huma.API) {
 		return userView(u), nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "patch-me", Method: http.MethodPatch, Path: "/v1/me", Tags: []string{"accounts"},
 		Summary: "Change the current user's name", Description: "Only `name` can be changed; roles, email_verified and disabled are never set by the user.",
 		Security: secWrite, Errors: []int{401, 403, 422},
@@ -118,13 +118,13 @@ func (s *Server) registerAccountRoutes(api huma.API) {
 		}
 		if in.Body.Name != nil {
 			if u, err = s.auth.UpdateName(ctx, u.ID, *in.Body.Name); err != nil {
-				return nil, s.apiError(ctx, err)
+				return nil, err
 			}
 		}
 		return userView(u), nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "delete-me", Method: http.MethodDelete, Path: "/v1/me", Tags: []string{"accounts"},
 		Summary: "Delete the current account", Description: "Requires the current password, or a session signed in less than ten minutes ago.",
 		DefaultStatus: http.StatusNoContent, Security: secWrite, Errors: []int{401, 403, 422},
@@ -138,12 +138,12 @@ func (s *Server) registerAccountRoutes(api huma.API) {
 			pw = in.Body.Password
 		}
 		if err := s.auth.DeleteAccount(ctx, u.ID, pw, meta(ctx)); err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		return nil, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "change-password", Method: http.MethodPost, Path: "/v1/password/change", Tags: []string{"accounts"},
 		Summary: "Change the password", Description: "Revokes every refresh token of the user.",
 		DefaultStatus: http.StatusNoContent, Security: secWrite, Errors: []int{401, 403, 422, 503},
@@ -153,7 +153,7 @@ func (s *Server) registerAccountRoutes(api huma.API) {
 			return nil, err
 		}
 		if err := s.auth.ChangePassword(ctx, u.ID, in.Body.CurrentPassword, in.Body.NewPassword, meta(ctx)); err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		return nil, nil
 	})
@@ -179,7 +179,7 @@ func (s *Server) currentUser(ctx context.Context, scopes ...string) (*auth.User,
 		return nil, unauthorized("the credential's account no longer exists or is disabled", true)
 	}
 	if err != nil {
-		return nil, s.apiError(ctx, err)
+		return nil, err
 	}
 	return u, nil
 }

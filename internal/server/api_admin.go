@@ -79,21 +79,23 @@ type auditOutput struct {
 var secAdmin = security("admin")
 
 // requireAdmin needs both halves of the model: the credential carries scope
-// admin and the account (read fresh) has role admin.
+// admin and the account's current roles, read fresh, allow it
+// (auth.Service.AuthorizeAdmin).
 func (s *Server) requireAdmin(ctx context.Context) (*auth.User, error) {
-	u, err := s.currentUser(ctx, "admin")
+	p, err := require(ctx, "admin")
 	if err != nil {
 		return nil, err
 	}
-	if !u.HasRole("admin") {
-		return nil, huma.Error403Forbidden("this requires the role admin (missing role: admin)")
+	u, err := s.auth.AuthorizeAdmin(ctx, p)
+	if auth.ErrorCode(err) == auth.EUNAUTHORIZED {
+		return nil, unauthorized("the credential's account no longer exists or is disabled", true)
 	}
-	return u, nil
+	return u, err
 }
 
 func (s *Server) registerAdminRoutes(api huma.API) {
 	tags := []string{"admin"}
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "admin-list-users", Method: http.MethodGet, Path: "/v1/admin/users", Tags: tags,
 		Summary: "Search users (scope admin)", Security: secAdmin, Errors: []int{401, 403, 422},
 	}, func(ctx context.Context, in *adminListInput) (*adminListOutput, error) {
@@ -102,7 +104,7 @@ func (s *Server) registerAdminRoutes(api huma.API) {
 		}
 		users, next, err := s.auth.SearchUsers(ctx, in.Query, in.Cursor, in.Limit)
 		if err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		out := &adminListOutput{CacheControl: "no-store"}
 		out.Body.Users = make([]AdminUserBody, 0, len(users))
@@ -113,7 +115,7 @@ func (s *Server) registerAdminRoutes(api huma.API) {
 		return out, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "admin-get-user", Method: http.MethodGet, Path: "/v1/admin/users/{id}", Tags: tags,
 		Summary: "Get a user (scope admin)", Security: secAdmin, Errors: []int{401, 403, 404},
 	}, func(ctx context.Context, in *adminIDInput) (*adminUserOutput, error) {
@@ -122,12 +124,12 @@ func (s *Server) registerAdminRoutes(api huma.API) {
 		}
 		u, err := s.auth.User(ctx, in.ID)
 		if err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		return &adminUserOutput{CacheControl: "no-store", Body: adminView(u)}, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "admin-patch-user", Method: http.MethodPatch, Path: "/v1/admin/users/{id}", Tags: tags,
 		Summary:     "Change roles, disabled or email_verified (scope admin)",
 		Description: "Role changes apply to sessions and API keys on their next request and to access tokens at their next refresh. Disabling ends every session and refresh token at once.",
@@ -139,12 +141,12 @@ func (s *Server) registerAdminRoutes(api huma.API) {
 		}
 		u, err := s.auth.AdminUpdateUser(ctx, actor.ID, in.ID, auth.UserPatch{Roles: in.Body.Roles, Disabled: in.Body.Disabled, EmailVerified: in.Body.EmailVerified}, meta(ctx))
 		if err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		return &adminUserOutput{CacheControl: "no-store", Body: adminView(u)}, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "admin-delete-user", Method: http.MethodDelete, Path: "/v1/admin/users/{id}", Tags: tags,
 		Summary: "Delete a user (scope admin)", Security: secAdmin, DefaultStatus: http.StatusNoContent, Errors: []int{401, 403, 404},
 	}, func(ctx context.Context, in *adminIDInput) (*struct{}, error) {
@@ -153,12 +155,12 @@ func (s *Server) registerAdminRoutes(api huma.API) {
 			return nil, err
 		}
 		if err := s.auth.AdminDeleteUser(ctx, actor.ID, in.ID, meta(ctx)); err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		return nil, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "admin-revoke-user", Method: http.MethodPost, Path: "/v1/admin/users/{id}/revoke", Tags: tags,
 		Summary: "End every session, refresh token and API key of a user (scope admin)", Security: secAdmin,
 		DefaultStatus: http.StatusNoContent, Errors: []int{401, 403, 404},
@@ -168,12 +170,12 @@ func (s *Server) registerAdminRoutes(api huma.API) {
 			return nil, err
 		}
 		if err := s.auth.AdminRevokeUser(ctx, actor.ID, in.ID, meta(ctx)); err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		return nil, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "admin-audit", Method: http.MethodGet, Path: "/v1/admin/audit", Tags: tags,
 		Summary: "Read the audit log, newest first (scope admin)", Security: secAdmin, Errors: []int{401, 403},
 	}, func(ctx context.Context, in *auditInput) (*auditOutput, error) {
@@ -182,7 +184,7 @@ func (s *Server) registerAdminRoutes(api huma.API) {
 		}
 		events, err := s.auth.AuditLog(ctx, auth.AuditFilter{UserID: in.UserID, Type: in.Type, Limit: in.Limit})
 		if err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		out := &auditOutput{CacheControl: "no-store"}
 		out.Body.Events = make([]AuditEventBody, 0, len(events))

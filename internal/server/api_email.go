@@ -40,21 +40,21 @@ type verifyInput struct {
 const forgotAnswer = "if an account uses this address, a reset link is on its way"
 
 func (s *Server) registerEmailRoutes(api huma.API) {
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "password-forgot", Method: http.MethodPost, Path: "/v1/password/forgot", Tags: []string{"email"},
 		Summary:       "Ask for a password-reset mail",
 		Description:   "Always 202 with the same body, in the same time, whether or not an account has the address.",
 		DefaultStatus: http.StatusAccepted, Errors: []int{400, 422, 429},
 	}, func(ctx context.Context, in *forgotInput) (*acceptedOutput, error) {
 		if err := s.auth.RequestPasswordReset(ctx, in.Body.Email, meta(ctx)); err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		out := &acceptedOutput{}
 		out.Body.Status = forgotAnswer
 		return out, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "password-reset", Method: http.MethodPost, Path: "/v1/password/reset", Tags: []string{"email"},
 		Summary:       "Set a new password with a mailed reset token",
 		Description:   "Ends every session and refresh token of the user, marks the email verified and lifts a lockout. An invalid, used or expired token gets 400.",
@@ -66,17 +66,17 @@ func (s *Server) registerEmailRoutes(api huma.API) {
 		return nil, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "email-verify", Method: http.MethodPost, Path: "/v1/email/verify", Tags: []string{"email"},
 		Summary: "Verify the email address with a mailed token", DefaultStatus: http.StatusNoContent, Errors: []int{400, 422},
 	}, func(ctx context.Context, in *verifyInput) (*struct{}, error) {
-		if err := s.auth.VerifyEmail(ctx, in.Body.Token, meta(ctx)); err != nil {
+		if err := s.auth.VerifyEmail(ctx, in.Body.Token, credentialOwner(ctx), meta(ctx)); err != nil {
 			return nil, s.tokenError(ctx, err)
 		}
 		return nil, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "email-verify-resend", Method: http.MethodPost, Path: "/v1/email/verify/resend", Tags: []string{"email"},
 		Summary: "Send the verification mail again", Security: secWrite,
 		DefaultStatus: http.StatusAccepted, Errors: []int{401, 403, 429},
@@ -86,7 +86,7 @@ func (s *Server) registerEmailRoutes(api huma.API) {
 			return nil, err
 		}
 		if err := s.auth.ResendVerification(ctx, u.ID, meta(ctx)); err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		out := &acceptedOutput{}
 		out.Body.Status = "a verification mail is on its way unless the address is already verified"
@@ -100,5 +100,5 @@ func (s *Server) tokenError(ctx context.Context, err error) error {
 	if errors.Is(err, auth.ErrInvalidOneTimeToken) {
 		return huma.Error400BadRequest("the token is invalid, used or expired")
 	}
-	return s.apiError(ctx, err)
+	return err
 }

@@ -58,17 +58,8 @@ func keyView(k *auth.APIKey) APIKeyBody {
 
 var secAny = []map[string][]string{{"oauth2": {"write"}}, {"cookie": {}}}
 
-// notByAPIKey refuses API-key principals: a key must not mint or list keys
-// (a leaked key could otherwise make itself permanent).
-func notByAPIKey(p *auth.Principal) error {
-	if p.Kind == "api_key" {
-		return huma.Error403Forbidden("API keys cannot manage API keys: use a session or an access token")
-	}
-	return nil
-}
-
 func (s *Server) registerAPIKeyRoutes(api huma.API) {
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "create-api-key", Method: http.MethodPost, Path: "/v1/api-keys", Tags: []string{"api-keys"},
 		Summary:     "Create an API key (shown once)",
 		Description: "Scopes must be within what your roles allow. The key is `gth_` + 256 random bits + a checksum; only its hash is stored. Send it as `X-API-Key` or `Authorization: Bearer gth_…`.",
@@ -78,16 +69,13 @@ func (s *Server) registerAPIKeyRoutes(api huma.API) {
 		if err != nil {
 			return nil, err
 		}
-		if err := notByAPIKey(p); err != nil {
-			return nil, err
-		}
 		u, err := s.currentUser(ctx, "write")
 		if err != nil {
 			return nil, err
 		}
-		k, secret, err := s.auth.CreateAPIKey(ctx, u, auth.CreateAPIKeyInput{Name: in.Body.Name, Scopes: in.Body.Scopes, ExpiresAt: in.Body.ExpiresAt}, meta(ctx))
+		k, secret, err := s.auth.CreateAPIKey(ctx, p, u, auth.CreateAPIKeyInput{Name: in.Body.Name, Scopes: in.Body.Scopes, ExpiresAt: in.Body.ExpiresAt}, meta(ctx))
 		if err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		out := &createKeyOutput{CacheControl: "no-store"}
 		out.Body.APIKeyBody = keyView(k)
@@ -95,7 +83,7 @@ func (s *Server) registerAPIKeyRoutes(api huma.API) {
 		return out, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "list-api-keys", Method: http.MethodGet, Path: "/v1/api-keys", Tags: []string{"api-keys"},
 		Summary: "List your API keys (never the secrets)", Security: secAny, Errors: []int{401, 403},
 	}, func(ctx context.Context, _ *struct{}) (*listKeysOutput, error) {
@@ -103,12 +91,12 @@ func (s *Server) registerAPIKeyRoutes(api huma.API) {
 		if err != nil {
 			return nil, err
 		}
-		if err := notByAPIKey(p); err != nil {
+		if err := auth.CanManageAPIKeys(p); err != nil {
 			return nil, err
 		}
 		keys, err := s.auth.ListAPIKeys(ctx, p.UserID)
 		if err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		out := &listKeysOutput{CacheControl: "no-store"}
 		out.Body.APIKeys = make([]APIKeyBody, 0, len(keys))
@@ -118,7 +106,7 @@ func (s *Server) registerAPIKeyRoutes(api huma.API) {
 		return out, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "delete-api-key", Method: http.MethodDelete, Path: "/v1/api-keys/{id}", Tags: []string{"api-keys"},
 		Summary: "Revoke one of your API keys", Security: secAny, DefaultStatus: http.StatusNoContent, Errors: []int{401, 403, 404},
 	}, func(ctx context.Context, in *keyIDInput) (*struct{}, error) {
@@ -130,7 +118,7 @@ func (s *Server) registerAPIKeyRoutes(api huma.API) {
 			return nil, huma.Error403Forbidden("an API key can revoke only itself")
 		}
 		if err := s.auth.RevokeAPIKey(ctx, p.UserID, in.ID, meta(ctx)); err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		return nil, nil
 	})

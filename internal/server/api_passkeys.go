@@ -93,45 +93,45 @@ var errNoPasskeys = huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("passk
 
 func (s *Server) registerPasskeyRoutes(api huma.API) {
 	tags := []string{"passkeys"}
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "passkey-register-begin", Method: http.MethodPost, Path: "/v1/passkeys/register/begin", Tags: tags,
 		Summary: "Start adding a passkey", Security: secWrite, Errors: []int{401, 403},
 	}, func(ctx context.Context, _ *struct{}) (*beginOutput, error) {
-		u, err := s.passkeyOwner(ctx)
+		p, u, err := s.passkeyOwner(ctx)
 		if err != nil {
 			return nil, err
 		}
-		opts, id, err := s.passkeys.BeginRegistration(ctx, u)
+		opts, id, err := s.passkeys.BeginRegistration(ctx, p, u)
 		if err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		return beginAnswer(opts, id), nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "passkey-register-finish", Method: http.MethodPost, Path: "/v1/passkeys/register/finish", Tags: tags,
 		Summary: "Finish adding a passkey", Description: "The body is the JSON of `credential.toJSON()`.",
 		Security: secWrite, DefaultStatus: http.StatusCreated, Errors: []int{400, 401, 403, 409, 422},
 	}, func(ctx context.Context, in *finishInput) (*passkeyOutput, error) {
-		u, err := s.passkeyOwner(ctx)
+		p, u, err := s.passkeyOwner(ctx)
 		if err != nil {
 			return nil, err
 		}
-		p, err := s.passkeys.FinishRegistration(ctx, u, in.Ceremony, rawJSON(in.Body), meta(ctx))
+		pk, err := s.passkeys.FinishRegistration(ctx, p, u, in.Ceremony, rawJSON(in.Body), meta(ctx))
 		if err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
-		return &passkeyOutput{Body: passkeyView(p)}, nil
+		return &passkeyOutput{Body: passkeyView(pk)}, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "passkey-login-begin", Method: http.MethodPost, Path: "/v1/passkeys/login/begin", Tags: tags,
 		Summary:     "Start signing in with a passkey",
 		Description: "With no email (or an unknown one) the options are for a discoverable credential.",
 		Errors:      []int{403, 429},
 	}, func(ctx context.Context, in *loginBeginInput) (*beginOutput, error) {
 		if err := s.auth.LimitIP(ctx, "passkey_login", meta(ctx)); err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		email := ""
 		if in.Body != nil {
@@ -142,12 +142,12 @@ func (s *Server) registerPasskeyRoutes(api huma.API) {
 		}
 		opts, id, err := s.passkeys.BeginLogin(ctx, email)
 		if err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		return beginAnswer(opts, id), nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "passkey-login-finish", Method: http.MethodPost, Path: "/v1/passkeys/login/finish", Tags: tags,
 		Summary:     "Finish signing in with a passkey",
 		Description: "The body is the JSON of `credential.toJSON()`. Sets the session cookie; with `?tokens=true` the answer also carries an OAuth2 token response.",
@@ -155,37 +155,37 @@ func (s *Server) registerPasskeyRoutes(api huma.API) {
 	}, func(ctx context.Context, in *loginFinishInput) (*loginFinishOutput, error) {
 		m := meta(ctx)
 		if err := s.auth.LimitIP(ctx, "passkey_login", m); err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		if s.passkeys == nil {
 			return nil, errNoPasskeys
 		}
-		u, err := s.passkeys.FinishLogin(ctx, in.Ceremony, rawJSON(in.Body), m)
+		f := auth.FinishSession
+		if in.Tokens {
+			f = auth.FinishBoth
+		}
+		a, err := s.passkeys.FinishLogin(ctx, in.Ceremony, rawJSON(in.Body), f, m)
 		if err != nil {
 			if auth.ErrorCode(err) == auth.EUNAUTHORIZED {
 				return nil, huma.Error401Unauthorized(auth.ErrorMessage(err))
 			}
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
-		tok, sess, err := s.auth.StartSession(ctx, u, m)
+		c, err := s.auth.Complete(ctx, a)
 		if err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
-		out := &loginFinishOutput{SetCookie: s.sessionCookie(tok, sess.ExpiresAt), CacheControl: "no-store"}
-		out.Body.User = userView(u).Body
-		out.Body.Session = sessionView(sess, sess.ID)
-		if in.Tokens {
-			t, err := s.auth.StartFamily(ctx, u, "", nil)
-			if err != nil {
-				return nil, s.apiError(ctx, err)
-			}
+		out := &loginFinishOutput{SetCookie: s.sessionCookie(c.SessionToken, c.Session.ExpiresAt), CacheControl: "no-store"}
+		out.Body.User = userView(c.User).Body
+		out.Body.Session = sessionView(c.Session, c.Session.ID)
+		if t := c.Tokens; t != nil {
 			out.Body.AccessToken, out.Body.TokenType, out.Body.ExpiresIn = t.AccessToken, "Bearer", t.ExpiresIn
 			out.Body.RefreshToken, out.Body.Scope = t.RefreshToken, strings.Join(t.Scope, " ")
 		}
 		return out, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "list-passkeys", Method: http.MethodGet, Path: "/v1/passkeys", Tags: tags,
 		Summary: "Your passkeys", Security: secRead, Errors: []int{401, 403},
 	}, func(ctx context.Context, _ *struct{}) (*passkeyListOutput, error) {
@@ -193,9 +193,9 @@ func (s *Server) registerPasskeyRoutes(api huma.API) {
 		if err != nil {
 			return nil, err
 		}
-		keys, err := s.auth.Passkeys.ListPasskeys(ctx, p.UserID)
+		keys, err := s.auth.ListPasskeys(ctx, p.UserID)
 		if err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		out := &passkeyListOutput{CacheControl: "no-store"}
 		out.Body.Passkeys = make([]PasskeyBody, 0, len(keys))
@@ -205,7 +205,7 @@ func (s *Server) registerPasskeyRoutes(api huma.API) {
 		return out, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "rename-passkey", Method: http.MethodPatch, Path: "/v1/passkeys/{id}", Tags: tags,
 		Summary: "Rename one of your passkeys", Security: secWrite, Errors: []int{401, 403, 404, 422},
 	}, func(ctx context.Context, in *passkeyRenameInput) (*passkeyOutput, error) {
@@ -214,21 +214,21 @@ func (s *Server) registerPasskeyRoutes(api huma.API) {
 			return nil, err
 		}
 		if err := s.auth.RenamePasskey(ctx, p.UserID, in.ID, in.Body.Name, meta(ctx)); err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
-		keys, err := s.auth.Passkeys.ListPasskeys(ctx, p.UserID)
+		keys, err := s.auth.ListPasskeys(ctx, p.UserID)
 		if err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		for _, k := range keys {
 			if k.ID == in.ID {
 				return &passkeyOutput{Body: passkeyView(k)}, nil
 			}
 		}
-		return nil, s.apiError(ctx, auth.ErrNotFound)
+		return nil, auth.ErrNotFound
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "delete-passkey", Method: http.MethodDelete, Path: "/v1/passkeys/{id}", Tags: tags,
 		Summary: "Remove one of your passkeys", Description: "409 when it is the account's last way to sign in.",
 		Security: secWrite, DefaultStatus: http.StatusNoContent, Errors: []int{401, 403, 404, 409},
@@ -238,7 +238,7 @@ func (s *Server) registerPasskeyRoutes(api huma.API) {
 			return nil, err
 		}
 		if err := s.auth.RemovePasskey(ctx, p.UserID, in.ID, meta(ctx)); err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		return nil, nil
 	})
@@ -250,21 +250,22 @@ func rawJSON(v map[string]any) []byte {
 	return b
 }
 
-// passkeyOwner is the caller adding a passkey: a signed-in user (not an API
-// key: a leaked key must not plant a credential), on a server where
-// passkeys are on.
-func (s *Server) passkeyOwner(ctx context.Context) (*auth.User, error) {
+// passkeyOwner is the caller adding a passkey and its account (read
+// fresh), on a server where passkeys are on; whether that credential may
+// add one is auth's decision (CanAddSignInMethod).
+func (s *Server) passkeyOwner(ctx context.Context) (*auth.Principal, *auth.User, error) {
 	u, err := s.currentUser(ctx, "write")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if p, _ := require(ctx); p != nil && p.Kind == "api_key" {
-		return nil, huma.Error403Forbidden("API keys cannot add passkeys")
+	p, err := require(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	if s.passkeys == nil {
-		return nil, errNoPasskeys
+		return nil, nil, errNoPasskeys
 	}
-	return u, nil
+	return p, u, nil
 }
 
 // beginAnswer is the answer of both begin calls.

@@ -74,23 +74,23 @@ func currentSession(ctx context.Context) *auth.Session {
 }
 
 func (s *Server) registerSessionRoutes(api huma.API) {
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "create-session", Method: http.MethodPost, Path: "/v1/sessions", Tags: []string{"sessions"},
 		Summary:       "Log in with a cookie session",
 		Description:   "JSON or form `{email, password}`. Sets the session cookie (HttpOnly, SameSite=Lax, Secure and `__Host-` on https). Refused cross-origin.",
 		DefaultStatus: http.StatusCreated, Errors: []int{400, 403, 422, 429, 503},
 	}, func(ctx context.Context, in *sessionLoginInput) (*sessionLoginOutput, error) {
-		tok, sess, u, err := s.auth.SessionLogin(ctx, in.Body.Email, in.Body.Password, meta(ctx))
+		c, err := s.auth.SessionLogin(ctx, in.Body.Email, in.Body.Password, meta(ctx))
 		if err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
-		out := &sessionLoginOutput{SetCookie: s.sessionCookie(tok, sess.ExpiresAt), CacheControl: "no-store"}
-		out.Body.Session = sessionView(sess, sess.ID)
-		out.Body.User = userView(u).Body
+		out := &sessionLoginOutput{SetCookie: s.sessionCookie(c.SessionToken, c.Session.ExpiresAt), CacheControl: "no-store"}
+		out.Body.Session = sessionView(c.Session, c.Session.ID)
+		out.Body.User = userView(c.User).Body
 		return out, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "list-sessions", Method: http.MethodGet, Path: "/v1/sessions", Tags: []string{"sessions"},
 		Summary: "List your sessions", Security: secSession, Errors: []int{401, 403},
 	}, func(ctx context.Context, _ *struct{}) (*sessionListOutput, error) {
@@ -100,7 +100,7 @@ func (s *Server) registerSessionRoutes(api huma.API) {
 		}
 		list, err := s.auth.ListSessions(ctx, p.UserID)
 		if err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		cur := ""
 		if cs := currentSession(ctx); cs != nil {
@@ -114,7 +114,7 @@ func (s *Server) registerSessionRoutes(api huma.API) {
 		return out, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "logout", Method: http.MethodDelete, Path: "/v1/sessions/current", Tags: []string{"sessions"},
 		Summary: "Log out (end the current session and clear the cookie)", Security: secSession,
 		DefaultStatus: http.StatusNoContent, Errors: []int{400, 401, 403},
@@ -128,13 +128,13 @@ func (s *Server) registerSessionRoutes(api huma.API) {
 			return nil, huma.Error400BadRequest("this request is not authenticated by a session cookie")
 		}
 		if err := s.auth.RevokeSession(ctx, p.UserID, cs.ID, meta(ctx)); err != nil && auth.ErrorCode(err) != auth.ENOTFOUND {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		return &logoutOutput{SetCookie: http.Cookie{Name: s.cookieName, Value: "", Path: "/", MaxAge: -1,
 			HttpOnly: true, Secure: s.https, SameSite: http.SameSiteLaxMode}}, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "delete-session", Method: http.MethodDelete, Path: "/v1/sessions/{id}", Tags: []string{"sessions"},
 		Summary: "End one of your sessions", Security: secSession,
 		DefaultStatus: http.StatusNoContent, Errors: []int{401, 403, 404},
@@ -144,12 +144,12 @@ func (s *Server) registerSessionRoutes(api huma.API) {
 			return nil, err
 		}
 		if err := s.auth.RevokeSession(ctx, p.UserID, in.ID, meta(ctx)); err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		return nil, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "delete-other-sessions", Method: http.MethodDelete, Path: "/v1/sessions", Tags: []string{"sessions"},
 		Summary: "End every session but the current one", Security: secSession,
 		DefaultStatus: http.StatusNoContent, Errors: []int{401, 403},
@@ -163,7 +163,7 @@ func (s *Server) registerSessionRoutes(api huma.API) {
 			keep = cs.ID
 		}
 		if err := s.auth.RevokeOtherSessions(ctx, p.UserID, keep, meta(ctx)); err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		return nil, nil
 	})

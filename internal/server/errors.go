@@ -33,9 +33,31 @@ func retryAfter(h http.Header, d time.Duration) {
 	h.Set("Retry-After", strconv.Itoa(secs))
 }
 
-// apiError turns an error from the domain into a problem (RFC 9457) for the
-// /v1 API. Unknown errors become a generic 500; their cause is logged, never
-// sent.
+// Problem is the RFC 9457 problem document of the /v1 API: huma's model
+// plus "code", a machine-readable reason when the domain gave one
+// (insufficient_scope, …).
+type Problem struct {
+	huma.ErrorModel
+	Code string `json:"code,omitempty" doc:"A machine-readable reason, when there is one"`
+}
+
+// register adds a /v1 operation whose every error goes through apiError:
+// a handler returns domain errors as they are and cannot forget to
+// translate them. Every /v1 operation is registered through it.
+func register[I, O any](s *Server, api huma.API, op huma.Operation, h func(context.Context, *I) (*O, error)) {
+	huma.Register(api, op, func(ctx context.Context, in *I) (*O, error) {
+		out, err := h(ctx, in)
+		if err != nil {
+			return nil, s.apiError(ctx, err)
+		}
+		return out, nil
+	})
+}
+
+// apiError is the one translator from domain errors to problem documents
+// (RFC 9457) for the /v1 API. Errors that already carry a status pass
+// through. Unknown errors become a generic 500 (or 503 when a backing
+// service is down); their cause is logged, never sent.
 func (s *Server) apiError(ctx context.Context, err error) error {
 	var se huma.StatusError
 	if errors.As(err, &se) {
@@ -52,18 +74,20 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 	}
 	var de *auth.Error
 	errors.As(err, &de)
-	var out error
+	p := &Problem{ErrorModel: huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: de.Message}, Code: de.Reason}
 	if code == auth.EINVALID && de.Field != "" {
-		out = huma.NewError(status, de.Message, &huma.ErrorDetail{Message: de.Message, Location: "body." + de.Field})
-	} else {
-		out = huma.NewError(status, de.Message)
+		p.Errors = []*huma.ErrorDetail{{Message: de.Message, Location: "body." + de.Field}}
 	}
+	var out error = p
 	h := http.Header{}
 	if de.RetryAfter > 0 {
 		retryAfter(h, de.RetryAfter)
 	}
-	if status == http.StatusUnauthorized {
+	switch {
+	case status == http.StatusUnauthorized:
 		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	case de.Reason == auth.ReasonInsufficientScope:
+		h.Set("WWW-Authenticate", `Bearer realm="gatehouse", error="insufficient_scope"`)
 	}
 	if len(h) > 0 {
 		out = huma.ErrorWithHeaders(out, h)

@@ -1,12 +1,12 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"gatehouse/internal/auth"
 )
@@ -175,8 +175,16 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "introspection requires an admin token or an API key with scope introspect")
 		return
 	}
-	if !res.p.HasScope("admin") && !res.p.HasScope("introspect") {
-		writeOAuthError(w, http.StatusForbidden, "insufficient_scope", "introspection requires scope admin or introspect")
+	if err := s.auth.AuthorizeIntrospection(r.Context(), res.p); err != nil {
+		switch auth.ErrorCode(err) {
+		case auth.EFORBIDDEN:
+			writeOAuthError(w, http.StatusForbidden, "insufficient_scope", auth.ErrorMessage(err))
+		case auth.EUNAUTHORIZED:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse", error="invalid_token"`)
+			writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "the credential's account no longer exists or is disabled")
+		default:
+			s.oauthDomainError(w, r, err, "introspection failed")
+		}
 		return
 	}
 	form, ok := oauthForm(w, r)
@@ -188,55 +196,47 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "token is required")
 		return
 	}
-	out := s.introspect(r, tok)
+	out, err := s.introspect(r.Context(), tok)
+	if err != nil {
+		s.oauthDomainError(w, r, err, "introspection failed")
+		return
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) introspect(r *http.Request, tok string) map[string]any {
-	inactive := map[string]any{"active": false}
-	ctx := r.Context()
-	if auth.IsAPIKey(tok) {
-		k, u, scopes, err := s.auth.AuthenticateAPIKey(ctx, tok)
-		if err != nil {
-			return inactive
+// introspect describes tok (RFC 7662 §2.2): an API key, a session cookie
+// value, an access token or a refresh token. What is active, and with
+// which scope, is auth's decision.
+func (s *Server) introspect(ctx context.Context, tok string) (map[string]any, error) {
+	var (
+		in  *auth.Introspection
+		err error
+	)
+	switch {
+	case auth.IsAPIKey(tok):
+		in, err = s.auth.IntrospectAPIKey(ctx, tok)
+	case !strings.Contains(tok, ".") && !strings.HasPrefix(tok, "ghr_"):
+		in, err = s.auth.IntrospectSession(ctx, tok)
+	default:
+		if c, verr := s.keys.Verify(tok); verr == nil {
+			in, err = s.auth.IntrospectAccessToken(ctx, c)
+		} else {
+			in, err = s.auth.IntrospectRefreshToken(ctx, tok)
 		}
-		out := map[string]any{"active": true, "token_type": "api_key", "sub": u.ID, "scope": strings.Join(scopes, " "),
-			"iat": k.CreatedAt.Unix(), "username": u.Email, "roles": nonNil(u.Roles), "iss": s.cfg.PublicURL}
-		if k.ExpiresAt != nil {
-			out["exp"] = k.ExpiresAt.Unix()
-		}
-		return out
 	}
-	if !strings.Contains(tok, ".") && !strings.HasPrefix(tok, "ghr_") {
-		// A session cookie value.
-		if sess, u, err := s.auth.InspectSession(ctx, tok); err == nil {
-			return map[string]any{"active": true, "token_type": "session", "sub": u.ID, "scope": strings.Join(s.auth.Roles.Allowed(u.Roles), " "),
-				"exp": sess.ExpiresAt.Unix(), "iat": sess.CreatedAt.Unix(), "username": u.Email, "roles": nonNil(u.Roles), "iss": s.cfg.PublicURL}
-		}
-		return inactive
+	if err != nil || in == nil {
+		return map[string]any{"active": false}, err
 	}
-	if c, err := s.keys.Verify(tok); err == nil {
-		u, err := s.auth.User(ctx, c.Subject)
-		if err != nil || u.Disabled {
-			return inactive
-		}
-		return map[string]any{"active": true, "token_type": "access_token", "sub": c.Subject, "scope": strings.Join(c.Scopes, " "),
-			"exp": c.ExpiresAt.Unix(), "iat": c.IssuedAt.Unix(), "client_id": c.ClientID, "username": u.Email, "roles": nonNil(u.Roles), "iss": s.cfg.PublicURL}
+	out := map[string]any{"active": true, "token_type": in.TokenType, "sub": in.User.ID, "scope": strings.Join(in.Scope, " "),
+		"iat": in.IssuedAt.Unix(), "username": in.User.Email, "roles": nonNil(in.User.Roles), "iss": s.cfg.PublicURL}
+	if !in.ExpiresAt.IsZero() {
+		out["exp"] = in.ExpiresAt.Unix()
 	}
-	rt, fam, err := s.auth.Refresh.RefreshTokenByHash(ctx, auth.HashToken(tok))
-	if err != nil || fam.RevokedAt != nil || !time.Now().Before(fam.ExpiresAt) {
-		return inactive
+	if in.TokenType == auth.KindAccessToken || in.TokenType == "refresh_token" {
+		out["client_id"] = in.ClientID
 	}
-	if rt.RotatedAt != nil && time.Since(*rt.RotatedAt) > s.cfg.RefreshReuseGrace {
-		return inactive
-	}
-	u, err := s.auth.User(ctx, fam.UserID)
-	if err != nil || u.Disabled {
-		return inactive
-	}
-	return map[string]any{"active": true, "token_type": "refresh_token", "sub": fam.UserID, "scope": fam.Scope,
-		"exp": fam.ExpiresAt.Unix(), "iat": rt.CreatedAt.Unix(), "client_id": fam.ClientID, "username": u.Email, "roles": nonNil(u.Roles), "iss": s.cfg.PublicURL}
+	return out, nil
 }
 
 // handleMetadata is GET /.well-known/oauth-authorization-server (RFC 8414).
@@ -255,7 +255,7 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 		"introspection_endpoint":                        base + "/oauth2/introspect",
 		"grant_types_supported":                         grants,
 		"response_types_supported":                      []string{},
-		"scopes_supported":                              s.auth.Roles.Scopes(),
+		"scopes_supported":                              s.auth.Roles().Scopes(),
 		"token_endpoint_auth_methods_supported":         []string{"none", "client_secret_basic"},
 		"revocation_endpoint_auth_methods_supported":    []string{"none"},
 		"introspection_endpoint_auth_methods_supported": []string{"bearer"},

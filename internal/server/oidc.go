@@ -133,7 +133,7 @@ func (s *Server) startOIDC(w http.ResponseWriter, r *http.Request, link bool) {
 	state, binding := random256(), random256()
 	f.Binding = auth.HashToken(binding)
 	b, _ := json.Marshal(f)
-	if err := s.auth.Challenges.PutChallenge(ctx, "oidc:"+auth.HashToken(state), b, time.Now().Add(oidcFlowTTL)); err != nil {
+	if err := s.auth.PutChallenge(ctx, "oidc:"+auth.HashToken(state), b, oidcFlowTTL); err != nil {
 		s.writeDomainProblem(w, ctx, err)
 		return
 	}
@@ -164,7 +164,7 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 		s.oidcFail(w, r, id, "missing_parameters", nil, "")
 		return
 	}
-	raw, err := s.auth.Challenges.TakeChallenge(ctx, "oidc:"+auth.HashToken(state), time.Now())
+	raw, err := s.auth.TakeChallenge(ctx, "oidc:"+auth.HashToken(state))
 	if err != nil {
 		s.oidcFail(w, r, id, "unknown_state", err, "")
 		return
@@ -204,8 +204,16 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 		s.oidcFail(w, r, id, "exchange", err, "")
 		return
 	}
-	u, err := s.auth.ExternalSignIn(ctx, auth.ExternalIdentity{Provider: id, Subject: ident.Subject, Email: ident.Email,
-		EmailVerified: ident.EmailVerified, Name: ident.Name}, f.LinkUser, meta(ctx))
+	ext := auth.ExternalIdentity{Provider: id, Subject: ident.Subject, Email: ident.Email, EmailVerified: ident.EmailVerified, Name: ident.Name}
+	var done *auth.Completion
+	if f.LinkUser != "" {
+		_, err = s.auth.ExternalSignIn(ctx, ext, f.LinkUser, meta(ctx))
+	} else {
+		var a *auth.Authentication
+		if a, err = s.auth.ExternalAuthentication(ctx, ext, auth.FinishSession, meta(ctx)); err == nil {
+			done, err = s.auth.Complete(ctx, a)
+		}
+	}
 	if err != nil {
 		msg := ""
 		var de *auth.Error
@@ -216,13 +224,8 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: bindingCookie, Value: "", Path: "/v1/oidc/", MaxAge: -1, HttpOnly: true, Secure: s.https, SameSite: http.SameSiteLaxMode})
-	if f.LinkUser == "" {
-		tok, sess, err := s.auth.StartSession(ctx, u, meta(ctx))
-		if err != nil {
-			s.oidcFail(w, r, id, "session", err, "")
-			return
-		}
-		c := s.sessionCookie(tok, sess.ExpiresAt)
+	if done != nil {
+		c := s.sessionCookie(done.SessionToken, done.Session.ExpiresAt)
 		http.SetCookie(w, &c)
 	}
 	s.metrics.OIDC(id, "succeeded")
@@ -265,7 +268,7 @@ type identityIDInput struct {
 }
 
 func (s *Server) registerIdentityRoutes(api huma.API) {
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "list-identities", Method: http.MethodGet, Path: "/v1/me/identities", Tags: []string{"social login"},
 		Summary: "Your linked identity providers", Security: secRead, Errors: []int{401, 403},
 	}, func(ctx context.Context, _ *struct{}) (*identitiesOutput, error) {
@@ -275,7 +278,7 @@ func (s *Server) registerIdentityRoutes(api huma.API) {
 		}
 		ids, err := s.auth.ListIdentities(ctx, p.UserID)
 		if err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		out := &identitiesOutput{CacheControl: "no-store"}
 		out.Body.Identities = make([]IdentityBody, 0, len(ids))
@@ -285,7 +288,7 @@ func (s *Server) registerIdentityRoutes(api huma.API) {
 		return out, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(s, api, huma.Operation{
 		OperationID: "unlink-identity", Method: http.MethodDelete, Path: "/v1/me/identities/{id}", Tags: []string{"social login"},
 		Summary: "Unlink an identity provider", Description: "409 when it is the account's last way to sign in.",
 		Security: secWrite, DefaultStatus: http.StatusNoContent, Errors: []int{401, 403, 404, 409},
@@ -295,7 +298,7 @@ func (s *Server) registerIdentityRoutes(api huma.API) {
 			return nil, err
 		}
 		if err := s.auth.UnlinkIdentity(ctx, p.UserID, in.ID, meta(ctx)); err != nil {
-			return nil, s.apiError(ctx, err)
+			return nil, err
 		}
 		return nil, nil
 	})

@@ -154,7 +154,7 @@ func (s *Server) handleVerifySubmit(w http.ResponseWriter, r *http.Request) {
 	if !s.formPost(w, r, "verify", d) {
 		return
 	}
-	err := s.auth.VerifyEmail(r.Context(), r.PostForm.Get("token"), meta(r.Context()))
+	err := s.auth.VerifyEmail(r.Context(), r.PostForm.Get("token"), credentialOwner(r.Context()), meta(r.Context()))
 	switch {
 	case err == nil:
 		d.Title, d.Notice, d.Done = "Email address verified", "Thank you: your email address is verified.", true

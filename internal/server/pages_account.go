@@ -123,19 +123,14 @@ func (s *Server) accountView(ctx context.Context, sess *auth.Session, u *auth.Us
 		}
 	}
 	if v.PasskeysEnabled = s.passkeysEnabled(); v.PasskeysEnabled {
-		if v.Passkeys, err = s.auth.Passkeys.ListPasskeys(ctx, u.ID); err != nil {
+		if v.Passkeys, err = s.auth.ListPasskeys(ctx, u.ID); err != nil {
 			return nil, err
 		}
 	}
 	if v.APIKeys, err = s.auth.ListAPIKeys(ctx, u.ID); err != nil {
 		return nil, err
 	}
-	allowed := s.auth.Roles.Allowed(u.Roles)
-	if slices.Contains(allowed, "admin") && s.auth.Roles.KnownScope("introspect") && !slices.Contains(allowed, "introspect") {
-		allowed = append(allowed, "introspect") // as auth.Service.CreateAPIKey allows
-	}
-	slices.Sort(allowed)
-	for _, sc := range allowed {
+	for _, sc := range s.auth.KeyScopes(u) {
 		v.Scopes = append(v.Scopes, scopeOption{Name: sc, Description: s.cfg.Scopes[sc], Checked: sc == "read"})
 	}
 	v.Expiries = []expiryOption{{"30", "In 30 days", false}, {"90", "In 90 days", true}, {"365", "In a year", false}, {"", "Never", false}}
@@ -265,7 +260,7 @@ func (s *Server) handleAccountCreateKey(w http.ResponseWriter, r *http.Request) 
 		s.accountFail(w, r, sess, u, "api-keys", &auth.Error{Code: auth.EINVALID, Message: "choose at least one scope"}, echo)
 		return
 	}
-	k, secret, err := s.auth.CreateAPIKey(ctx, u, in, meta(ctx))
+	k, secret, err := s.auth.CreateAPIKey(ctx, s.auth.SessionPrincipal(sess, u), u, in, meta(ctx))
 	if err != nil {
 		s.accountFail(w, r, sess, u, "api-keys", err, echo)
 		return

@@ -136,7 +136,7 @@ func (s *Server) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 	if len(d.Email) > 320 {
 		d.Email = ""
 	}
-	tok, sess, _, err := s.auth.SessionLogin(ctx, f.Get("email"), f.Get("password"), meta(ctx))
+	done, err := s.auth.SessionLogin(ctx, f.Get("email"), f.Get("password"), meta(ctx))
 	if err != nil {
 		status, msg := s.loginFailure(w, r, err)
 		d.Error = msg
@@ -150,7 +150,7 @@ func (s *Server) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 			s.log.WarnContext(ctx, "revoking the replaced session", "err", err)
 		}
 	}
-	c := s.sessionCookie(tok, sess.ExpiresAt)
+	c := s.sessionCookie(done.SessionToken, done.Session.ExpiresAt)
 	http.SetCookie(w, &c)
 	seeOther(w, r, s.safeReturnTo(f.Get("return_to")))
 }
@@ -167,7 +167,7 @@ func (s *Server) loginFailure(w http.ResponseWriter, r *http.Request, err error)
 		retryAfter(w.Header(), de.RetryAfter)
 		// Unknown emails are locked out exactly like real ones, so this
 		// message reveals nothing about which accounts exist.
-		if strings.Contains(de.Message, "locked") {
+		if de.Reason == auth.ReasonAccountLocked {
 			return http.StatusTooManyRequests, "Too many failed sign-ins for this account. It is locked for " +
 				waitText(de.RetryAfter) + ": try again later, or reset your password."
 		}

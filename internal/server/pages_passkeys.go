@@ -8,7 +8,7 @@ import (
 
 // passkeysEnabled reports whether passkeys work on this server (they need a
 // public URL with a domain name), and so whether the pages offer them.
-func (s *Server) passkeysEnabled() bool { return s.passkeys != nil && s.auth.Passkeys != nil }
+func (s *Server) passkeysEnabled() bool { return s.passkeys != nil }
 
 // Adding a passkey happens in the browser (assets/passkey.js calls
 // /v1/passkeys/register/begin and /finish); renaming and removing are

@@ -53,7 +53,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			if err != nil {
 				res.err = err
 			} else {
-				res.p = &auth.Principal{UserID: c.Subject, Kind: "access_token", Scopes: c.Scopes, Roles: c.Roles, ClientID: c.ClientID, ExpiresAt: c.ExpiresAt}
+				res.p = &auth.Principal{UserID: c.Subject, Kind: auth.KindAccessToken, Scopes: c.Scopes, Roles: c.Roles, ClientID: c.ClientID, ExpiresAt: c.ExpiresAt}
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyPrincipal, res)))
 			return
@@ -84,10 +84,21 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			}
 		} else {
 			res.user, res.session = u, sess
-			res.p = &auth.Principal{UserID: u.ID, Kind: "session", Scopes: s.auth.Roles.Allowed(u.Roles), Roles: u.Roles, ExpiresAt: sess.ExpiresAt}
+			res.p = s.auth.SessionPrincipal(sess, u)
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyPrincipal, res)))
 	})
+}
+
+// credentialOwner is the account whose own credential — its cookie session
+// or one of its access tokens — the request came with; empty otherwise (no
+// credential, an invalid one, or an API key).
+func credentialOwner(ctx context.Context) string {
+	res, _ := ctx.Value(keyPrincipal).(*authResult)
+	if res == nil || res.p == nil || (res.p.Kind != auth.KindSession && res.p.Kind != auth.KindAccessToken) {
+		return ""
+	}
+	return res.p.UserID
 }
 
 func unauthorized(msg string, invalid bool) error {
@@ -140,7 +151,7 @@ func (s *Server) serveWithAPIKey(w http.ResponseWriter, r *http.Request, next ht
 	switch {
 	case err == nil:
 		res.user = u
-		res.p = &auth.Principal{UserID: u.ID, Kind: "api_key", Scopes: scopes, Roles: u.Roles, KeyID: k.ID}
+		res.p = &auth.Principal{UserID: u.ID, Kind: auth.KindAPIKey, Scopes: scopes, Roles: u.Roles, KeyID: k.ID}
 		if k.ExpiresAt != nil {
 			res.p.ExpiresAt = *k.ExpiresAt
 		}

@@ -71,9 +71,10 @@ func (db *DB) UpdateUserName(ctx context.Context, id, name string, now time.Time
 	return affectedOne(db.exec(ctx, `UPDATE users SET name = ?, updated_at = ? WHERE id = ?`, name, ts(now), id))
 }
 
-// SetPasswordHash replaces a password hash (re-hash on login).
-func (db *DB) SetPasswordHash(ctx context.Context, id, hash string, now time.Time) error {
-	return affectedOne(db.exec(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`, hash, ts(now), id))
+// SetPasswordHash replaces a password hash while it is still old (re-hash
+// on login, compare-and-set): a password changed or reset meanwhile stays.
+func (db *DB) SetPasswordHash(ctx context.Context, id, old, hash string, now time.Time) error {
+	return affectedOne(db.exec(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ?`, hash, ts(now), id, old))
 }
 
 // SetRoles replaces a user's roles.

@@ -229,7 +229,7 @@ func testUsers(t *testing.T, open func(t *testing.T) Store) {
 			{"UserByID", func(ctx context.Context) error { _, err := s.UserByID(ctx, "nobody"); return err }},
 			{"UserByEmail", func(ctx context.Context) error { _, err := s.UserByEmail(ctx, "nobody@example.com"); return err }},
 			{"UpdateUserName", func(ctx context.Context) error { return s.UpdateUserName(ctx, "nobody", "x", now) }},
-			{"SetPasswordHash", func(ctx context.Context) error { return s.SetPasswordHash(ctx, "nobody", "x", now) }},
+			{"SetPasswordHash", func(ctx context.Context) error { return s.SetPasswordHash(ctx, "nobody", "", "x", now) }},
 			{"SetRoles", func(ctx context.Context) error { return s.SetRoles(ctx, "nobody", []string{"admin"}, now) }},
 			{"ChangePassword", func(ctx context.Context) error { return s.ChangePassword(ctx, "nobody", "x", now) }},
 			{"DeleteUser", func(ctx context.Context) error { return s.DeleteUser(ctx, "nobody") }},
@@ -262,7 +262,7 @@ func testUsers(t *testing.T, open func(t *testing.T) Store) {
 			{
 				"SetPasswordHash",
 				func(ctx context.Context, s Store, id string) error {
-					return s.SetPasswordHash(ctx, id, "$2a$10$legacybcrypthashlegacybcrypthashlegacybcrypthashxx", now)
+					return s.SetPasswordHash(ctx, id, fullUser(id, "").PasswordHash, "$2a$10$legacybcrypthashlegacybcrypthashlegacybcrypthashxx", now)
 				},
 				func(u *auth.User) { u.PasswordHash = "$2a$10$legacybcrypthashlegacybcrypthashlegacybcrypthashxx" },
 			},
@@ -299,6 +299,26 @@ func testUsers(t *testing.T, open func(t *testing.T) Store) {
 				// Only the addressed user changed.
 				checkUser(t, getUser(t, s, "u-2"), fullUser("u-2", "two@example.com"))
 			})
+		}
+	})
+
+	// SPEC §18 H7: a re-hash never overwrites a password changed meanwhile.
+	t.Run("SetPasswordHashIsCompareAndSet", func(t *testing.T) {
+		s := open(t)
+		createUser(t, s, fullUser("u-1", "one@example.com"))
+		old := fullUser("u-1", "").PasswordHash
+		if err := s.ChangePassword(t.Context(), "u-1", "$argon2id$changed", at(4*time.Hour)); err != nil {
+			t.Fatalf("ChangePassword: %v", err)
+		}
+		wantErr(t, "SetPasswordHash with a stale old hash", s.SetPasswordHash(t.Context(), "u-1", old, "$argon2id$rehashed", at(5*time.Hour)), auth.ErrNotFound)
+		if got := getUser(t, s, "u-1").PasswordHash; got != "$argon2id$changed" {
+			t.Fatalf("password hash after a stale re-hash = %q, want the changed one", got)
+		}
+		if err := s.SetPasswordHash(t.Context(), "u-1", "$argon2id$changed", "$argon2id$rehashed", at(5*time.Hour)); err != nil {
+			t.Fatalf("SetPasswordHash with the current hash: %v", err)
+		}
+		if got := getUser(t, s, "u-1").PasswordHash; got != "$argon2id$rehashed" {
+			t.Fatalf("password hash = %q, want the re-hash", got)
 		}
 	})
 
