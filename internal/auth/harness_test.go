@@ -72,6 +72,13 @@ const testRootSecret = "root-secret-for-tests-0123456789abcdef"
 
 func newHarness(t *testing.T, configure ...func(*auth.Config)) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil, configure...)
+}
+
+// newHarnessWith is newHarness with a last say over the service's options
+// (another store in front of the database, another root secret).
+func newHarnessWith(t *testing.T, options func(h *harness, o *auth.Options), configure ...func(*auth.Config)) *harness {
+	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "gatehouse.db")
 	db, err := sqlstore.OpenSQLite(ctx, path)
@@ -103,7 +110,7 @@ func newHarness(t *testing.T, configure ...func(*auth.Config)) *harness {
 	for _, f := range configure {
 		f(&cfg)
 	}
-	h.svc, err = auth.New(auth.Options{
+	o := auth.Options{
 		Stores: auth.Stores{Users: db, Refresh: db, Audit: db, Sessions: db, Tokens: db, APIKeys: db,
 			Identities: db, Passkeys: db, Challenges: db, Mail: db},
 		Limits: auth.Limits{Off: true},
@@ -122,7 +129,11 @@ func newHarness(t *testing.T, configure ...func(*auth.Config)) *harness {
 			c.(*atomic.Int64).Add(1)
 		}},
 		Now: h.clock.Now,
-	})
+	}
+	if options != nil {
+		options(h, &o)
+	}
+	h.svc, err = auth.New(o)
 	if err != nil {
 		t.Fatalf("auth.New: %v", err)
 	}
