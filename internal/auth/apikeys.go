@@ -133,12 +133,17 @@ func (s *Service) CreateAPIKey(ctx context.Context, p *Principal, u *User, in Cr
 	return k, secret, nil
 }
 
-// RevokeAPIKey deletes one of the user's keys.
-func (s *Service) RevokeAPIKey(ctx context.Context, userID, id string, m Meta) error {
-	if err := s.st.APIKeys.DeleteAPIKey(ctx, userID, id); err != nil {
+// RevokeAPIKey deletes one of the caller's keys. An API key as the caller
+// can revoke only itself (a leaked key can be retired with itself, and
+// cannot retire the owner's other keys).
+func (s *Service) RevokeAPIKey(ctx context.Context, p *Principal, id string, m Meta) error {
+	if p.Kind == KindAPIKey && p.KeyID != id {
+		return &Error{Code: EFORBIDDEN, Message: "an API key can revoke only itself"}
+	}
+	if err := s.st.APIKeys.DeleteAPIKey(ctx, p.UserID, id); err != nil {
 		return err
 	}
-	s.audit(ctx, EventAPIKeyRevoked, userID, m, map[string]any{"key_id": id})
+	s.audit(ctx, EventAPIKeyRevoked, p.UserID, m, map[string]any{"key_id": id})
 	return nil
 }
 

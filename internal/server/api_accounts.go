@@ -170,7 +170,7 @@ func (s *Server) currentUser(ctx context.Context, scopes ...string) (*auth.User,
 		return res.user, nil // a session: read fresh by the middleware
 	}
 	var u *auth.User
-	if p.Kind == "access_token" {
+	if p.Kind == auth.KindAccessToken {
 		u, err = s.auth.TokenUser(ctx, p.UserID)
 	} else {
 		u, err = s.auth.User(ctx, p.UserID)

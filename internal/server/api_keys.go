@@ -114,10 +114,7 @@ func (s *Server) registerAPIKeyRoutes(api huma.API) {
 		if err != nil {
 			return nil, err
 		}
-		if p.Kind == "api_key" && p.KeyID != in.ID {
-			return nil, huma.Error403Forbidden("an API key can revoke only itself")
-		}
-		if err := s.auth.RevokeAPIKey(ctx, p.UserID, in.ID, meta(ctx)); err != nil {
+		if err := s.auth.RevokeAPIKey(ctx, p, in.ID, meta(ctx)); err != nil {
 			return nil, err
 		}
 		return nil, nil

@@ -95,6 +95,60 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 	return out
 }
 
+// writeDomainProblem writes a domain error as a problem document outside
+// huma (plain handlers), through the same translator as the /v1 API.
+func (s *Server) writeDomainProblem(w http.ResponseWriter, ctx context.Context, err error) {
+	out := s.apiError(ctx, err)
+	var he huma.HeadersError
+	if errors.As(out, &he) {
+		for k, vs := range he.GetHeaders() {
+			for _, v := range vs {
+				w.Header().Add(k, v)
+			}
+		}
+	}
+	var se huma.StatusError
+	if !errors.As(out, &se) {
+		writeProblem(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(se.GetStatus())
+	_ = json.NewEncoder(w).Encode(se)
+}
+
+// pageError is the one translator from domain errors to the hosted pages:
+// the status and the sentence the page shows. It sets Retry-After when the
+// domain gave one and logs unexpected errors, whose cause is never shown.
+// Pages handle their own expected errors (a used link, a wrong password)
+// first, by error value or code, and hand the rest here.
+func (s *Server) pageError(w http.ResponseWriter, r *http.Request, where string, err error) (int, string) {
+	var de *auth.Error
+	errors.As(err, &de)
+	switch code := auth.ErrorCode(err); code {
+	case auth.EINVALID, auth.ECONFLICT, auth.EFORBIDDEN:
+		return statusOf[code], sentence(de.Message)
+	case auth.ENOTFOUND:
+		return http.StatusNotFound, "That item does not exist any more. It may have been removed already."
+	case auth.EUNAUTHORIZED:
+		return http.StatusUnauthorized, "Your sign-in has ended. Sign in again."
+	case auth.ETOOMANY:
+		retryAfter(w.Header(), de.RetryAfter)
+		if de.Reason == auth.ReasonAccountLocked {
+			// Unknown emails are locked out exactly like real ones, so
+			// this reveals nothing about which accounts exist.
+			return http.StatusTooManyRequests, "Too many failed sign-ins for this account. It is locked for " +
+				waitText(de.RetryAfter) + ": try again later, or reset your password."
+		}
+		return http.StatusTooManyRequests, "Too many attempts. Wait " + waitText(de.RetryAfter) + " and try again."
+	case auth.EUNAVAILABLE:
+		retryAfter(w.Header(), max(de.RetryAfter, 5*time.Second))
+		return http.StatusServiceUnavailable, "The server is busy right now. Try again in a moment."
+	}
+	return s.failure(r.Context(), where, err, w.Header()), msgTryAgain
+}
+
 // writeProblem writes a problem document outside huma (middleware).
 func writeProblem(w http.ResponseWriter, status int, detail string) {
 	w.Header().Set("Content-Type", "application/problem+json")

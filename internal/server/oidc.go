@@ -128,6 +128,13 @@ func (s *Server) startOIDC(w http.ResponseWriter, r *http.Request, link bool) {
 			writeProblem(w, http.StatusUnauthorized, "sign in first: linking needs a session")
 			return
 		}
+		if p, _ := require(ctx); p == nil {
+			writeProblem(w, http.StatusUnauthorized, "sign in first: linking needs a session")
+			return
+		} else if err := s.auth.CanAddSignInMethod(ctx, p); err != nil {
+			s.writeDomainProblem(w, ctx, err)
+			return
+		}
 		f.LinkUser, f.LinkSession = cs.UserID, cs.ID
 	}
 	state, binding := random256(), random256()
@@ -231,21 +238,6 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 	s.metrics.OIDC(id, "succeeded")
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, f.ReturnTo, http.StatusSeeOther)
-}
-
-// writeDomainProblem writes a domain error as a problem document outside
-// huma.
-func (s *Server) writeDomainProblem(w http.ResponseWriter, ctx context.Context, err error) {
-	var de *auth.Error
-	if errors.As(err, &de) && de.RetryAfter > 0 {
-		retryAfter(w.Header(), de.RetryAfter)
-	}
-	st := statusFor(err)
-	if st == http.StatusInternalServerError {
-		s.writeFailure(w, ctx, "internal error", err)
-		return
-	}
-	writeProblem(w, st, auth.ErrorMessage(err))
 }
 
 // IdentityBody is a linked provider account.

@@ -129,15 +129,13 @@ func (s *Server) handleResetSubmit(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		d.Title, d.Notice, d.Done, d.Token = "Password changed", "Your password was changed and every other sign-in was ended.", true, ""
 		s.renderPage(w, http.StatusOK, "reset", d)
-	case auth.ErrorCode(err) == auth.EINVALID && err != auth.ErrInvalidOneTimeToken:
-		d.Error = auth.ErrorMessage(err) // which password rule failed
-		s.renderPage(w, http.StatusUnprocessableEntity, "reset", d)
 	case err == auth.ErrInvalidOneTimeToken:
 		d.Token, d.Error = "", "This link is invalid, used or expired."
 		s.renderPage(w, http.StatusBadRequest, "reset", d)
 	default:
-		d.Error = "Something went wrong. Try again in a moment."
-		s.renderPage(w, statusFor(err), "reset", d)
+		status, msg := s.pageError(w, r, "reset page", err)
+		d.Error = msg
+		s.renderPage(w, status, "reset", d)
 	}
 }
 
@@ -163,8 +161,9 @@ func (s *Server) handleVerifySubmit(w http.ResponseWriter, r *http.Request) {
 		d.Error = "This link is invalid, used or expired."
 		s.renderPage(w, http.StatusBadRequest, "verify", d)
 	default:
-		d.Error = "Something went wrong. Try again in a moment."
-		s.renderPage(w, statusFor(err), "verify", d)
+		status, msg := s.pageError(w, r, "verify page", err)
+		d.Error = msg
+		s.renderPage(w, status, "verify", d)
 	}
 }
 
@@ -182,19 +181,9 @@ func (s *Server) handleForgotSubmit(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		d.Notice, d.Done = "If an account uses this address, a reset link is on its way. Check your mail.", true
 		s.renderPage(w, http.StatusOK, "forgot", d)
-	case auth.ErrorCode(err) == auth.EINVALID:
-		d.Error = auth.ErrorMessage(err)
-		s.renderPage(w, http.StatusUnprocessableEntity, "forgot", d)
 	default:
-		d.Error = "Too many requests or a temporary problem. Try again in a moment."
-		s.renderPage(w, statusFor(err), "forgot", d)
+		status, msg := s.pageError(w, r, "forgot page", err)
+		d.Error = msg
+		s.renderPage(w, status, "forgot", d)
 	}
-}
-
-// statusFor is the HTTP status of a domain error (for pages).
-func statusFor(err error) int {
-	if st := statusOf[auth.ErrorCode(err)]; st != 0 {
-		return st
-	}
-	return http.StatusInternalServerError
 }

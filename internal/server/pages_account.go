@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -183,24 +182,7 @@ func accountDone(w http.ResponseWriter, r *http.Request, code, section string) {
 // accountFail shows the account page again with the error next to the
 // form (section) that failed.
 func (s *Server) accountFail(w http.ResponseWriter, r *http.Request, sess *auth.Session, u *auth.User, section string, err error, edit func(*accountView)) {
-	ctx := r.Context()
-	var de *auth.Error
-	errors.As(err, &de)
-	status, msg := statusFor(err), msgTryAgain
-	switch auth.ErrorCode(err) {
-	case auth.EINVALID, auth.ECONFLICT, auth.EFORBIDDEN:
-		msg = sentence(de.Message)
-	case auth.ENOTFOUND:
-		msg = "That item does not exist any more. It may have been removed already."
-	case auth.ETOOMANY:
-		retryAfter(w.Header(), de.RetryAfter)
-		msg = "Too many attempts. Wait " + waitText(de.RetryAfter) + " and try again."
-	case auth.EUNAVAILABLE:
-		w.Header().Set("Retry-After", "5")
-		msg = "The server is busy right now. Try again in a moment."
-	default:
-		status = s.failure(ctx, "account page: "+section, err, w.Header())
-	}
+	status, msg := s.pageError(w, r, "account page: "+section, err)
 	s.renderAccount(w, r, status, sess, u, pageData{Error: msg, Section: section}, edit)
 }
 
@@ -421,8 +403,8 @@ func (s *Server) handleAccountRevokeOthers() http.HandlerFunc {
 }
 
 func (s *Server) handleAccountRevokeKey() http.HandlerFunc {
-	return s.accountAction("api-keys", "key-revoked", func(r *http.Request, _ *auth.Session, u *auth.User) error {
-		return s.auth.RevokeAPIKey(r.Context(), u.ID, r.PathValue("id"), meta(r.Context()))
+	return s.accountAction("api-keys", "key-revoked", func(r *http.Request, sess *auth.Session, u *auth.User) error {
+		return s.auth.RevokeAPIKey(r.Context(), s.auth.SessionPrincipal(sess, u), r.PathValue("id"), meta(r.Context()))
 	})
 }
 

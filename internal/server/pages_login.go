@@ -160,26 +160,14 @@ func (s *Server) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 func (s *Server) loginFailure(w http.ResponseWriter, r *http.Request, err error) (int, string) {
 	var de *auth.Error
 	errors.As(err, &de)
-	switch auth.ErrorCode(err) {
-	case auth.EUNAUTHORIZED, auth.EINVALID:
+	switch {
+	case auth.ErrorCode(err) == auth.EUNAUTHORIZED || auth.ErrorCode(err) == auth.EINVALID:
 		return http.StatusBadRequest, msgBadLogin
-	case auth.ETOOMANY:
-		retryAfter(w.Header(), de.RetryAfter)
-		// Unknown emails are locked out exactly like real ones, so this
-		// message reveals nothing about which accounts exist.
-		if de.Reason == auth.ReasonAccountLocked {
-			return http.StatusTooManyRequests, "Too many failed sign-ins for this account. It is locked for " +
-				waitText(de.RetryAfter) + ": try again later, or reset your password."
-		}
-		return http.StatusTooManyRequests, "Too many attempts. Wait " + waitText(de.RetryAfter) + " and try again."
-	case auth.EFORBIDDEN:
+	case de != nil && de.Reason == auth.ReasonEmailNotVerified:
 		// Only someone who knew the password gets here.
 		return http.StatusForbidden, "Verify your email address first: follow the link in the mail we sent you."
-	case auth.EUNAVAILABLE:
-		retryAfter(w.Header(), max(de.RetryAfter, 5*time.Second))
-		return http.StatusServiceUnavailable, "Signing in is busy right now. Try again in a moment."
 	}
-	return s.failure(r.Context(), "hosted login", err, w.Header()), msgTryAgain
+	return s.pageError(w, r, "hosted login", err)
 }
 
 // waitText says a wait in words: "a minute", "15 minutes", "30 seconds".
@@ -220,21 +208,8 @@ func (s *Server) handleRegisterSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := s.auth.Register(ctx, auth.RegisterInput{Email: f.Get("email"), Password: f.Get("password"), Name: f.Get("name")}, meta(ctx))
 	if err != nil {
-		var de *auth.Error
-		errors.As(err, &de)
-		status := statusFor(err)
-		switch auth.ErrorCode(err) {
-		case auth.EINVALID, auth.ECONFLICT:
-			d.Error = sentence(de.Message) // which rule failed
-		case auth.ETOOMANY:
-			retryAfter(w.Header(), de.RetryAfter)
-			d.Error = "Too many attempts. Wait " + waitText(de.RetryAfter) + " and try again."
-		default:
-			if status >= 500 {
-				s.log.ErrorContext(ctx, "hosted registration", "err", err, "request_id", requestID(ctx))
-			}
-			d.Error = msgTryAgain
-		}
+		status, msg := s.pageError(w, r, "hosted registration", err)
+		d.Error = msg
 		s.renderPage(w, status, "register", d)
 		return
 	}
