@@ -15,6 +15,17 @@ var _ auth.TokenStore = (*DB)(nil)
 // in one transaction.
 func (db *DB) PutToken(ctx context.Context, t *auth.OneTimeToken) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
+		// Two PutTokens of one user at once (two mail workers) must not
+		// both delete before either inserts, or both tokens stay live.
+		// SQLite runs one write transaction at a time; PostgreSQL, at READ
+		// COMMITTED, is made to wait here on the user's row, and the DELETE
+		// then sees the token the other transaction committed. (NO KEY
+		// UPDATE does not block the foreign-key checks of other inserts.)
+		if db.dialect == dialectPostgres {
+			if _, err := tx.ExecContext(ctx, `SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE`, t.UserID); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.ExecContext(ctx, db.rebind(`DELETE FROM one_time_tokens WHERE user_id = ? AND purpose = ?`), t.UserID, t.Purpose); err != nil {
 			return err
 		}

@@ -1,0 +1,27 @@
+package sqlstore_test
+
+import (
+	"testing"
+
+	"gatehouse/internal/sqlstore"
+	"gatehouse/internal/storetest"
+)
+
+// The contracts of the stores of user-owned and single-use records, on
+// both dialects. The DB is each suite's backend as it is: its CreateUser
+// makes the users the records' foreign keys refer to, and its DeleteUser
+// runs the cascade tests.
+
+func sqliteDB(t *testing.T) *sqlstore.DB {
+	db, _ := openSQLite(t)
+	return db
+}
+
+func TestSQLiteTokens(t *testing.T) {
+	storetest.RunTokens(t, func(t *testing.T) storetest.TokenBackend { return sqliteDB(t) })
+}
+
+func TestPostgresTokens(t *testing.T) {
+	pg := postgres(t)
+	storetest.RunTokens(t, func(t *testing.T) storetest.TokenBackend { return pg.migrated(t) })
+}
