@@ -358,10 +358,17 @@ func (s *Store) ConsumeToken(ctx context.Context, hash, purpose string, now time
 }
 
 // ---------------------------------------------------------------------------
-// Challenges: ch:<key> with the value, expiring with it; GETDEL makes them
-// single-use.
+// Challenges. Key ch2:<key>: a hash of the value (v) and its expiry (e,
+// Unix microseconds), the key expiring at the same time. TakeChallenge reads
+// and deletes it in one MULTI, so a challenge is taken once, and checks the
+// expiry against the now it is passed, as ConsumeToken does. (The first
+// format, ch:<key>, held the bare value and expired by its TTL alone, so a
+// challenge was live until Redis's clock said otherwise, whatever now the
+// caller passed; such keys are no longer read and expire within minutes.)
 
 var _ auth.ChallengeStore = (*Store)(nil)
+
+func (s *Store) kChallenge(key string) string { return s.prefix + "ch2:" + key }
 
 // PutChallenge stores a challenge until expires.
 func (s *Store) PutChallenge(ctx context.Context, key string, value []byte, expires time.Time) error {
@@ -369,14 +376,29 @@ func (s *Store) PutChallenge(ctx context.Context, key string, value []byte, expi
 	if ttl <= 0 {
 		ttl = time.Millisecond
 	}
-	return s.rdb.Set(ctx, s.prefix+"ch:"+key, value, ttl).Err()
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, s.kChallenge(key), "v", value, "e", ms(expires))
+		p.PExpire(ctx, s.kChallenge(key), ttl)
+		return nil
+	})
+	return err
 }
 
-// TakeChallenge returns and deletes a live challenge.
-func (s *Store) TakeChallenge(ctx context.Context, key string, _ time.Time) ([]byte, error) {
-	v, err := s.rdb.GetDel(ctx, s.prefix+"ch:"+key).Bytes()
-	if errors.Is(err, redis.Nil) {
+// TakeChallenge returns and deletes a challenge live at now.
+func (s *Store) TakeChallenge(ctx context.Context, key string, now time.Time) ([]byte, error) {
+	var get *redis.SliceCmd
+	if _, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.HMGet(ctx, s.kChallenge(key), "v", "e")
+		p.Del(ctx, s.kChallenge(key))
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	f := get.Val()
+	v, ok := f[0].(string)
+	e, ok2 := f[1].(string)
+	if !ok || !ok2 || !now.Before(parseTS(e)) {
 		return nil, auth.ErrNotFound
 	}
-	return v, err
+	return []byte(v), nil
 }

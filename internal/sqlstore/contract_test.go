@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"testing"
 
+	"gatehouse/internal/auth"
 	"gatehouse/internal/sqlstore"
 	"gatehouse/internal/storetest"
 )
@@ -24,4 +25,13 @@ func TestSQLiteTokens(t *testing.T) {
 func TestPostgresTokens(t *testing.T) {
 	pg := postgres(t)
 	storetest.RunTokens(t, func(t *testing.T) storetest.TokenBackend { return pg.migrated(t) })
+}
+
+func TestSQLiteChallenges(t *testing.T) {
+	storetest.RunChallenges(t, func(t *testing.T) auth.ChallengeStore { return sqliteDB(t) })
+}
+
+func TestPostgresChallenges(t *testing.T) {
+	pg := postgres(t)
+	storetest.RunChallenges(t, func(t *testing.T) auth.ChallengeStore { return pg.migrated(t) })
 }
