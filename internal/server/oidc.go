@@ -144,8 +144,7 @@ func (s *Server) startOIDC(w http.ResponseWriter, r *http.Request, link bool) {
 		s.writeDomainProblem(w, ctx, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: bindingCookie, Value: binding, Path: "/v1/oidc/", MaxAge: int(oidcFlowTTL / time.Second),
-		HttpOnly: true, Secure: s.https, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, s.flowCookie(bindingCookie, "/v1/oidc/", binding, int(oidcFlowTTL/time.Second)))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, p.AuthCodeURL(state, f.Nonce, f.Verifier), http.StatusFound)
 }
@@ -181,7 +180,7 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 		s.oidcFail(w, r, id, "bad_state", err, "")
 		return
 	}
-	ck, err := r.Cookie(bindingCookie)
+	ck, err := r.Cookie(s.flowCookieName(bindingCookie))
 	if err != nil || subtle.ConstantTimeCompare([]byte(auth.HashToken(ck.Value)), []byte(f.Binding)) != 1 {
 		s.oidcFail(w, r, id, "browser_mismatch", err, "")
 		return
@@ -230,7 +229,7 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 		s.oidcFail(w, r, id, "account", err, msg)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: bindingCookie, Value: "", Path: "/v1/oidc/", MaxAge: -1, HttpOnly: true, Secure: s.https, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, s.flowCookie(bindingCookie, "/v1/oidc/", "", -1))
 	if done != nil {
 		c := s.sessionCookie(done.SessionToken, done.Session.ExpiresAt)
 		http.SetCookie(w, &c)
