@@ -137,7 +137,7 @@ func New(cfg Config) (*Guard, error) {
 	var problems []error
 	cfg.Issuer = strings.TrimRight(strings.TrimSpace(cfg.Issuer), "/")
 	if cfg.Issuer == "" {
-		problems = append(problems, errors.New("Issuer is required"))
+		problems = append(problems, errors.New("the Issuer is required"))
 	}
 	if cfg.Audience == "" {
 		cfg.Audience = cfg.Issuer
@@ -168,7 +168,7 @@ func New(cfg Config) (*Guard, error) {
 	}
 	for _, a := range algs {
 		if _, ok := algKeyType[a]; !ok {
-			problems = append(problems, fmt.Errorf("Algorithms: %q is not accepted (use EdDSA, ES256 or RS256)", a))
+			problems = append(problems, fmt.Errorf("the Algorithms entry %q is not accepted (use EdDSA, ES256 or RS256)", a))
 		}
 	}
 	switch {
@@ -181,7 +181,7 @@ func New(cfg Config) (*Guard, error) {
 	case cfg.Leeway == 0:
 		cfg.Leeway = MaxLeeway
 	case cfg.Leeway < 0 || cfg.Leeway > MaxLeeway:
-		problems = append(problems, fmt.Errorf("Leeway: %v is outside (0, %v]", cfg.Leeway, MaxLeeway))
+		problems = append(problems, fmt.Errorf("the Leeway %v is outside (0, %v]", cfg.Leeway, MaxLeeway))
 	}
 	csrf := http.NewCrossOriginProtection()
 	for _, o := range cfg.TrustedOrigins {
