@@ -18,6 +18,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
@@ -62,6 +63,8 @@ type key struct {
 type Keyring struct {
 	opts Options
 	seal cipher.AEAD
+	// legacySeal opens keys sealed before the seal key came from HKDF.
+	legacySeal cipher.AEAD
 
 	mu         sync.RWMutex
 	current    *key
@@ -94,19 +97,25 @@ func New(ctx context.Context, o Options) (*Keyring, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	// The sealing key is derived from the root secret, so the database
-	// alone does not reveal the private keys.
+	// The sealing key is derived from the root secret for this purpose
+	// (HKDF-SHA256), so the database alone does not reveal the private
+	// keys. Keys sealed before v1 used HMAC(secret, purpose): they are
+	// still opened with that key, and every new key is sealed with HKDF's.
+	sk, err := hkdf.Key(sha256.New, o.Secret, nil, sealInfo, 32)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := newGCM(sk)
+	if err != nil {
+		return nil, err
+	}
 	m := hmac.New(sha256.New, o.Secret)
 	m.Write([]byte("gatehouse signing-key seal v1"))
-	block, err := aes.NewCipher(m.Sum(nil))
+	legacy, err := newGCM(m.Sum(nil))
 	if err != nil {
 		return nil, err
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	k := &Keyring{opts: o, seal: aead}
+	k := &Keyring{opts: o, seal: aead, legacySeal: legacy}
 	k.cache.init()
 	if err := k.Reload(ctx); err != nil {
 		return nil, err
@@ -120,6 +129,17 @@ func New(ctx context.Context, o Options) (*Keyring, error) {
 		}
 	}
 	return k, nil
+}
+
+// sealInfo is the HKDF info of the key that seals signing keys at rest.
+const sealInfo = "gatehouse/v1/signing-key-seal"
+
+func newGCM(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }
 
 func aad(kid, alg string) []byte { return []byte("gatehouse-signing-key\x00" + kid + "\x00" + alg) }
@@ -223,6 +243,9 @@ func (k *Keyring) Reload(ctx context.Context) error {
 			return fmt.Errorf("token: key %s: sealed data too short", s.KID)
 		}
 		der, err := k.seal.Open(nil, s.Sealed[:ns], s.Sealed[ns:], aad(s.KID, s.Alg))
+		if err != nil {
+			der, err = k.legacySeal.Open(nil, s.Sealed[:ns], s.Sealed[ns:], aad(s.KID, s.Alg))
+		}
 		if err != nil {
 			return fmt.Errorf("token: key %s cannot be unsealed: is GATEHOUSE_SECRET the one it was made with? (%w)", s.KID, err)
 		}

@@ -6,7 +6,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/hkdf"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"math/big"
@@ -628,5 +630,58 @@ func TestConcurrentUse(t *testing.T) {
 func TestLeewayIsAtMostFiveSeconds(t *testing.T) {
 	if Leeway > 5*time.Second || Leeway <= 0 {
 		t.Fatalf("Leeway = %v, want (0, 5s]", Leeway)
+	}
+}
+
+// TestSealKeyIsPurposeDerived: new keys are sealed with the HKDF-derived
+// seal key (not the legacy HMAC one), and a key sealed with the legacy key
+// before the upgrade still loads and verifies its tokens.
+func TestSealKeyIsPurposeDerived(t *testing.T) {
+	ctx := context.Background()
+	k, e := newKeyring(t, "EdDSA")
+	stored, err := e.store.SigningKeys(ctx)
+	if err != nil || len(stored) != 1 {
+		t.Fatalf("SigningKeys = %v, %v", stored, err)
+	}
+	s := stored[0]
+	ns := k.seal.NonceSize()
+	if _, err := k.legacySeal.Open(nil, s.Sealed[:ns], s.Sealed[ns:], aad(s.KID, s.Alg)); err == nil {
+		t.Fatal("a new key opens with the legacy HMAC seal key")
+	}
+	want, err := hkdf.Key(sha256.New, testSecret, nil, "gatehouse/v1/signing-key-seal", 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gcm, err := newGCM(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gcm.Open(nil, s.Sealed[:ns], s.Sealed[ns:], aad(s.KID, s.Alg)); err != nil {
+		t.Fatalf("a new key does not open with HKDF(secret, %q): %v", sealInfo, err)
+	}
+
+	// A key sealed the old way, as a database from before the upgrade
+	// holds it, and newer than the current one.
+	e.clock.Advance(time.Second)
+	priv, err := generate("EdDSA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := marshalPrivate("EdDSA", priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := make([]byte, ns)
+	old := &auth.SigningKey{KID: "legacy-kid", Alg: "EdDSA", Sealed: k.legacySeal.Seal(nonce, nonce, der, aad("legacy-kid", "EdDSA")),
+		CreatedAt: e.clock.Now().UTC().Truncate(time.Microsecond)}
+	if err := e.store.AddSigningKey(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	k2 := e.keyring(t, "EdDSA")
+	if cur := currentKey(t, k2); cur.kid != "legacy-kid" {
+		t.Fatalf("current key %s, want the legacy-sealed one", cur.kid)
+	}
+	if _, err := k2.Verify(issue(t, k2)); err != nil {
+		t.Fatalf("a token signed with the legacy-sealed key: %v", err)
 	}
 }
