@@ -35,3 +35,12 @@ func TestPostgresChallenges(t *testing.T) {
 	pg := postgres(t)
 	storetest.RunChallenges(t, func(t *testing.T) auth.ChallengeStore { return pg.migrated(t) })
 }
+
+func TestSQLitePasskeys(t *testing.T) {
+	storetest.RunPasskeys(t, func(t *testing.T) storetest.PasskeyBackend { return sqliteDB(t) })
+}
+
+func TestPostgresPasskeys(t *testing.T) {
+	pg := postgres(t)
+	storetest.RunPasskeys(t, func(t *testing.T) storetest.PasskeyBackend { return pg.migrated(t) })
+}
