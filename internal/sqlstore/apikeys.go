@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,10 +70,14 @@ func (db *DB) DeleteUserAPIKeys(ctx context.Context, userID string) error {
 	return err
 }
 
-// TouchAPIKeys records last-used times in one transaction.
+// TouchAPIKeys records last-used times in one transaction. The keys are
+// updated in id order: every node flushes its batch at about the same
+// time, and two transactions locking the same rows in different (map)
+// orders deadlock on PostgreSQL, failing one batch.
 func (db *DB) TouchAPIKeys(ctx context.Context, used map[string]time.Time) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
-		for id, t := range used {
+		for _, id := range slices.Sorted(maps.Keys(used)) {
+			t := used[id]
 			if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`), ts(t), id, ts(t)); err != nil {
 				return err
 			}

@@ -44,3 +44,12 @@ func TestPostgresPasskeys(t *testing.T) {
 	pg := postgres(t)
 	storetest.RunPasskeys(t, func(t *testing.T) storetest.PasskeyBackend { return pg.migrated(t) })
 }
+
+func TestSQLiteAPIKeys(t *testing.T) {
+	storetest.RunAPIKeys(t, func(t *testing.T) storetest.APIKeyBackend { return sqliteDB(t) })
+}
+
+func TestPostgresAPIKeys(t *testing.T) {
+	pg := postgres(t)
+	storetest.RunAPIKeys(t, func(t *testing.T) storetest.APIKeyBackend { return pg.migrated(t) })
+}
