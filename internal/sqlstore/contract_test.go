@@ -53,3 +53,12 @@ func TestPostgresAPIKeys(t *testing.T) {
 	pg := postgres(t)
 	storetest.RunAPIKeys(t, func(t *testing.T) storetest.APIKeyBackend { return pg.migrated(t) })
 }
+
+func TestSQLiteIdentities(t *testing.T) {
+	storetest.RunIdentities(t, func(t *testing.T) storetest.IdentityBackend { return sqliteDB(t) })
+}
+
+func TestPostgresIdentities(t *testing.T) {
+	pg := postgres(t)
+	storetest.RunIdentities(t, func(t *testing.T) storetest.IdentityBackend { return pg.migrated(t) })
+}

@@ -32,9 +32,20 @@ func race(n int, f func(i int)) {
 }
 
 // oneWinner requires that exactly one of errs is nil and that every other
-// is loser (errors.Is), and returns the winner's index (-1 after a
-// failure).
+// is loser (errors.Is), and returns the winner's index.
 func oneWinner(t *testing.T, what string, errs []error, loser error) int {
+	t.Helper()
+	return winnerOf(t, what, errs, loser.Error(), func(err error) bool { return errors.Is(err, loser) })
+}
+
+// oneWinnerCode is oneWinner for refusals specified by code: every error
+// but the winner's nil is an *auth.Error of that code.
+func oneWinnerCode(t *testing.T, what string, errs []error, code string) int {
+	t.Helper()
+	return winnerOf(t, what, errs, "code "+code, func(err error) bool { return auth.ErrorCode(err) == code })
+}
+
+func winnerOf(t *testing.T, what string, errs []error, loser string, isLoser func(error) bool) int {
 	t.Helper()
 	winner, winners := -1, 0
 	for i, err := range errs {
@@ -42,8 +53,8 @@ func oneWinner(t *testing.T, what string, errs []error, loser error) int {
 		case err == nil:
 			winners++
 			winner = i
-		case !errors.Is(err, loser):
-			t.Errorf("%s: caller %d: error = %v, want nil or %v", what, i, err, loser)
+		case !isLoser(err):
+			t.Errorf("%s: caller %d: error = %v, want nil or %s", what, i, err, loser)
 		}
 	}
 	if winners != 1 {
