@@ -62,3 +62,12 @@ func TestPostgresIdentities(t *testing.T) {
 	pg := postgres(t)
 	storetest.RunIdentities(t, func(t *testing.T) storetest.IdentityBackend { return pg.migrated(t) })
 }
+
+func TestSQLiteMailJobs(t *testing.T) {
+	storetest.RunMailJobs(t, func(t *testing.T) storetest.MailJobBackend { return sqliteDB(t) })
+}
+
+func TestPostgresMailJobs(t *testing.T) {
+	pg := postgres(t)
+	storetest.RunMailJobs(t, func(t *testing.T) storetest.MailJobBackend { return pg.migrated(t) })
+}
