@@ -1,0 +1,436 @@
+package httptest_test
+
+import (
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"gatehouse/internal/testserver"
+)
+
+// victim is an administrator signed in with a cookie session (so that a
+// forged request would be allowed everything if the CSRF check did not
+// stop it), with what the routes act on: a second session, an API key, a
+// refresh token and another account (the bystander).
+type victim struct {
+	*account
+	domain       string // the domain of every account made for this victim
+	otherSession string
+	keyID        string
+	bystander    *account
+}
+
+var victims int
+
+func (g *gh) victim(t *testing.T) *victim {
+	t.Helper()
+	victims++
+	v := &victim{domain: fmt.Sprintf("victim%d", victims)}
+	v.account = g.user(t, v.domain, "admin")
+	_, v.otherSession = g.session(t, v.account)
+	v.keyID, _ = g.createKey(t, v.account, "read")
+	v.bystander = g.register(t, newEmail(v.domain))
+	return v
+}
+
+// snapshot is what a forged request could change, read with other
+// credentials than the victim's cookie: the accounts of the victim's
+// domain (roles, disabled, email_verified, name, updated_at), the newest
+// audit events, the victim's sessions, API keys, passkeys and linked
+// identities, and whether its refresh token is active.
+func (g *gh) snapshot(t *testing.T, v *victim) string {
+	t.Helper()
+	var b strings.Builder
+	add := func(what string, r *testserver.Response) {
+		fmt.Fprintf(&b, "%s: %d %s\n", what, r.Status, r.Body)
+	}
+	root := bearer(g.root.Access)
+	add("accounts", g.get(t, "/v1/admin/users?limit=200&q="+url.QueryEscape("@"+v.domain+"."), root))
+	add("audit", g.get(t, "/v1/admin/audit?limit=20", root))
+	for _, p := range []string{"/v1/me", "/v1/sessions", "/v1/api-keys", "/v1/passkeys", "/v1/me/identities"} {
+		add(p, g.get(t, p, bearer(v.Access)))
+	}
+	add("refresh token", g.send(t, http.MethodPost, "/oauth2/introspect", url.Values{"token": {v.Refresh}}, root))
+	return b.String()
+}
+
+// csrfCase is how to send one unsafe route as a victim would mean it: the
+// path with its parameters, the body, and what the request does when it
+// comes from the server's own origin.
+type csrfCase struct {
+	req func(g *gh, v *victim) (path string, body any)
+	// same is the status of the same-origin request.
+	same int
+	// changes says the same-origin request changes the snapshot, so that
+	// the cross-site one, refused, is shown to have had an effect to stop.
+	changes bool
+}
+
+func fixed(path string, body any) func(*gh, *victim) (string, any) {
+	return func(*gh, *victim) (string, any) { return path, body }
+}
+
+// csrfCases are the unsafe routes this test knows how to make effective.
+// A route of the server missing here is still tested, with its path
+// parameters set to "unknown" and an empty JSON object as the body.
+var csrfCases = map[string]csrfCase{
+	// JSON API.
+	"POST /v1/register": {func(g *gh, v *victim) (string, any) {
+		return "/v1/register", map[string]string{"email": newEmail(v.domain), "password": password}
+	}, 201, true},
+	"DELETE /v1/me":            {fixed("/v1/me", nil), 204, true},
+	"PATCH /v1/me":             {fixed("/v1/me", `{"name":"Mallory was here"}`), 200, true},
+	"POST /v1/password/change": {fixed("/v1/password/change", map[string]string{"current_password": password, "new_password": "a whole new pass phrase"}), 204, true},
+	"POST /v1/password/forgot": {func(g *gh, v *victim) (string, any) {
+		return "/v1/password/forgot", map[string]string{"email": v.Email}
+	}, 202, false},
+	"POST /v1/password/reset":      {fixed("/v1/password/reset", map[string]string{"token": "not-a-token", "new_password": "a whole new pass phrase"}), 400, false},
+	"POST /v1/email/verify":        {fixed("/v1/email/verify", map[string]string{"token": "not-a-token"}), 400, false},
+	"POST /v1/email/verify/resend": {fixed("/v1/email/verify/resend", nil), 202, false},
+	"POST /v1/api-keys":            {fixed("/v1/api-keys", map[string]any{"name": "forged", "scopes": []string{"admin"}}), 201, true},
+	"DELETE /v1/api-keys/{id}":     {func(g *gh, v *victim) (string, any) { return "/v1/api-keys/" + v.keyID, nil }, 204, true},
+	"POST /v1/sessions": {func(g *gh, v *victim) (string, any) {
+		return "/v1/sessions", map[string]string{"email": v.Email, "password": password}
+	}, 201, true},
+	"DELETE /v1/sessions":           {fixed("/v1/sessions", nil), 204, true},
+	"DELETE /v1/sessions/current":   {fixed("/v1/sessions/current", nil), 204, true},
+	"DELETE /v1/sessions/{id}":      {func(g *gh, v *victim) (string, any) { return "/v1/sessions/" + v.otherSession, nil }, 204, true},
+	"DELETE /v1/me/identities/{id}": {fixed("/v1/me/identities/unknown", nil), 404, false},
+	"PATCH /v1/admin/users/{id}": {func(g *gh, v *victim) (string, any) {
+		return "/v1/admin/users/" + v.bystander.ID, `{"roles":["admin"],"disabled":true}`
+	}, 200, true},
+	"DELETE /v1/admin/users/{id}":       {func(g *gh, v *victim) (string, any) { return "/v1/admin/users/" + v.bystander.ID, nil }, 204, true},
+	"POST /v1/admin/users/{id}/revoke":  {func(g *gh, v *victim) (string, any) { return "/v1/admin/users/" + v.ID + "/revoke", nil }, 204, true},
+	"POST /v1/passkeys/register/begin":  {fixed("/v1/passkeys/register/begin", nil), 200, false},
+	"POST /v1/passkeys/register/finish": {fixed("/v1/passkeys/register/finish", `{"id":"x","rawId":"x","type":"public-key","response":{}}`), 422, false},
+	"POST /v1/passkeys/login/begin":     {fixed("/v1/passkeys/login/begin", nil), 200, false},
+	"POST /v1/passkeys/login/finish":    {fixed("/v1/passkeys/login/finish", `{"id":"x","rawId":"x","type":"public-key","response":{}}`), 401, false},
+	"PATCH /v1/passkeys/{id}":           {fixed("/v1/passkeys/unknown", `{"name":"forged"}`), 404, false},
+	"DELETE /v1/passkeys/{id}":          {fixed("/v1/passkeys/unknown", nil), 404, false},
+
+	// OAuth2.
+	"POST /oauth2/token": {func(g *gh, v *victim) (string, any) {
+		return "/oauth2/token", url.Values{"grant_type": {"password"}, "username": {v.Email}, "password": {password}}
+	}, 200, true},
+	"POST /oauth2/revoke":     {func(g *gh, v *victim) (string, any) { return "/oauth2/revoke", url.Values{"token": {v.Refresh}} }, 200, true},
+	"POST /oauth2/introspect": {func(g *gh, v *victim) (string, any) { return "/oauth2/introspect", url.Values{"token": {v.Access}} }, 200, false},
+
+	// Hosted pages.
+	"POST /login": {func(g *gh, v *victim) (string, any) {
+		return "/login", url.Values{"email": {v.Email}, "password": {password}}
+	}, 303, true},
+	"POST /register": {func(g *gh, v *victim) (string, any) {
+		return "/register", url.Values{"email": {newEmail(v.domain)}, "password": {password}}
+	}, 200, true},
+	"POST /logout":               {fixed("/logout", url.Values{}), 303, true},
+	"POST /account/profile":      {fixed("/account/profile", url.Values{"name": {"Mallory was here"}}), 303, true},
+	"POST /account/password":     {fixed("/account/password", url.Values{"current_password": {password}, "new_password": {"a whole new pass phrase"}}), 303, true},
+	"POST /account/email/resend": {fixed("/account/email/resend", url.Values{}), 303, false},
+	"POST /account/sessions/{id}/revoke": {func(g *gh, v *victim) (string, any) {
+		return "/account/sessions/" + v.otherSession + "/revoke", url.Values{}
+	}, 303, true},
+	"POST /account/sessions/revoke-others": {fixed("/account/sessions/revoke-others", url.Values{}), 303, true},
+	"POST /account/api-keys":               {fixed("/account/api-keys", url.Values{"name": {"forged"}, "scope": {"admin"}, "expires": {"30"}}), 200, true},
+	"POST /account/api-keys/{id}/revoke": {func(g *gh, v *victim) (string, any) {
+		return "/account/api-keys/" + v.keyID + "/revoke", url.Values{}
+	}, 303, true},
+	"POST /account/identities/{id}/unlink": {fixed("/account/identities/unknown/unlink", url.Values{}), 404, false},
+	"POST /account/passkeys/{id}/rename":   {fixed("/account/passkeys/unknown/rename", url.Values{"name": {"forged"}}), 404, false},
+	"POST /account/passkeys/{id}/delete":   {fixed("/account/passkeys/unknown/delete", url.Values{}), 404, false},
+	"POST /reset-password":                 {fixed("/reset-password", url.Values{"token": {"not-a-token"}, "new_password": {"a whole new pass phrase"}}), 400, false},
+	"POST /verify-email":                   {fixed("/verify-email", url.Values{"token": {"not-a-token"}}), 400, false},
+	"POST /forgot-password": {func(g *gh, v *victim) (string, any) {
+		return "/forgot-password", url.Values{"email": {v.Email}}
+	}, 200, false},
+}
+
+func unsafeMethod(m string) bool {
+	return m == http.MethodPost || m == http.MethodPut || m == http.MethodPatch || m == http.MethodDelete
+}
+
+// unsafeRoutes lists every state-changing route of the server as "METHOD
+// /path": the operations of its OpenAPI document, and the patterns
+// registered on the mux directly (hosted pages, OAuth2), read from the
+// source of internal/server so that a new one is tested without being
+// added anywhere.
+func unsafeRoutes(t *testing.T, g *gh) []string {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, op := range operations(t, g) {
+		if unsafeMethod(op.method) {
+			seen[op.method+" "+op.path] = true
+		}
+	}
+	for _, p := range muxPatterns(t) {
+		method, path, ok := strings.Cut(p, " ")
+		if !ok {
+			// A pattern without a method takes every method. The only
+			// one is the catch-all that answers 404 for anything else.
+			if p != "/" {
+				t.Errorf("mux pattern %q takes every method: add its unsafe methods to this test", p)
+			}
+			continue
+		}
+		if unsafeMethod(method) {
+			seen[method+" "+strings.TrimSpace(path)] = true
+		} else if method != http.MethodGet && method != http.MethodHead {
+			t.Errorf("mux pattern %q: a method this test does not know", p)
+		}
+	}
+	out := slices.Sorted(func(yield func(string) bool) {
+		for k := range seen {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	for k := range csrfCases {
+		if !seen[k] {
+			t.Errorf("csrfCases names %q, which the server does not have", k)
+		}
+	}
+	return out
+}
+
+// muxPatterns reads the literal patterns passed to Handle and HandleFunc
+// in internal/server's (non-test) source.
+func muxPatterns(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "server", "*.go"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no source of internal/server: %v", err)
+	}
+	var out []string
+	fset := token.NewFileSet()
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok || len(call.Args) == 0 {
+				return true
+			}
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			if !ok || (sel.Sel.Name != "Handle" && sel.Sel.Name != "HandleFunc") {
+				return true
+			}
+			lit, ok := call.Args[0].(*ast.BasicLit)
+			if !ok || lit.Kind != token.STRING {
+				t.Errorf("%s: a route registered with a pattern that is not a literal: this test cannot see it", fset.Position(call.Pos()))
+				return true
+			}
+			p, err := strconv.Unquote(lit.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, p)
+			return true
+		})
+	}
+	if !slices.Contains(out, "POST /login") || !slices.Contains(out, "POST /oauth2/token") {
+		t.Fatalf("the mux patterns read from internal/server miss POST /login or POST /oauth2/token: %q", out)
+	}
+	return out
+}
+
+// request builds what case c sends for route ("METHOD /path") as v.
+func request(g *gh, v *victim, route string) (method, path string, body any, c csrfCase, known bool) {
+	method, tmpl, _ := strings.Cut(route, " ")
+	c, known = csrfCases[route]
+	if !known {
+		path = tmpl
+		for strings.Contains(path, "{") {
+			i := strings.Index(path, "{")
+			j := strings.Index(path[i:], "}")
+			path = path[:i] + "unknown" + path[i+j+1:]
+		}
+		return method, path, "{}", c, false
+	}
+	path, body = c.req(g, v)
+	return method, path, body, c, true
+}
+
+// TestCSRFEveryUnsafeRoute sends every state-changing route of the server
+// twice, each time as a fresh administrator signed in with a cookie:
+// cross-site (Origin https://evil.example, Sec-Fetch-Site cross-site) it
+// must be refused with 403 and change nothing (SPEC §4: every
+// state-changing request authenticated by cookie, the hosted forms and
+// logging in); from the server's own origin the same request must not be
+// refused (and, where the route does something, does it).
+func TestCSRFEveryUnsafeRoute(t *testing.T) {
+	g := start(t, nil)
+	routes := unsafeRoutes(t, g)
+	if len(routes) < 40 {
+		t.Fatalf("only %d unsafe routes found: %q", len(routes), routes)
+	}
+	for _, route := range routes {
+		t.Run(route, func(t *testing.T) {
+			v := g.victim(t)
+			method, path, body, c, known := request(g, v, route)
+			before := g.snapshot(t, v)
+			r := g.send(t, method, path, body, g.cookie(v.account), crossSite)
+			if after := g.snapshot(t, v); after != before {
+				t.Errorf("cross-site %s changed state:\nbefore:\n%s\nafter:\n%s", route, before, after)
+			}
+			if sc := r.Header.Values("Set-Cookie"); len(sc) > 0 {
+				t.Errorf("cross-site %s set cookies %q", route, sc)
+			}
+			if r.Status != http.StatusForbidden {
+				t.Fatalf("cross-site %s %s with a session cookie: %s, want 403", method, path, r)
+			}
+			if strings.HasPrefix(path, "/v1/") || strings.HasPrefix(path, "/oauth2/") {
+				wantProblem(t, "cross-site "+route, r, http.StatusForbidden)
+			}
+
+			v = g.victim(t)
+			method, path, body, _, _ = request(g, v, route)
+			before = g.snapshot(t, v)
+			r = g.send(t, method, path, body, g.cookie(v.account), g.sameOrigin())
+			switch {
+			case r.Status == http.StatusForbidden || r.Status >= 500:
+				t.Fatalf("same-origin %s %s: %s", method, path, r)
+			case known && r.Status != c.same:
+				t.Fatalf("same-origin %s %s: %s, want %d", method, path, r, c.same)
+			case known && c.changes && g.snapshot(t, v) == before:
+				t.Fatalf("same-origin %s %s (%d) changed nothing: the request this test forges would not do anything", method, path, r.Status)
+			}
+		})
+	}
+}
+
+// TestCSRFLoginAndFormsWithoutCookie: logging in is refused cross-origin
+// even without a session cookie (login CSRF: no site may sign a browser
+// into the attacker's account), and so is every hosted form; the refusal
+// sets no cookie and opens no session. The same requests from the
+// server's own origin pass.
+func TestCSRFLoginAndFormsWithoutCookie(t *testing.T) {
+	g := start(t, nil)
+	a := g.user(t, "login")
+	sessions := func() string {
+		t.Helper()
+		return g.get(t, "/v1/sessions", bearer(a.Access)).String()
+	}
+	creds := map[string]string{"email": a.Email, "password": password}
+	form := url.Values{"email": {a.Email}, "password": {password}}
+	for _, c := range []struct {
+		path string
+		body any
+		same int // from the server's own origin
+	}{
+		{"/v1/sessions", creds, http.StatusCreated},
+		{"/login", form, http.StatusSeeOther},
+		{"/v1/passkeys/login/begin", map[string]string{"email": a.Email}, http.StatusOK},
+		{"/v1/passkeys/login/finish", `{"id":"x","rawId":"x","type":"public-key","response":{}}`, http.StatusUnauthorized},
+		{"/register", url.Values{"email": {newEmail("login")}, "password": {password}}, http.StatusOK},
+		{"/forgot-password", url.Values{"email": {a.Email}}, http.StatusOK},
+		{"/reset-password", url.Values{"token": {"not-a-token"}, "new_password": {"a whole new pass phrase"}}, http.StatusBadRequest},
+		{"/verify-email", url.Values{"token": {"not-a-token"}}, http.StatusBadRequest},
+		{"/logout", url.Values{}, http.StatusSeeOther},
+	} {
+		t.Run(c.path, func(t *testing.T) {
+			before := sessions()
+			r := g.send(t, http.MethodPost, c.path, c.body, crossSite)
+			if r.Status != http.StatusForbidden {
+				t.Errorf("cross-site POST %s without a cookie: %s, want 403", c.path, r)
+			}
+			if sc := r.Header.Values("Set-Cookie"); len(sc) > 0 {
+				t.Errorf("cross-site POST %s set cookies %q", c.path, sc)
+			}
+			if after := sessions(); after != before {
+				t.Errorf("cross-site POST %s changed the sessions:\n%s\n%s", c.path, before, after)
+			}
+			if r := g.send(t, http.MethodPost, c.path, c.body, g.sameOrigin()); r.Status != c.same {
+				t.Errorf("same-origin POST %s: %s, want %d", c.path, r, c.same)
+			}
+		})
+	}
+}
+
+// TestCSRFOriginHeaders: what counts as cross-origin, on PATCH /v1/me with
+// a session cookie. A browser's cross-site or same-site (another origin of
+// the same site) request, or an Origin of another site without Fetch
+// metadata (older browsers), is refused; same-origin, a navigation the user
+// started (Sec-Fetch-Site: none), the public URL's origin, and a request
+// without either header (not a browser: no ambient cookie to abuse) pass.
+func TestCSRFOriginHeaders(t *testing.T) {
+	g := start(t, nil)
+	a := g.user(t, "origin")
+	for _, c := range []struct {
+		name string
+		hdr  []string
+		want int
+	}{
+		{"Sec-Fetch-Site cross-site", []string{"Sec-Fetch-Site", "cross-site"}, http.StatusForbidden},
+		{"Sec-Fetch-Site same-site", []string{"Sec-Fetch-Site", "same-site", "Origin", "http://other.localhost"}, http.StatusForbidden},
+		{"Origin of another site", []string{"Origin", "https://evil.example"}, http.StatusForbidden},
+		{"Origin null", []string{"Origin", "null"}, http.StatusForbidden},
+		{"same-origin", g.sameOrigin(), http.StatusOK},
+		{"Sec-Fetch-Site none", []string{"Sec-Fetch-Site", "none"}, http.StatusOK},
+		{"Origin the public URL", []string{"Origin", g.URL}, http.StatusOK},
+		{"no Origin, no Sec-Fetch-Site", nil, http.StatusOK},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			name := "name by " + c.name
+			r := g.send(t, http.MethodPatch, "/v1/me", map[string]string{"name": name}, g.cookie(a), c.hdr)
+			if r.Status != c.want {
+				t.Fatalf("%s: %s, want %d", c.name, r, c.want)
+			}
+			got := g.get(t, "/v1/me", bearer(a.Access)).JSON(t)["name"]
+			if (got == name) != (c.want == http.StatusOK) {
+				t.Fatalf("%s: answered %d, and the name is now %q", c.name, r.Status, got)
+			}
+		})
+	}
+}
+
+// TestCSRFExemptCredentials: requests authenticated by a bearer token or an
+// API key are not subject to the cross-origin check (SPEC §4): a browser
+// never attaches them on its own. Cross-site, with the browser's headers,
+// they do what they ask.
+func TestCSRFExemptCredentials(t *testing.T) {
+	g := start(t, nil)
+	a := g.user(t, "exempt")
+	_, key := g.createKey(t, a, "read", "write")
+	name := func() any { return g.get(t, "/v1/me", bearer(a.Access)).JSON(t)["name"] }
+	for _, c := range []struct {
+		name string
+		hdr  []string
+	}{
+		{"bearer access token", bearer(a.Access)},
+		{"X-API-Key", apiKey(key)},
+		{"API key as bearer", bearer(key)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			want := "set cross-site by " + c.name
+			r := g.send(t, http.MethodPatch, "/v1/me", map[string]string{"name": want}, c.hdr, crossSite)
+			if r.Status != http.StatusOK || name() != want {
+				t.Fatalf("cross-site PATCH /v1/me with a %s: %s, name %v", c.name, r, name())
+			}
+		})
+	}
+	// Unsafe methods other than PATCH, with a bearer token: a new API key
+	// and ending a session.
+	r := g.send(t, http.MethodPost, "/v1/api-keys", map[string]any{"name": "cross-site", "scopes": []string{"read"}}, bearer(a.Access), crossSite)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("cross-site POST /v1/api-keys with a bearer token: %s", r)
+	}
+	if r := g.send(t, http.MethodDelete, "/v1/sessions/"+a.SessionID, nil, bearer(a.Access), crossSite); r.Status != http.StatusNoContent {
+		t.Fatalf("cross-site DELETE /v1/sessions/{id} with a bearer token: %s", r)
+	}
+	if r := g.get(t, "/v1/me", g.cookie(a)); r.Status != http.StatusUnauthorized {
+		t.Fatalf("the session ended cross-site by bearer still works: %s", r)
+	}
+}
