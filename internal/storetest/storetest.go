@@ -71,7 +71,12 @@ func Unavailable(t testing.TB, what string, err error) {
 // with t.Cleanup.
 func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Helper()
-	t.Run("Users", func(t *testing.T) { testUsers(t, open) })
+	t.Run("Users", func(t *testing.T) {
+		testUsers(t, open)
+		testUserFlags(t, open)
+		t.Run("List", func(t *testing.T) { testListUsers(t, open) })
+		testUserRaces(t, open)
+	})
 	t.Run("Refresh", func(t *testing.T) { testRefresh(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open) })
