@@ -77,7 +77,11 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		t.Run("List", func(t *testing.T) { testListUsers(t, open) })
 		testUserRaces(t, open)
 	})
-	t.Run("Refresh", func(t *testing.T) { testRefresh(t, open) })
+	t.Run("Refresh", func(t *testing.T) {
+		testRefresh(t, open)
+		testRefreshAtomic(t, open)
+		t.Run("LoginFinisher", func(t *testing.T) { testLoginFinisher(t, open) })
+	})
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open) })
 }

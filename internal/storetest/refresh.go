@@ -1,0 +1,151 @@
+package storetest
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"gatehouse/internal/auth"
+)
+
+// The rest of the refresh-token contract: each multi-row write happens
+// whole or not at all, and the optional auth.LoginFinisher extension. Run
+// runs it with testRefresh.
+
+func testRefreshAtomic(t *testing.T, open func(t *testing.T) Store) {
+	// A family whose first token cannot be stored (its hash is another
+	// token's) is not stored either: its id is free for the retry.
+	t.Run("CreateFamilyIsAtomic", func(t *testing.T) {
+		s := open(t)
+		createUser(t, s, minimalUser("u-1", "one@example.com"))
+		_, taken := createFamily(t, s, "f-1", "u-1", "tok-1")
+
+		f := newFamily("f-2", "u-1")
+		dup := newToken("tok-2", "f-2", f.CreatedAt)
+		dup.Hash = taken.Hash
+		if err := s.CreateFamily(t.Context(), f, dup); err == nil {
+			t.Fatalf("CreateFamily whose first token has another token's hash: no error")
+		}
+		gotTok, gotFam := getRefresh(t, s, "tok-1")
+		checkToken(t, gotTok, taken)
+		checkFamily(t, gotFam, newFamily("f-1", "u-1"))
+
+		retry, first := createFamily(t, s, "f-2", "u-1", "tok-2")
+		gotTok, gotFam = getRefresh(t, s, "tok-2")
+		checkToken(t, gotTok, first)
+		checkFamily(t, gotFam, retry)
+	})
+
+	// A rotation whose successor cannot be stored does not mark the old
+	// token rotated: the client may retry with it.
+	t.Run("RotateIsAtomic", func(t *testing.T) {
+		s := open(t)
+		createUser(t, s, minimalUser("u-1", "one@example.com"))
+		_, old := createFamily(t, s, "f-1", "u-1", "tok-1")
+		_, other := createFamily(t, s, "f-2", "u-1", "tok-other")
+
+		now := at(time.Hour)
+		next := newToken("tok-2", "f-1", now)
+		next.Hash = other.Hash
+		ok, err := s.RotateRefreshToken(t.Context(), old.ID, next, now)
+		if err == nil || ok {
+			t.Fatalf("RotateRefreshToken to a successor with another token's hash = %v, %v; want false and an error", ok, err)
+		}
+		gotOld, _ := getRefresh(t, s, "tok-1")
+		checkToken(t, gotOld, old) // RotatedAt still nil
+		gotOther, _ := getRefresh(t, s, "tok-other")
+		checkToken(t, gotOther, other)
+
+		rotate(t, s, "tok-1", "tok-2", at(2*time.Hour))
+	})
+
+	t.Run("RotateUnknown", func(t *testing.T) {
+		s := open(t)
+		createUser(t, s, minimalUser("u-1", "one@example.com"))
+		createFamily(t, s, "f-1", "u-1", "tok-1")
+		now := at(time.Hour)
+		next := newToken("tok-2", "f-1", now)
+		ok, err := s.RotateRefreshToken(t.Context(), "tok-never", next, now)
+		if ok || (err != nil && !errors.Is(err, auth.ErrNotFound)) {
+			t.Fatalf("RotateRefreshToken of an unknown token = %v, %v; want false and nil or ErrNotFound", ok, err)
+		}
+		_, _, err = s.RefreshTokenByHash(t.Context(), next.Hash)
+		wantErr(t, "successor of an unknown token", err, auth.ErrNotFound)
+	})
+}
+
+// loginFinisherBackend is a store that finishes password logins in one
+// transaction (auth.LoginFinisher), with the lockout store whose count it
+// clears.
+type loginFinisherBackend interface {
+	Store
+	auth.LoginFinisher
+	auth.LockoutStore
+}
+
+func testLoginFinisher(t *testing.T, open func(t *testing.T) Store) {
+	// With threshold 1 the second attempt in a row locks: BeginAttempt
+	// tells whether the count was cleared in between.
+	const threshold, lockFor = 1, 15 * time.Minute
+	setup := func(t *testing.T) loginFinisherBackend {
+		t.Helper()
+		s, ok := open(t).(loginFinisherBackend)
+		if !ok {
+			t.Skip("the store does not implement auth.LoginFinisher (an optional extension) with auth.LockoutStore")
+		}
+		createUser(t, s, minimalUser("u-1", "one@example.com"))
+		if locked, _, err := s.BeginAttempt(t.Context(), "lock:u-1", threshold, lockFor, at(0)); err != nil || locked != 0 {
+			t.Fatalf("first BeginAttempt = %v, %v; want 0, nil", locked, err)
+		}
+		return s
+	}
+	event := func(id string) *auth.AuditEvent {
+		return &auth.AuditEvent{ID: id, Type: auth.EventLoginSucceeded, At: at(time.Second), UserID: "u-1", IP: "192.0.2.1", Details: map[string]any{"method": "password"}}
+	}
+	auditIDs := func(t *testing.T, s Store) []string {
+		t.Helper()
+		es, err := s.ListAudit(t.Context(), auth.AuditFilter{UserID: "u-1"})
+		if err != nil {
+			t.Fatalf("ListAudit: %v", err)
+		}
+		var ids []string
+		for _, e := range es {
+			ids = append(ids, e.ID)
+		}
+		return ids
+	}
+
+	t.Run("WritesEverything", func(t *testing.T) {
+		s := setup(t)
+		f := newFamily("f-1", "u-1")
+		first := newToken("tok-1", "f-1", f.CreatedAt)
+		if err := s.FinishPasswordLogin(t.Context(), "lock:u-1", event("e-1"), f, first); err != nil {
+			t.Fatalf("FinishPasswordLogin: %v", err)
+		}
+		gotTok, gotFam := getRefresh(t, s, "tok-1")
+		checkToken(t, gotTok, first)
+		checkFamily(t, gotFam, f)
+		wantIDs(t, "audit events of u-1", auditIDs(t, s), "e-1")
+		if locked, _, err := s.BeginAttempt(t.Context(), "lock:u-1", threshold, lockFor, at(time.Minute)); err != nil || locked != 0 {
+			t.Errorf("BeginAttempt after FinishPasswordLogin = %v, %v; want 0, nil (the count cleared)", locked, err)
+		}
+	})
+
+	// A login whose family cannot be stored (its id is taken) writes
+	// nothing: no audit event, and the failure count stays.
+	t.Run("IsAtomic", func(t *testing.T) {
+		s := setup(t)
+		taken, _ := createFamily(t, s, "f-1", "u-1", "tok-1")
+		f := newFamily(taken.ID, "u-1")
+		first := newToken("tok-2", taken.ID, f.CreatedAt)
+		if err := s.FinishPasswordLogin(t.Context(), "lock:u-1", event("e-1"), f, first); err == nil {
+			t.Fatalf("FinishPasswordLogin with a taken family id: no error")
+		}
+		_, _, err := s.RefreshTokenByHash(t.Context(), first.Hash)
+		wantErr(t, "first token of the refused login", err, auth.ErrNotFound)
+		wantIDs(t, "audit events of u-1", auditIDs(t, s))
+		if locked, _, err := s.BeginAttempt(t.Context(), "lock:u-1", threshold, lockFor, at(time.Minute)); err != nil || locked == 0 {
+			t.Errorf("BeginAttempt after the refused FinishPasswordLogin = %v, %v; want locked (the count kept)", locked, err)
+		}
+	})
+}
