@@ -37,6 +37,7 @@ func RunSessions(t *testing.T, open func(t *testing.T) SessionBackend) {
 	t.Run("ListNewestFirst", func(t *testing.T) { testSessionList(t, open) })
 	t.Run("DeleteSession", func(t *testing.T) { testSessionDelete(t, open) })
 	t.Run("DeleteUserSessions", func(t *testing.T) { testSessionDeleteUser(t, open) })
+	t.Run("DeleteUserCascades", func(t *testing.T) { testSessionUserDeleted(t, open) })
 }
 
 // sessionBase is "now" at microsecond precision in a non-UTC zone.
@@ -354,4 +355,25 @@ func testSessionDeleteUser(t *testing.T, open func(t *testing.T) SessionBackend)
 		}
 		othersUntouched(t, s, theirs)
 	})
+}
+
+// testSessionUserDeleted: deleting an account ends its sessions, in a
+// backend that keeps the users; Redis, which does not, skips (the domain
+// refuses a session whose account is gone).
+func testSessionUserDeleted(t *testing.T, open func(t *testing.T) SessionBackend) {
+	s := open(t)
+	sessionUsers(t, s, "u-1", "u-2")
+	base := sessionBase()
+	mine := []*auth.Session{
+		createSession(t, s, newSession("s-1", "u-1", base)),
+		createSession(t, s, newSession("s-2", "u-1", base.Add(-time.Minute))),
+	}
+	theirs := createSession(t, s, newSession("s-3", "u-2", base))
+
+	deleteUser(t, s, "u-1")
+	for _, x := range mine {
+		wantSessionGone(t, s, x, "after DeleteUser")
+	}
+	wantIDs(t, "ListSessions(u-1) after DeleteUser", listIDs(t, s, "u-1"))
+	checkSession(t, getSession(t, s, theirs.Hash), theirs)
 }
