@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"gatehouse/internal/testserver"
@@ -18,43 +20,70 @@ import (
 
 // victim is an administrator signed in with a cookie session (so that a
 // forged request would be allowed everything if the CSRF check did not
-// stop it), with what the routes act on: a second session, an API key, a
-// refresh token and another account (the bystander).
+// stop it), with what the routes act on: an API key, a refresh token, and
+// — made when first asked for, as each costs a password hash — a second
+// session and another account (the bystander).
 type victim struct {
 	*account
-	domain       string // the domain of every account made for this victim
-	otherSession string
-	keyID        string
-	bystander    *account
+	domain    string // the domain of every account made for this victim
+	keyID     string
+	g         *gh
+	other     string   // id of the second session
+	bystander *account // another account
 }
 
-var victims int
+var victims atomic.Int64
 
 func (g *gh) victim(t *testing.T) *victim {
 	t.Helper()
-	victims++
-	v := &victim{domain: fmt.Sprintf("victim%d", victims)}
+	v := &victim{domain: fmt.Sprintf("victim%d", victims.Add(1)), g: g}
 	v.account = g.user(t, v.domain, "admin")
-	_, v.otherSession = g.session(t, v.account)
 	v.keyID, _ = g.createKey(t, v.account, "read")
-	v.bystander = g.register(t, newEmail(v.domain))
 	return v
+}
+
+// otherSession is the id of a second session of the victim.
+func (v *victim) otherSession(t *testing.T) string {
+	t.Helper()
+	if v.other == "" {
+		_, v.other = v.g.session(t, v.account)
+	}
+	return v.other
+}
+
+// bystanderID is the id of another account in the victim's domain.
+func (v *victim) bystanderID(t *testing.T) string {
+	t.Helper()
+	if v.bystander == nil {
+		v.bystander = v.g.register(t, newEmail(v.domain))
+	}
+	return v.bystander.ID
 }
 
 // snapshot is what a forged request could change, read with other
 // credentials than the victim's cookie: the accounts of the victim's
 // domain (roles, disabled, email_verified, name, updated_at), the newest
-// audit events, the victim's sessions, API keys, passkeys and linked
-// identities, and whether its refresh token is active.
+// audit events of the victim and the bystander, the victim's sessions, API
+// keys, passkeys and linked identities, and whether its refresh token is
+// active. It reads nothing of other victims, so that victims can be used
+// in parallel.
 func (g *gh) snapshot(t *testing.T, v *victim) string {
 	t.Helper()
 	var b strings.Builder
 	add := func(what string, r *testserver.Response) {
-		fmt.Fprintf(&b, "%s: %d %s\n", what, r.Status, r.Body)
+		// A session's last use changes whenever the victim's cookie is
+		// accepted, whatever the request does.
+		fmt.Fprintf(&b, "%s: %d %s\n", what, r.Status, lastSeen.ReplaceAll(r.Body, nil))
 	}
 	root := bearer(g.root.Access)
 	add("accounts", g.get(t, "/v1/admin/users?limit=200&q="+url.QueryEscape("@"+v.domain+"."), root))
-	add("audit", g.get(t, "/v1/admin/audit?limit=20", root))
+	ids := []string{v.ID}
+	if v.bystander != nil {
+		ids = append(ids, v.bystander.ID)
+	}
+	for _, id := range ids {
+		add("audit of "+id, g.get(t, "/v1/admin/audit?limit=20&user_id="+id, root))
+	}
 	for _, p := range []string{"/v1/me", "/v1/sessions", "/v1/api-keys", "/v1/passkeys", "/v1/me/identities"} {
 		add(p, g.get(t, p, bearer(v.Access)))
 	}
@@ -62,11 +91,13 @@ func (g *gh) snapshot(t *testing.T, v *victim) string {
 	return b.String()
 }
 
+var lastSeen = regexp.MustCompile(`"last_seen_at":"[^"]*",?`)
+
 // csrfCase is how to send one unsafe route as a victim would mean it: the
 // path with its parameters, the body, and what the request does when it
 // comes from the server's own origin.
 type csrfCase struct {
-	req func(g *gh, v *victim) (path string, body any)
+	req func(t *testing.T, v *victim) (path string, body any)
 	// same is the status of the same-origin request.
 	same int
 	// changes says the same-origin request changes the snapshot, so that
@@ -74,8 +105,8 @@ type csrfCase struct {
 	changes bool
 }
 
-func fixed(path string, body any) func(*gh, *victim) (string, any) {
-	return func(*gh, *victim) (string, any) { return path, body }
+func fixed(path string, body any) func(*testing.T, *victim) (string, any) {
+	return func(*testing.T, *victim) (string, any) { return path, body }
 }
 
 // csrfCases are the unsafe routes this test knows how to make effective.
@@ -83,32 +114,32 @@ func fixed(path string, body any) func(*gh, *victim) (string, any) {
 // parameters set to "unknown" and an empty JSON object as the body.
 var csrfCases = map[string]csrfCase{
 	// JSON API.
-	"POST /v1/register": {func(g *gh, v *victim) (string, any) {
+	"POST /v1/register": {func(t *testing.T, v *victim) (string, any) {
 		return "/v1/register", map[string]string{"email": newEmail(v.domain), "password": password}
 	}, 201, true},
 	"DELETE /v1/me":            {fixed("/v1/me", nil), 204, true},
 	"PATCH /v1/me":             {fixed("/v1/me", `{"name":"Mallory was here"}`), 200, true},
 	"POST /v1/password/change": {fixed("/v1/password/change", map[string]string{"current_password": password, "new_password": "a whole new pass phrase"}), 204, true},
-	"POST /v1/password/forgot": {func(g *gh, v *victim) (string, any) {
+	"POST /v1/password/forgot": {func(t *testing.T, v *victim) (string, any) {
 		return "/v1/password/forgot", map[string]string{"email": v.Email}
 	}, 202, false},
 	"POST /v1/password/reset":      {fixed("/v1/password/reset", map[string]string{"token": "not-a-token", "new_password": "a whole new pass phrase"}), 400, false},
 	"POST /v1/email/verify":        {fixed("/v1/email/verify", map[string]string{"token": "not-a-token"}), 400, false},
 	"POST /v1/email/verify/resend": {fixed("/v1/email/verify/resend", nil), 202, false},
 	"POST /v1/api-keys":            {fixed("/v1/api-keys", map[string]any{"name": "forged", "scopes": []string{"admin"}}), 201, true},
-	"DELETE /v1/api-keys/{id}":     {func(g *gh, v *victim) (string, any) { return "/v1/api-keys/" + v.keyID, nil }, 204, true},
-	"POST /v1/sessions": {func(g *gh, v *victim) (string, any) {
+	"DELETE /v1/api-keys/{id}":     {func(t *testing.T, v *victim) (string, any) { return "/v1/api-keys/" + v.keyID, nil }, 204, true},
+	"POST /v1/sessions": {func(t *testing.T, v *victim) (string, any) {
 		return "/v1/sessions", map[string]string{"email": v.Email, "password": password}
 	}, 201, true},
 	"DELETE /v1/sessions":           {fixed("/v1/sessions", nil), 204, true},
 	"DELETE /v1/sessions/current":   {fixed("/v1/sessions/current", nil), 204, true},
-	"DELETE /v1/sessions/{id}":      {func(g *gh, v *victim) (string, any) { return "/v1/sessions/" + v.otherSession, nil }, 204, true},
+	"DELETE /v1/sessions/{id}":      {func(t *testing.T, v *victim) (string, any) { return "/v1/sessions/" + v.otherSession(t), nil }, 204, true},
 	"DELETE /v1/me/identities/{id}": {fixed("/v1/me/identities/unknown", nil), 404, false},
-	"PATCH /v1/admin/users/{id}": {func(g *gh, v *victim) (string, any) {
-		return "/v1/admin/users/" + v.bystander.ID, `{"roles":["admin"],"disabled":true}`
+	"PATCH /v1/admin/users/{id}": {func(t *testing.T, v *victim) (string, any) {
+		return "/v1/admin/users/" + v.bystanderID(t), `{"roles":["admin"],"disabled":true}`
 	}, 200, true},
-	"DELETE /v1/admin/users/{id}":       {func(g *gh, v *victim) (string, any) { return "/v1/admin/users/" + v.bystander.ID, nil }, 204, true},
-	"POST /v1/admin/users/{id}/revoke":  {func(g *gh, v *victim) (string, any) { return "/v1/admin/users/" + v.ID + "/revoke", nil }, 204, true},
+	"DELETE /v1/admin/users/{id}":       {func(t *testing.T, v *victim) (string, any) { return "/v1/admin/users/" + v.bystanderID(t), nil }, 204, true},
+	"POST /v1/admin/users/{id}/revoke":  {func(t *testing.T, v *victim) (string, any) { return "/v1/admin/users/" + v.ID + "/revoke", nil }, 204, true},
 	"POST /v1/passkeys/register/begin":  {fixed("/v1/passkeys/register/begin", nil), 200, false},
 	"POST /v1/passkeys/register/finish": {fixed("/v1/passkeys/register/finish", `{"id":"x","rawId":"x","type":"public-key","response":{}}`), 422, false},
 	"POST /v1/passkeys/login/begin":     {fixed("/v1/passkeys/login/begin", nil), 200, false},
@@ -117,29 +148,31 @@ var csrfCases = map[string]csrfCase{
 	"DELETE /v1/passkeys/{id}":          {fixed("/v1/passkeys/unknown", nil), 404, false},
 
 	// OAuth2.
-	"POST /oauth2/token": {func(g *gh, v *victim) (string, any) {
+	"POST /oauth2/token": {func(t *testing.T, v *victim) (string, any) {
 		return "/oauth2/token", url.Values{"grant_type": {"password"}, "username": {v.Email}, "password": {password}}
 	}, 200, true},
-	"POST /oauth2/revoke":     {func(g *gh, v *victim) (string, any) { return "/oauth2/revoke", url.Values{"token": {v.Refresh}} }, 200, true},
-	"POST /oauth2/introspect": {func(g *gh, v *victim) (string, any) { return "/oauth2/introspect", url.Values{"token": {v.Access}} }, 200, false},
+	"POST /oauth2/revoke": {func(t *testing.T, v *victim) (string, any) { return "/oauth2/revoke", url.Values{"token": {v.Refresh}} }, 200, true},
+	"POST /oauth2/introspect": {func(t *testing.T, v *victim) (string, any) {
+		return "/oauth2/introspect", url.Values{"token": {v.Access}}
+	}, 200, false},
 
 	// Hosted pages.
-	"POST /login": {func(g *gh, v *victim) (string, any) {
+	"POST /login": {func(t *testing.T, v *victim) (string, any) {
 		return "/login", url.Values{"email": {v.Email}, "password": {password}}
 	}, 303, true},
-	"POST /register": {func(g *gh, v *victim) (string, any) {
+	"POST /register": {func(t *testing.T, v *victim) (string, any) {
 		return "/register", url.Values{"email": {newEmail(v.domain)}, "password": {password}}
 	}, 200, true},
 	"POST /logout":               {fixed("/logout", url.Values{}), 303, true},
 	"POST /account/profile":      {fixed("/account/profile", url.Values{"name": {"Mallory was here"}}), 303, true},
 	"POST /account/password":     {fixed("/account/password", url.Values{"current_password": {password}, "new_password": {"a whole new pass phrase"}}), 303, true},
 	"POST /account/email/resend": {fixed("/account/email/resend", url.Values{}), 303, false},
-	"POST /account/sessions/{id}/revoke": {func(g *gh, v *victim) (string, any) {
-		return "/account/sessions/" + v.otherSession + "/revoke", url.Values{}
+	"POST /account/sessions/{id}/revoke": {func(t *testing.T, v *victim) (string, any) {
+		return "/account/sessions/" + v.otherSession(t) + "/revoke", url.Values{}
 	}, 303, true},
 	"POST /account/sessions/revoke-others": {fixed("/account/sessions/revoke-others", url.Values{}), 303, true},
 	"POST /account/api-keys":               {fixed("/account/api-keys", url.Values{"name": {"forged"}, "scope": {"admin"}, "expires": {"30"}}), 200, true},
-	"POST /account/api-keys/{id}/revoke": {func(g *gh, v *victim) (string, any) {
+	"POST /account/api-keys/{id}/revoke": {func(t *testing.T, v *victim) (string, any) {
 		return "/account/api-keys/" + v.keyID + "/revoke", url.Values{}
 	}, 303, true},
 	"POST /account/identities/{id}/unlink": {fixed("/account/identities/unknown/unlink", url.Values{}), 404, false},
@@ -147,7 +180,7 @@ var csrfCases = map[string]csrfCase{
 	"POST /account/passkeys/{id}/delete":   {fixed("/account/passkeys/unknown/delete", url.Values{}), 404, false},
 	"POST /reset-password":                 {fixed("/reset-password", url.Values{"token": {"not-a-token"}, "new_password": {"a whole new pass phrase"}}), 400, false},
 	"POST /verify-email":                   {fixed("/verify-email", url.Values{"token": {"not-a-token"}}), 400, false},
-	"POST /forgot-password": {func(g *gh, v *victim) (string, any) {
+	"POST /forgot-password": {func(t *testing.T, v *victim) (string, any) {
 		return "/forgot-password", url.Values{"email": {v.Email}}
 	}, 200, false},
 }
@@ -247,7 +280,7 @@ func muxPatterns(t *testing.T) []string {
 }
 
 // request builds what case c sends for route ("METHOD /path") as v.
-func request(g *gh, v *victim, route string) (method, path string, body any, c csrfCase, known bool) {
+func request(t *testing.T, v *victim, route string) (method, path string, body any, c csrfCase, known bool) {
 	method, tmpl, _ := strings.Cut(route, " ")
 	c, known = csrfCases[route]
 	if !known {
@@ -259,56 +292,71 @@ func request(g *gh, v *victim, route string) (method, path string, body any, c c
 		}
 		return method, path, "{}", c, false
 	}
-	path, body = c.req(g, v)
+	path, body = c.req(t, v)
 	return method, path, body, c, true
 }
 
 // TestCSRFEveryUnsafeRoute sends every state-changing route of the server
-// twice, each time as a fresh administrator signed in with a cookie:
-// cross-site (Origin https://evil.example, Sec-Fetch-Site cross-site) it
-// must be refused with 403 and change nothing (SPEC §4: every
-// state-changing request authenticated by cookie, the hosted forms and
-// logging in); from the server's own origin the same request must not be
-// refused (and, where the route does something, does it).
+// twice, as an administrator signed in with a cookie: cross-site (Origin
+// https://evil.example, Sec-Fetch-Site cross-site) it must be refused with
+// 403 and change nothing (SPEC §4: every state-changing request
+// authenticated by cookie, the hosted forms and logging in); from the
+// server's own origin the same request, as a fresh administrator, must not
+// be refused (and, where the route does something, does it). The
+// cross-site requests share one victim: as none may change anything, each
+// finds the victim as the first found it.
 func TestCSRFEveryUnsafeRoute(t *testing.T) {
 	g := start(t, nil)
 	routes := unsafeRoutes(t, g)
 	if len(routes) < 40 {
 		t.Fatalf("only %d unsafe routes found: %q", len(routes), routes)
 	}
-	for _, route := range routes {
-		t.Run(route, func(t *testing.T) {
-			v := g.victim(t)
-			method, path, body, c, known := request(g, v, route)
-			before := g.snapshot(t, v)
-			r := g.send(t, method, path, body, g.cookie(v.account), crossSite)
-			if after := g.snapshot(t, v); after != before {
-				t.Errorf("cross-site %s changed state:\nbefore:\n%s\nafter:\n%s", route, before, after)
-			}
-			if sc := r.Header.Values("Set-Cookie"); len(sc) > 0 {
-				t.Errorf("cross-site %s set cookies %q", route, sc)
-			}
-			if r.Status != http.StatusForbidden {
-				t.Fatalf("cross-site %s %s with a session cookie: %s, want 403", method, path, r)
-			}
-			if strings.HasPrefix(path, "/v1/") || strings.HasPrefix(path, "/oauth2/") {
-				wantProblem(t, "cross-site "+route, r, http.StatusForbidden)
-			}
-
-			v = g.victim(t)
-			method, path, body, _, _ = request(g, v, route)
-			before = g.snapshot(t, v)
-			r = g.send(t, method, path, body, g.cookie(v.account), g.sameOrigin())
-			switch {
-			case r.Status == http.StatusForbidden || r.Status >= 500:
-				t.Fatalf("same-origin %s %s: %s", method, path, r)
-			case known && r.Status != c.same:
-				t.Fatalf("same-origin %s %s: %s, want %d", method, path, r, c.same)
-			case known && c.changes && g.snapshot(t, v) == before:
-				t.Fatalf("same-origin %s %s (%d) changed nothing: the request this test forges would not do anything", method, path, r.Status)
-			}
-		})
-	}
+	shared := g.victim(t)
+	shared.otherSession(t)
+	shared.bystanderID(t)
+	t.Run("cross-site", func(t *testing.T) {
+		for _, route := range routes {
+			t.Run(route, func(t *testing.T) {
+				v := shared
+				method, path, body, _, _ := request(t, v, route)
+				before := g.snapshot(t, v)
+				r := g.send(t, method, path, body, g.cookie(v.account), crossSite)
+				if after := g.snapshot(t, v); after != before {
+					t.Errorf("cross-site %s changed state:\nbefore:\n%s\nafter:\n%s", route, before, after)
+				}
+				if sc := r.Header.Values("Set-Cookie"); len(sc) > 0 {
+					t.Errorf("cross-site %s set cookies %q", route, sc)
+				}
+				if r.Status != http.StatusForbidden {
+					t.Fatalf("cross-site %s %s with a session cookie: %s, want 403", method, path, r)
+				}
+				if strings.HasPrefix(path, "/v1/") || strings.HasPrefix(path, "/oauth2/") {
+					wantProblem(t, "cross-site "+route, r, http.StatusForbidden)
+				}
+			})
+		}
+	})
+	// Each same-origin request acts on its own victim: they run in
+	// parallel.
+	t.Run("same-origin", func(t *testing.T) {
+		for _, route := range routes {
+			t.Run(route, func(t *testing.T) {
+				t.Parallel()
+				v := g.victim(t)
+				method, path, body, c, known := request(t, v, route)
+				before := g.snapshot(t, v)
+				r := g.send(t, method, path, body, g.cookie(v.account), g.sameOrigin())
+				switch {
+				case r.Status == http.StatusForbidden || r.Status >= 500:
+					t.Fatalf("same-origin %s %s: %s", method, path, r)
+				case known && r.Status != c.same:
+					t.Fatalf("same-origin %s %s: %s, want %d", method, path, r, c.same)
+				case known && c.changes && g.snapshot(t, v) == before:
+					t.Fatalf("same-origin %s %s (%d) changed nothing: the request this test forges would not do anything", method, path, r.Status)
+				}
+			})
+		}
+	})
 }
 
 // TestCSRFLoginAndFormsWithoutCookie: logging in is refused cross-origin

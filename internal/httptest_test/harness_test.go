@@ -60,18 +60,26 @@ func newEmail(domain string) string {
 // administrator root@example.test, and signs root in with a token.
 func start(t *testing.T, env map[string]string) *gh {
 	t.Helper()
+	return startYAML(t, baseYAML, env)
+}
+
+// startYAML is start with yaml as the configuration file (after
+// testserver.FastArgon2) instead of baseYAML.
+func startYAML(t *testing.T, yaml string, env map[string]string) *gh {
+	t.Helper()
 	e := map[string]string{"GATEHOUSE_SECRET": rootSecret}
 	for k, v := range env {
 		e[k] = v
 	}
 	const rootEmail = "root@example.test"
-	s := testserver.Start(t, testserver.Options{Env: testserver.Env(t, baseYAML, e), Localhost: true,
+	s := testserver.Start(t, testserver.Options{Env: testserver.Env(t, yaml, e), Localhost: true,
 		Before: func(s *testserver.Server) {
 			s.Command(t, password+"\n", "user", "create", "--email", rootEmail, "--role", "admin", "--password-stdin")
 		}})
 	g := &gh{Server: s}
 	g.root = &account{Email: rootEmail}
 	g.grant(t, g.root, "")
+	g.login(t, g.root) // learns the cookie name before any test runs in parallel
 	r := g.get(t, "/v1/me", bearer(g.root.Access))
 	if r.Status != http.StatusOK {
 		t.Fatalf("root GET /v1/me: %s", r)
@@ -230,9 +238,9 @@ func (g *gh) session(t *testing.T, a *account) (cookie, id string) {
 	}
 	res := http.Response{Header: r.Header}
 	for _, c := range res.Cookies() {
-		if c.Value != "" && strings.Contains(c.Name, "session") {
+		if c.Value != "" && (c.Name == g.cookieName || (g.cookieName == "" && strings.Contains(c.Name, "session"))) {
 			if g.cookieName == "" {
-				g.cookieName = c.Name
+				g.cookieName = c.Name // in start, before any parallel use
 			}
 			cookie = c.Value
 		}
