@@ -1,6 +1,7 @@
 // Package redisstore keeps the state that must be shared by every node and
 // changes on almost every request in Redis (or Valkey): cookie sessions,
-// rate-limit counters (go-redis/redis_rate, GCRA) and login lockouts. It
+// rate-limit counters (go-redis/redis_rate, GCRA), login lockouts, one-time
+// tokens and ceremony challenges. It
 // implements the same auth interfaces as the SQL store and passes the same
 // contract suite (internal/storetest).
 //

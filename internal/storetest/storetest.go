@@ -1,10 +1,10 @@
 // Package storetest is the contract every Gatehouse storage backend must
-// satisfy. The auth package talks to storage only through small interfaces
-// (auth.UserStore, auth.RefreshStore, auth.AuditStore, auth.KeyStore); their
-// doc comments say what a backend must do, and this package says it in code:
-// a backend is correct when Run passes against it. Each backend's own test
-// calls Run with a function that opens a fresh, migrated, empty store, in
-// the manner of Ory Kratos' session/test/persistence.go.
+// satisfy. The auth package talks to storage only through small interfaces;
+// their doc comments say what a backend must do, and this package says it
+// in code: a backend is correct when the suites of the interfaces it
+// implements pass against it. Each backend's own test calls them with a
+// function that opens a fresh, migrated, empty store, in the manner of Ory
+// Kratos' session/test/persistence.go.
 //
 //	func TestSQLite(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) storetest.Store {
@@ -12,12 +12,28 @@
 //		})
 //	}
 //
-// The suite pins down behaviour the domain relies on and that is easy to get
-// subtly wrong in a new backend: every field round-trips (times at
-// microsecond precision, roles in order), missing rows are auth.ErrNotFound,
-// a duplicate email is auth.ErrEmailTaken, ChangePassword revokes sessions
-// atomically, deleting a user removes its refresh tokens, and of concurrent
-// rotations of one refresh token exactly one wins.
+// One suite per interface:
+//
+//	Run            users, refresh families, audit, signing keys (Store)
+//	RunSessions    auth.SessionStore
+//	RunLimits      auth.RateLimiter and auth.LockoutStore
+//	RunTokens      auth.TokenStore (reset and verification tokens)
+//	RunChallenges  auth.ChallengeStore (OIDC and passkey ceremonies)
+//	RunPasskeys    auth.PasskeyStore
+//	RunAPIKeys     auth.APIKeyStore
+//	RunIdentities  auth.IdentityStore
+//	RunMailJobs    auth.MailQueue and the mail worker's mail.JobStore
+//
+// The suites pin down behaviour the domain relies on and that is easy to
+// get subtly wrong in a new backend: every field round-trips (times at
+// microsecond precision, roles in order, binary values intact), missing
+// rows are auth.ErrNotFound, duplicates are refused with the error the
+// interface names, multi-row writes happen whole or not at all, listings
+// keep their order, deleting a user removes what it owned (where the
+// backend keeps users), and every single-use thing is single-use under
+// concurrency: of 32 callers racing to consume one token, take one
+// challenge, rotate one refresh token, lease one mail job, or swap one
+// passkey record or password hash, exactly one wins.
 //
 // Unavailable is the shared skip-or-fail rule for tests that need an
 // external service (PostgreSQL, Redis, a browser).
@@ -572,7 +588,7 @@ func testRefresh(t *testing.T, open func(t *testing.T) Store) {
 		createUser(t, s, minimalUser("u-1", "one@example.com"))
 		_, first := createFamily(t, s, "f-1", "u-1", "tok-1")
 
-		const n = 16
+		const n = racers
 		var (
 			wg    sync.WaitGroup
 			start = make(chan struct{})
