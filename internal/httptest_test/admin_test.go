@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gatehouse/internal/testserver"
 )
@@ -392,13 +394,19 @@ func TestAdminAudit(t *testing.T) {
 	if len(logins) != 3 { // two password grants, one session
 		t.Fatalf("login.succeeded events of the user: %v, want 3", logins)
 	}
+	var prev time.Time
 	for i, e := range logins {
 		if e["user_id"] != a.ID || e["type"] != "login.succeeded" || e["id"] == "" || e["ip"] == "" {
 			t.Errorf("event %v does not match the filter or lacks id/ip", e)
 		}
-		if i > 0 && e["at"].(string) > logins[i-1]["at"].(string) {
+		at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(e["at"]))
+		if err != nil {
+			t.Fatalf("event %v: at: %v", e, err)
+		}
+		if i > 0 && at.After(prev) {
 			t.Errorf("events not newest first: %v", logins)
 		}
+		prev = at
 	}
 	if got := read(url.Values{"user_id": {a.ID}, "type": {"login.succeeded"}, "limit": {"2"}}); len(got) != 2 || got[0]["id"] != logins[0]["id"] {
 		t.Errorf("limit 2: %v, want the newest 2 of %v", got, logins)
