@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -115,27 +116,30 @@ func testChallengeExpiry(t *testing.T, open func(t *testing.T) auth.ChallengeSto
 
 // testChallengeConcurrentTake: of concurrent takers of one challenge (a
 // replayed OIDC callback, a passkey assertion sent twice), exactly one
-// gets it.
+// gets it. Several rounds, one new challenge each, give a lost race more
+// chances to show.
 func testChallengeConcurrentTake(t *testing.T, open func(t *testing.T) auth.ChallengeStore) {
 	s := open(t)
 	base := sessionBase()
-	value := challengeValue(5, 200)
-	putChallenge(t, s, "oidc:raced", value, base.Add(5*time.Minute))
 	other := challengeValue(6, 200)
 	putChallenge(t, s, "oidc:other", other, base.Add(5*time.Minute))
 	now := base.Add(time.Minute)
-
-	var (
-		got  [racers][]byte
-		errs = make([]error, racers)
-	)
-	race(racers, func(i int) {
-		got[i], errs[i] = s.TakeChallenge(t.Context(), "oidc:raced", now)
-	})
-	w := oneWinner(t, "TakeChallenge of one key", errs, auth.ErrNotFound)
-	if !bytes.Equal(got[w], value) {
-		t.Errorf("the winning TakeChallenge = %d bytes %.16x…, want the %d stored", len(got[w]), got[w], len(value))
+	for round := range 4 {
+		key := fmt.Sprintf("oidc:raced-%d", round)
+		value := challengeValue(byte(round), 200)
+		putChallenge(t, s, key, value, base.Add(5*time.Minute))
+		var (
+			got  [racers][]byte
+			errs = make([]error, racers)
+		)
+		race(racers, func(i int) {
+			got[i], errs[i] = s.TakeChallenge(t.Context(), key, now)
+		})
+		w := oneWinner(t, fmt.Sprintf("round %d: TakeChallenge of one key", round), errs, auth.ErrNotFound)
+		if !bytes.Equal(got[w], value) {
+			t.Errorf("the winning TakeChallenge = %d bytes %.16x…, want the %d stored", len(got[w]), got[w], len(value))
+		}
+		wantNoChallenge(t, s, key, now, "after the race")
 	}
-	wantNoChallenge(t, s, "oidc:raced", now, "after the race")
 	wantChallenge(t, s, "oidc:other", other, now)
 }

@@ -199,21 +199,24 @@ func testMailFail(t *testing.T, open func(t *testing.T) MailJobBackend) {
 }
 
 // testMailConcurrentClaim: workers of several nodes polling at once lease
-// one job exactly once.
+// one job exactly once. Several rounds, one new job each (the earlier ones
+// stay leased), give a lost race more chances to show.
 func testMailConcurrentClaim(t *testing.T, open func(t *testing.T) MailJobBackend) {
 	s := open(t)
-	j := enqueue(t, s, newMailJob("j-1", auth.MailReset, at(0)))
 	now := at(time.Minute)
-	var (
-		got  [racers]*auth.MailJob
-		errs = make([]error, racers)
-	)
-	race(racers, func(i int) {
-		got[i], errs[i] = s.ClaimMailJob(t.Context(), now, lease)
-	})
-	w := oneWinner(t, "ClaimMailJob of the only job", errs, auth.ErrNotFound)
-	checkMailJob(t, got[w], j, 1)
-	wantNoJob(t, s, now, "after the race")
+	for round := range 8 {
+		j := enqueue(t, s, newMailJob(fmt.Sprintf("j-%d", round), auth.MailReset, at(time.Duration(round)*time.Second)))
+		var (
+			got  [racers]*auth.MailJob
+			errs = make([]error, racers)
+		)
+		race(racers, func(i int) {
+			got[i], errs[i] = s.ClaimMailJob(t.Context(), now, lease)
+		})
+		w := oneWinner(t, fmt.Sprintf("round %d: ClaimMailJob of the only due job", round), errs, auth.ErrNotFound)
+		checkMailJob(t, got[w], j, 1)
+	}
+	wantNoJob(t, s, now, "after the races")
 }
 
 // testMailConcurrentDrain: workers claiming until the queue is empty

@@ -215,26 +215,28 @@ func testTokenSupersede(t *testing.T, open func(t *testing.T) TokenBackend) {
 }
 
 // testTokenConcurrentConsume: of concurrent redemptions of one token,
-// exactly one gets it.
+// exactly one gets it. Several rounds, one new token each, give a lost
+// race more chances to show.
 func testTokenConcurrentConsume(t *testing.T, open func(t *testing.T) TokenBackend) {
 	for _, purpose := range []string{auth.PurposeReset, auth.PurposeVerify} {
 		t.Run(purpose, func(t *testing.T) {
 			s := open(t)
 			makeUsers(t, s, "u-1")
 			base := sessionBase()
-			x := putToken(t, s, newOneTime("a", "u-1", purpose, base))
 			now := base.Add(time.Minute)
-
-			var (
-				got  [racers]*auth.OneTimeToken
-				errs = make([]error, racers)
-			)
-			race(racers, func(i int) {
-				got[i], errs[i] = s.ConsumeToken(t.Context(), x.Hash, purpose, now)
-			})
-			w := oneWinner(t, "ConsumeToken of one token", errs, auth.ErrNotFound)
-			checkOneTime(t, "the winning ConsumeToken", got[w], x)
-			wantDead(t, s, x, now, "after the race")
+			for round := range 4 {
+				x := putToken(t, s, newOneTime(fmt.Sprintf("t-%d", round), "u-1", purpose, base))
+				var (
+					got  [racers]*auth.OneTimeToken
+					errs = make([]error, racers)
+				)
+				race(racers, func(i int) {
+					got[i], errs[i] = s.ConsumeToken(t.Context(), x.Hash, purpose, now)
+				})
+				w := oneWinner(t, fmt.Sprintf("round %d: ConsumeToken of one token", round), errs, auth.ErrNotFound)
+				checkOneTime(t, "the winning ConsumeToken", got[w], x)
+				wantDead(t, s, x, now, "after the race")
+			}
 		})
 	}
 }
