@@ -165,9 +165,7 @@ func (s *Service) PasskeyLoginTarget(ctx context.Context, email string) (*User, 
 // decoyCredentialIDs derives 1 or 2 credential ids of 16 bytes (the length
 // platform authenticators use) from the email with the passkey decoy key.
 func (s *Service) decoyCredentialIDs(email string) [][]byte {
-	m := hmac.New(sha256.New, s.keys.passkey)
-	m.Write([]byte(email))
-	sum := m.Sum(nil)
+	sum := s.decoySum(email)
 	ids := [][]byte{sum[0:16]}
 	if sum[31]&1 == 1 {
 		ids = append(ids, sum[16:32:32])
@@ -176,6 +174,24 @@ func (s *Service) decoyCredentialIDs(email string) [][]byte {
 		ids[i] = bytes.Clone(ids[i])
 	}
 	return ids
+}
+
+// DecoyHasTransports says whether the decoy credentials of email claim
+// transports. Real credentials do when the browser reported them (most
+// platform passkeys) and do not otherwise (some security keys), so decoys
+// come in both shapes too, stable per email: an entry without transports
+// does not reveal a real passkey.
+func (s *Service) DecoyHasTransports(email string) bool {
+	return s.decoySum(strings.ToLower(strings.TrimSpace(email)))[30]&3 != 0
+}
+
+func (s *Service) decoySum(email string) []byte {
+	if e, err := NormalizeEmail(email); err == nil {
+		email = e
+	}
+	m := hmac.New(sha256.New, s.keys.passkey)
+	m.Write([]byte(email))
+	return m.Sum(nil)
 }
 
 // PutChallenge keeps single-use ceremony state (passkey and social-login

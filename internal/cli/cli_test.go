@@ -162,7 +162,7 @@ func TestBadInput(t *testing.T) {
 		{"NUL in email", "POST", "/v1/register", "application/json", []byte(`{"email":"a\u0000@example.com","password":"long enough pw"}`), 422, true},
 		{"wrong field type", "POST", "/v1/register", "application/json", []byte(`{"email":5,"password":true}`), 422, true},
 		{"unknown route", "GET", "/v1/nope", "", nil, 404, true},
-		{"token with JSON body", "POST", "/oauth2/token", "application/json", []byte(`{"grant_type":"password"}`), 400, false},
+		{"token with JSON body", "POST", "/oauth2/token", "application/json", []byte(`{"grant_type":"password"}`), 415, false},
 		{"token oversized", "POST", "/oauth2/token", "application/x-www-form-urlencoded", bytes.Repeat([]byte("a"), 70<<10), 413, false},
 		{"token credentials in query", "POST", "/oauth2/token?password=x", "application/x-www-form-urlencoded", []byte("grant_type=password&username=a@b.c"), 400, false},
 		{"token repeated parameter", "POST", "/oauth2/token", "application/x-www-form-urlencoded", []byte("grant_type=password&grant_type=refresh_token"), 400, false},

@@ -232,8 +232,12 @@ func (s *Service) BeginLogin(ctx context.Context, email string) (json.RawMessage
 			c.UserID = u.ID
 		} else {
 			w = &waUser{u: &auth.User{ID: "decoy"}}
+			var transports []protocol.AuthenticatorTransport
+			if s.auth.DecoyHasTransports(email) {
+				transports = decoyTransports
+			}
 			for _, id := range decoys {
-				w.creds = append(w.creds, webauthn.Credential{ID: id, Transport: decoyTransports})
+				w.creds = append(w.creds, webauthn.Credential{ID: id, Transport: transports})
 			}
 			c.Decoy = true
 		}
@@ -251,8 +255,9 @@ func (s *Service) BeginLogin(ctx context.Context, email string) (json.RawMessage
 	return opts, id, err
 }
 
-// decoyTransports are the transports a decoy credential claims: those of a
-// synced platform passkey, the most common kind.
+// decoyTransports are the transports a decoy credential claims, for the
+// three emails in four whose decoys claim any (auth.Service.DecoyHasTransports):
+// those of a synced platform passkey, the most common kind.
 var decoyTransports = []protocol.AuthenticatorTransport{protocol.Hybrid, protocol.Internal}
 
 // FinishLogin verifies an assertion and returns the first factor it

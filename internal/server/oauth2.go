@@ -17,7 +17,8 @@ import (
 func oauthForm(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
 	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || ct != "application/x-www-form-urlencoded" {
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "the body must be application/x-www-form-urlencoded")
+		// SPEC §12: 415 for a wrong content type, in RFC 6749's error format.
+		writeOAuthError(w, http.StatusUnsupportedMediaType, "invalid_request", "the body must be application/x-www-form-urlencoded")
 		return nil, false
 	}
 	if r.URL.RawQuery != "" {

@@ -37,14 +37,14 @@ func documentOAuth2(doc *huma.OpenAPI) {
 				"access_token": str("RFC 9068 JWT"), "token_type": str("Bearer"), "expires_in": {Type: "integer"},
 				"refresh_token": str("opaque, rotated on each use"), "scope": str("granted scopes"),
 			}}}}},
-			"400": oauthErr, "429": oauthErr, "503": oauthErr,
+			"400": oauthErr, "415": oauthErr, "429": oauthErr, "503": oauthErr,
 		},
 	})
 	doc.AddOperation(&huma.Operation{
 		OperationID: "revoke", Method: http.MethodPost, Path: "/oauth2/revoke", Tags: []string{"oauth2"},
 		Summary:     "Revoke a refresh token and its family (RFC 7009)",
 		RequestBody: form([]string{"token"}, map[string]*huma.Schema{"token": str("the token"), "token_type_hint": str("refresh_token or access_token")}),
-		Responses:   map[string]*huma.Response{"200": {Description: "revoked, or unknown"}, "400": oauthErr},
+		Responses:   map[string]*huma.Response{"200": {Description: "revoked, or unknown"}, "400": oauthErr, "415": oauthErr},
 	})
 	doc.AddOperation(&huma.Operation{
 		OperationID: "introspect", Method: http.MethodPost, Path: "/oauth2/introspect", Tags: []string{"oauth2"},
@@ -55,7 +55,7 @@ func documentOAuth2(doc *huma.OpenAPI) {
 			"200": {Description: "RFC 7662 response", Content: map[string]*huma.MediaType{"application/json": {Schema: &huma.Schema{Type: "object", Properties: map[string]*huma.Schema{
 				"active": {Type: "boolean"}, "sub": str("user id"), "scope": str("scopes"), "exp": {Type: "integer"}, "token_type": str("access_token, refresh_token, …"),
 			}}}}},
-			"400": oauthErr, "401": oauthErr, "403": oauthErr,
+			"400": oauthErr, "401": oauthErr, "415": oauthErr, "403": oauthErr,
 		},
 	})
 }

@@ -121,7 +121,9 @@ func require(ctx context.Context, scopes ...string) (*auth.Principal, error) {
 	}
 	for _, sc := range scopes {
 		if !res.p.HasScope(sc) {
-			err := huma.Error403Forbidden("the credential lacks the scope " + sc + " (missing scope: " + sc + ")")
+			msg := "the credential lacks the scope " + sc + " (missing scope: " + sc + ")"
+			err := &Problem{ErrorModel: huma.ErrorModel{Title: http.StatusText(http.StatusForbidden), Status: http.StatusForbidden, Detail: msg},
+				Code: auth.ReasonInsufficientScope}
 			return nil, huma.ErrorWithHeaders(err, http.Header{"WWW-Authenticate": {`Bearer realm="gatehouse", error="insufficient_scope", scope="` + sc + `"`}})
 		}
 	}
