@@ -30,6 +30,7 @@ type APIKey struct {
 type APIKeyStore interface {
 	CreateAPIKey(ctx context.Context, k *APIKey) error
 	APIKeyByHash(ctx context.Context, hash string) (*APIKey, error)
+	// ListAPIKeys returns the user's keys, newest first.
 	ListAPIKeys(ctx context.Context, userID string) ([]*APIKey, error)
 	// DeleteAPIKey removes one of the user's keys; ErrNotFound otherwise.
 	DeleteAPIKey(ctx context.Context, userID, id string) error

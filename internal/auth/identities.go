@@ -38,6 +38,7 @@ type IdentityStore interface {
 	// CreateUserWithIdentity creates an account and its first identity in
 	// one transaction.
 	CreateUserWithIdentity(ctx context.Context, u *User, id *Identity) error
+	// ListIdentities returns the user's identities, oldest first.
 	ListIdentities(ctx context.Context, userID string) ([]*Identity, error)
 	// DeleteIdentity unlinks one of the user's identities; ErrNotFound.
 	DeleteIdentity(ctx context.Context, userID, id string) error

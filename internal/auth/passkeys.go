@@ -26,6 +26,7 @@ type Passkey struct {
 type PasskeyStore interface {
 	CreatePasskey(ctx context.Context, p *Passkey) error
 	PasskeyByCredentialID(ctx context.Context, credentialID []byte) (*Passkey, error)
+	// ListPasskeys returns the user's passkeys, oldest first.
 	ListPasskeys(ctx context.Context, userID string) ([]*Passkey, error)
 	// UpdatePasskeyUse replaces the credential record after a login, only
 	// if it is still prev (compare-and-swap): two logins racing with one
