@@ -294,7 +294,7 @@ func cmdKeys(ctx context.Context, e Env, sub string, args []string) error {
 }
 
 func cmdServe(ctx context.Context, e Env, args []string) error {
-	_, cfg, err := parse(e, "serve", "Start the server. With no configuration at all it uses SQLite, a generated secret and keys in ./gatehouse-data/, and writes mail to ./gatehouse-data/mail/.\nUnless set in the environment, GOMAXPROCS becomes the CPU count + 1, GOGC 400 and GOMEMLIMIT hash_concurrency x argon2 memory + 96 MiB (see docs/DECISIONS.md).", args, nil)
+	_, cfg, err := parse(e, "serve", "Start the server. With no configuration at all it uses SQLite, a generated secret and keys in ./gatehouse-data/, and writes mail to ./gatehouse-data/mail/.\nUnless set in the environment, GOMAXPROCS becomes the CPU count + 1, GOGC 400 and GOMEMLIMIT hash_concurrency x argon2 memory + 112 MiB (see docs/DECISIONS.md).", args, nil)
 	if err != nil {
 		return err
 	}
@@ -407,10 +407,21 @@ func flushKeyUse(ctx context.Context, a *app, log *slog.Logger) {
 // spare P keeps every CPU hashing meanwhile (idle CPU under login load: 8–10
 // % before, 2–4 % after; docs/BENCHMARKS.md).
 //
-// Hash memory is reused (internal/password/internal/argon2), so a login
-// makes about 85 KB of garbage; GOGC 400 under a memory limit of (hash
-// concurrency × argon2 memory + 96 MiB) lets the collector run rarely while
-// the limit still bounds the heap.
+// Every argon2id hash (golang.org/x/crypto/argon2.IDKey) allocates its
+// whole memory cost, 19 MiB by default, and drops it; the runtime zeroes the
+// next one in memory freed by the last collection. Under login load the heap
+// climbs in such steps from the buffers of the running hashes to the memory
+// limit, (hash concurrency × argon2 memory + limitHeadroom), where it is
+// collected; GOGC 400 only paces a small heap (an idle server shrinks).
+// Whatever the runtime hands back to the kernel is faulted in again by a
+// later hash, at 3–6 µs a 4 KiB page here, and the runtime hands back what
+// sits above 95 % of the limit. With 96 MiB of headroom that was most of
+// every buffer (about 900 faults a login); with 112 MiB the default heap
+// peaks just under that line (about 150 faults a login, fewer than the raw
+// IDKey loop's own) and is collected every four or five logins. More
+// headroom would not fit the peak-RSS budget (limit + about 30 MiB of
+// binary and SQLite pages): docs/DECISIONS.md, Garbage collection under
+// password hashing.
 func tuneRuntime(cfg *config.Config, getenv func(string) string) {
 	if getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(config.CPUs() + 1)
@@ -419,5 +430,15 @@ func tuneRuntime(cfg *config.Config, getenv func(string) string) {
 		return
 	}
 	debug.SetGCPercent(400)
-	debug.SetMemoryLimit(int64(cfg.HashConcurrency)*int64(cfg.Argon2.Memory)*1024 + 96<<20)
+	debug.SetMemoryLimit(memoryLimit(cfg))
+}
+
+// limitHeadroom is the memory limit beyond the hashes that may run at once:
+// room for the buffers of finished hashes until the next collection, and for
+// everything else.
+const limitHeadroom = 112 << 20
+
+// memoryLimit is serve's soft memory limit for cfg.
+func memoryLimit(cfg *config.Config) int64 {
+	return int64(cfg.HashConcurrency)*int64(cfg.Argon2.Memory)*1024 + limitHeadroom
 }

@@ -38,7 +38,7 @@ func TestTuneRuntime(t *testing.T) {
 		if got := debug.SetGCPercent(400); got != 400 {
 			t.Errorf("GOGC = %d, want 400", got)
 		}
-		if got, want := debug.SetMemoryLimit(-1), int64(3*19456*1024+96<<20); got != want {
+		if got, want := debug.SetMemoryLimit(-1), int64(3*19456*1024+112<<20); got != want {
 			t.Errorf("memory limit = %d, want %d", got, want)
 		}
 	})
