@@ -25,8 +25,15 @@ func (db *DB) Enqueue(ctx context.Context, j *auth.MailJob) error {
 func (db *DB) ClaimMailJob(ctx context.Context, now time.Time, lease time.Duration) (*auth.MailJob, error) {
 	var j auth.MailJob
 	var created int64
+	// On PostgreSQL, workers claiming at the same moment skip the rows
+	// another one has locked instead of all picking the oldest and all but
+	// one coming back empty until their next poll. (SQLite has one writer.)
+	skip := ""
+	if db.dialect == dialectPostgres {
+		skip = " FOR UPDATE SKIP LOCKED"
+	}
 	err := db.w.QueryRowContext(ctx, db.rebind(`UPDATE mail_jobs SET locked_until = ?, attempts = attempts + 1
-		WHERE id = (SELECT id FROM mail_jobs WHERE done_at IS NULL AND next_attempt_at <= ? AND locked_until <= ? ORDER BY next_attempt_at, id LIMIT 1)
+		WHERE id = (SELECT id FROM mail_jobs WHERE done_at IS NULL AND next_attempt_at <= ? AND locked_until <= ? ORDER BY next_attempt_at, id LIMIT 1`+skip+`)
 		  AND done_at IS NULL AND locked_until <= ?
 		RETURNING id, kind, to_addr, user_id, created_at, attempts`), ts(now.Add(lease)), ts(now), ts(now), ts(now)).
 		Scan(&j.ID, &j.Kind, &j.To, &j.UserID, &created, &j.Attempts)

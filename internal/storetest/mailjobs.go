@@ -34,6 +34,7 @@ func RunMailJobs(t *testing.T, open func(t *testing.T) MailJobBackend) {
 	t.Run("Fail", func(t *testing.T) { testMailFail(t, open) })
 	t.Run("ConcurrentClaimOfOneJob", func(t *testing.T) { testMailConcurrentClaim(t, open) })
 	t.Run("ConcurrentWorkersDrain", func(t *testing.T) { testMailConcurrentDrain(t, open) })
+	t.Run("ConcurrentWorkersEachGetOne", func(t *testing.T) { testMailConcurrentBusy(t, open) })
 }
 
 // lease is the workers' lease in this suite.
@@ -217,6 +218,37 @@ func testMailConcurrentClaim(t *testing.T, open func(t *testing.T) MailJobBacken
 		checkMailJob(t, got[w], j, 1)
 	}
 	wantNoJob(t, s, now, "after the races")
+}
+
+// testMailConcurrentBusy: as many workers as due jobs, claiming at once,
+// each get one (none comes back empty while jobs are due and unleased):
+// a worker that loses the race for the oldest job takes the next.
+func testMailConcurrentBusy(t *testing.T, open func(t *testing.T) MailJobBackend) {
+	s := open(t)
+	const n = 8
+	for round := range 4 {
+		var want []string
+		for i := range n {
+			j := enqueue(t, s, newMailJob(fmt.Sprintf("r%d-j%d", round, i), auth.MailReset, at(time.Duration(i)*time.Second)))
+			want = append(want, j.ID)
+		}
+		var (
+			got  [n]*auth.MailJob
+			errs [n]error
+		)
+		race(n, func(i int) { got[i], errs[i] = s.ClaimMailJob(t.Context(), at(time.Minute), lease) })
+		var ids []string
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: worker %d of %d claiming %d due jobs: %v", round, i, n, n, err)
+			}
+			ids = append(ids, got[i].ID)
+		}
+		slices.Sort(ids)
+		if !slices.Equal(ids, want) {
+			t.Fatalf("round %d: claimed %q, want each of %q once", round, ids, want)
+		}
+	}
 }
 
 // testMailConcurrentDrain: workers claiming until the queue is empty
