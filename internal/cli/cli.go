@@ -294,12 +294,12 @@ func cmdKeys(ctx context.Context, e Env, sub string, args []string) error {
 }
 
 func cmdServe(ctx context.Context, e Env, args []string) error {
-	_, cfg, err := parse(e, "serve", "Start the server. With no configuration at all it uses SQLite, a generated secret and keys in ./gatehouse-data/, and writes mail to ./gatehouse-data/mail/.\nUnless set in the environment, GOMAXPROCS becomes the CPU count + 1, GOGC 400 and GOMEMLIMIT hash_concurrency x argon2 memory + 112 MiB (see docs/DECISIONS.md).", args, nil)
+	_, cfg, err := parse(e, "serve", "Start the server. With no configuration at all it uses SQLite, a generated secret and keys in ./gatehouse-data/, and writes mail to ./gatehouse-data/mail/.\nUnless set in the environment, GOMAXPROCS becomes the CPU count + 1 and GOMEMLIMIT hash_concurrency x argon2 memory + 112 MiB, and GOGC is set after every collection to hold the heap goal argon2 memory + 11 MiB below that limit (see docs/DECISIONS.md).", args, nil)
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg, e.Stderr)
-	tuneRuntime(cfg, e.Getenv)
+	defer tuneRuntime(cfg, e.Getenv)()
 	a, err := openApp(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -408,35 +408,48 @@ func flushKeyUse(ctx context.Context, a *app, log *slog.Logger) {
 // % before, 2–4 % after; docs/BENCHMARKS.md).
 //
 // Every argon2id hash (golang.org/x/crypto/argon2.IDKey) allocates its
-// whole memory cost, 19 MiB by default, and drops it; the runtime zeroes the
-// next one in memory freed by the last collection. Under login load the heap
-// climbs in such steps from the buffers of the running hashes to the memory
-// limit, (hash concurrency × argon2 memory + limitHeadroom), where it is
-// collected; GOGC 400 only paces a small heap (an idle server shrinks).
-// Whatever the runtime hands back to the kernel is faulted in again by a
-// later hash, at 3–6 µs a 4 KiB page here, and the runtime hands back what
-// sits above 95 % of the limit. With 96 MiB of headroom that was most of
-// every buffer (about 900 faults a login); with 112 MiB the default heap
-// peaks just under that line (about 150 faults a login, fewer than the raw
-// IDKey loop's own) and is collected every four or five logins. More
-// headroom would not fit the peak-RSS budget (limit + about 30 MiB of
-// binary and SQLite pages): docs/DECISIONS.md, Garbage collection under
-// password hashing.
-func tuneRuntime(cfg *config.Config, getenv func(string) string) {
+// whole memory cost, 19 MiB by default, and drops it. Under login load the
+// heap climbs in such steps from the buffers of the running hashes to the
+// collector's goal, and the next hashes reuse the freed buffers (the runtime
+// zeroes them) — unless the runtime has returned them to the kernel, which
+// then faults them in again at 3–6 µs a 4 KiB page on this VM. It returns
+// what sits above 95 % of the memory limit, and what a lower goal than the
+// last one no longer needs. So the goal is held at one size below that line
+// (gcPacer): the memory limit minus one more buffer (a hash may allocate
+// while the collector runs) minus goalMargin, 120 MiB by default; the
+// limit, hash concurrency × argon2 memory + limitHeadroom, still bounds the
+// heap under any flood of logins (admission control bounds the live hash
+// memory). Pacing by the limit alone (GOGC 400, the goal at 97 % of the
+// limit) kept the peak astride that 95 % line: 150–900 page faults a login
+// and the grant rate 6–7 points lower. More headroom would not fit the
+// peak-RSS budget (the limit plus about 30 MiB of binary and SQLite pages).
+// docs/DECISIONS.md, Garbage collection under password hashing.
+//
+// The returned func stops the pacer.
+func tuneRuntime(cfg *config.Config, getenv func(string) string) (stop func()) {
 	if getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(config.CPUs() + 1)
 	}
 	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
-		return
+		return func() {}
 	}
-	debug.SetGCPercent(400)
-	debug.SetMemoryLimit(memoryLimit(cfg))
+	limit := memoryLimit(cfg)
+	debug.SetGCPercent(maxGCPercent)
+	debug.SetMemoryLimit(limit)
+	return startGCPacer(limit - int64(cfg.Argon2.Memory)*1024 - goalMargin)
 }
 
 // limitHeadroom is the memory limit beyond the hashes that may run at once:
-// room for the buffers of finished hashes until the next collection, and for
-// everything else.
+// room for the buffers of finished hashes until the next collection, one
+// more buffer and the runtime's own memory.
 const limitHeadroom = 112 << 20
+
+// goalMargin is what the heap goal leaves below the memory limit besides
+// one argon2 buffer. The heap's peak (goal + one buffer) plus the runtime's
+// own memory (stacks, heap metadata: about 14 MB under login load) has to
+// stay under 95 % of the limit, so the margin must exceed that memory less
+// 5 % of the limit (7.5 MiB by default); 11 MiB leaves room for it to grow.
+const goalMargin = 11 << 20
 
 // memoryLimit is serve's soft memory limit for cfg.
 func memoryLimit(cfg *config.Config) int64 {
