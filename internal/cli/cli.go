@@ -362,8 +362,13 @@ func cmdServe(ctx context.Context, e Env, args []string) error {
 	return nil
 }
 
-// purgeCounters deletes ended rate-limit windows and stale lockout rows
-// every ten minutes.
+// mailJobRetention is how long finished mail jobs (sent or given up) are
+// kept, for operators looking into a delivery, before they are deleted.
+const mailJobRetention = 7 * 24 * time.Hour
+
+// purgeCounters deletes ended rate-limit windows and stale lockout rows,
+// and mail jobs finished longer than mailJobRetention ago, every ten
+// minutes.
 func purgeCounters(ctx context.Context, a *app, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
@@ -374,6 +379,9 @@ func purgeCounters(ctx context.Context, a *app, log *slog.Logger) {
 		case <-t.C:
 			if err := a.db.PurgeCounters(ctx, time.Now().Add(-time.Hour)); err != nil && ctx.Err() == nil {
 				log.Warn("purging rate-limit counters", "err", err)
+			}
+			if err := a.db.PurgeMailJobs(ctx, time.Now().Add(-mailJobRetention)); err != nil && ctx.Err() == nil {
+				log.Warn("purging finished mail jobs", "err", err)
 			}
 		}
 	}
