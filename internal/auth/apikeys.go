@@ -6,7 +6,6 @@ import (
 	"errors"
 	"hash/crc32"
 	"math/big"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -178,15 +177,8 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, secret string) (*APIKe
 	if u.Disabled {
 		return nil, nil, nil, ErrInvalidAPIKey
 	}
-	allowed := s.allowedScopes(u.Roles)
-	var scopes []string
-	for _, sc := range k.Scopes {
-		if slices.Contains(allowed, sc) {
-			scopes = append(scopes, sc)
-		}
-	}
 	s.keyUse.note(k.ID, now)
-	return k, u, scopes, nil
+	return k, u, s.narrow(k.Scopes, u.Roles), nil
 }
 
 // keyUsage collects last-used times in memory; FlushAPIKeyUse writes them

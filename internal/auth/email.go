@@ -207,15 +207,12 @@ func (s *Service) VerifyEmail(ctx context.Context, tok, callerID string, m Meta)
 	}
 	defer s.users.forget(u.ID)
 	if callerID != u.ID {
-		if err := s.dropUnproven(ctx, u.ID); err != nil {
-			return err
-		}
+		err = s.reclaim(ctx, u, m, "email_verification", true)
+	} else {
+		err = s.st.Users.SetEmailVerified(ctx, u.ID, true, s.now())
 	}
-	if err := s.st.Users.SetEmailVerified(ctx, u.ID, true, s.now()); err != nil {
+	if err != nil {
 		return err
-	}
-	if callerID != u.ID {
-		s.audit(ctx, EventAccountReclaimed, u.ID, m, map[string]any{"by": "email_verification"})
 	}
 	s.audit(ctx, EventEmailVerified, u.ID, m, nil)
 	return nil

@@ -140,7 +140,7 @@ func (s *Service) ExternalSignIn(ctx context.Context, ext ExternalIdentity, link
 	case !ext.EmailVerified:
 		return nil, ErrLinkFromAccount
 	case !local.EmailVerified:
-		if err := s.reclaim(ctx, local, m); err != nil {
+		if err := s.reclaim(ctx, local, m, "", false); err != nil {
 			return nil, err
 		}
 		local.EmailVerified, local.PasswordHash = true, ""
@@ -154,12 +154,17 @@ func (s *Service) ExternalSignIn(ctx context.Context, ext ExternalIdentity, link
 	return local, nil
 }
 
-// reclaim hands an unverified account to the proven owner of its address:
-// everything another person could have set up in it is removed.
-func (s *Service) reclaim(ctx context.Context, u *User, m Meta) error {
+// reclaim hands an account to the proven owner of its address: everything
+// another person could have set up in it is removed and the address is
+// marked verified. by, when set, says what proved ownership (audited). The
+// password goes too unless keepPassword (an email verification keeps it,
+// SPEC §18 H2, and a reset ends it later).
+func (s *Service) reclaim(ctx context.Context, u *User, m Meta, by string, keepPassword bool) error {
 	defer s.users.forget(u.ID)
-	if err := s.st.Users.ChangePassword(ctx, u.ID, "", s.now()); err != nil {
-		return err
+	if !keepPassword {
+		if err := s.st.Users.ChangePassword(ctx, u.ID, "", s.now()); err != nil {
+			return err
+		}
 	}
 	if err := s.dropUnproven(ctx, u.ID); err != nil {
 		return err
@@ -167,7 +172,11 @@ func (s *Service) reclaim(ctx context.Context, u *User, m Meta) error {
 	if err := s.st.Users.SetEmailVerified(ctx, u.ID, true, s.now()); err != nil {
 		return err
 	}
-	s.audit(ctx, EventAccountReclaimed, u.ID, m, nil)
+	var details map[string]any
+	if by != "" {
+		details = map[string]any{"by": by}
+	}
+	s.audit(ctx, EventAccountReclaimed, u.ID, m, details)
 	return nil
 }
 

@@ -139,13 +139,13 @@ func (s *Service) UsePasskey(ctx context.Context, id string, prev, next []byte) 
 
 // PasskeyLoginTarget is who a passkey sign-in with an email is for: the
 // account and its passkeys when it has some; otherwise (unknown email,
-// disabled account, no passkeys) no account and 1–2 decoy credential ids,
-// the same on every call for that email (SPEC §18 H6), so the answer has
-// the same shape either way and reveals nothing.
-func (s *Service) PasskeyLoginTarget(ctx context.Context, email string) (*User, []*Passkey, [][]byte, error) {
+// disabled account, no passkeys) no account and the email's decoys, the
+// same on every call (SPEC §18 H6), so the answer has the same shape either
+// way and reveals nothing.
+func (s *Service) PasskeyLoginTarget(ctx context.Context, email string) (*User, []*Passkey, *PasskeyDecoys, error) {
 	e, err := NormalizeEmail(email)
 	if err != nil {
-		return nil, nil, s.decoyCredentialIDs(strings.ToLower(strings.TrimSpace(email))), nil
+		return nil, nil, s.passkeyDecoys(email), nil
 	}
 	u, err := s.st.Users.UserByEmail(ctx, e)
 	if err != nil && !errors.Is(err, ErrNotFound) {
@@ -160,39 +160,33 @@ func (s *Service) PasskeyLoginTarget(ctx context.Context, email string) (*User, 
 			return u, keys, nil, nil
 		}
 	}
-	return nil, nil, s.decoyCredentialIDs(e), nil
+	return nil, nil, s.passkeyDecoys(e), nil
 }
 
-// decoyCredentialIDs derives 1 or 2 credential ids of 16 bytes (the length
-// platform authenticators use) from the email with the passkey decoy key.
-func (s *Service) decoyCredentialIDs(email string) [][]byte {
-	sum := s.decoySum(email)
-	ids := [][]byte{sum[0:16]}
-	if sum[31]&1 == 1 {
-		ids = append(ids, sum[16:32:32])
-	}
-	for i := range ids {
-		ids[i] = bytes.Clone(ids[i])
-	}
-	return ids
+// PasskeyDecoys are the credentials a passkey sign-in lists for an email
+// without passkeys.
+type PasskeyDecoys struct {
+	// IDs are 1 or 2 credential ids of 16 bytes (the length platform
+	// authenticators use).
+	IDs [][]byte
+	// Transports says whether the entries claim transports. Real entries do
+	// when the browser reported them (most platform passkeys) and do not
+	// otherwise (some security keys), so decoys come in both shapes too,
+	// stable per email: an entry without transports reveals no passkey.
+	Transports bool
 }
 
-// DecoyHasTransports says whether the decoy credentials of email claim
-// transports. Real credentials do when the browser reported them (most
-// platform passkeys) and do not otherwise (some security keys), so decoys
-// come in both shapes too, stable per email: an entry without transports
-// does not reveal a real passkey.
-func (s *Service) DecoyHasTransports(email string) bool {
-	return s.decoySum(strings.ToLower(strings.TrimSpace(email)))[30]&3 != 0
-}
-
-func (s *Service) decoySum(email string) []byte {
-	if e, err := NormalizeEmail(email); err == nil {
-		email = e
-	}
+// passkeyDecoys derives the decoys of an email (trimmed and lower-cased,
+// whether or not it is well-formed) with the passkey decoy key.
+func (s *Service) passkeyDecoys(email string) *PasskeyDecoys {
 	m := hmac.New(sha256.New, s.keys.passkey)
-	m.Write([]byte(email))
-	return m.Sum(nil)
+	m.Write([]byte(strings.ToLower(strings.TrimSpace(email))))
+	sum := m.Sum(nil)
+	d := &PasskeyDecoys{IDs: [][]byte{bytes.Clone(sum[0:16])}, Transports: sum[30]&3 != 0}
+	if sum[31]&1 == 1 {
+		d.IDs = append(d.IDs, bytes.Clone(sum[16:32]))
+	}
+	return d
 }
 
 // PutChallenge keeps single-use ceremony state (passkey and social-login

@@ -78,15 +78,21 @@ func (s *Service) loadUser(ctx context.Context, u *auth.User) (*waUser, []*auth.
 	if err != nil {
 		return nil, nil, err
 	}
+	w, err := newWAUser(u, keys)
+	return w, keys, err
+}
+
+// newWAUser adapts an account and its stored passkeys to go-webauthn.
+func newWAUser(u *auth.User, keys []*auth.Passkey) (*waUser, error) {
 	w := &waUser{u: u}
 	for _, k := range keys {
 		var c webauthn.Credential
 		if err := json.Unmarshal(k.Credential, &c); err != nil {
-			return nil, nil, fmt.Errorf("passkey %s: %w", k.ID, err)
+			return nil, fmt.Errorf("passkey %s: %w", k.ID, err)
 		}
 		w.creds = append(w.creds, c)
 	}
-	return w, keys, nil
+	return w, nil
 }
 
 // ceremony is what the server keeps between begin and finish.
@@ -167,12 +173,9 @@ func (s *Service) BeginRegistration(ctx context.Context, p *auth.Principal, u *a
 var ErrBadRegistration = &auth.Error{Code: auth.EINVALID, Message: "the passkey registration could not be verified"}
 
 // FinishRegistration verifies the authenticator's response (challenge,
-// origin, RP ID, flags) and stores the passkey for the caller p (checked
-// again by auth.Service.AddPasskey).
+// origin, RP ID, flags) and stores the passkey for the caller p, if p may
+// add one (auth.Service.AddPasskey decides).
 func (s *Service) FinishRegistration(ctx context.Context, p *auth.Principal, u *auth.User, ceremonyID string, body []byte, m auth.Meta) (*auth.Passkey, error) {
-	if err := s.auth.CanAddSignInMethod(ctx, p); err != nil {
-		return nil, err
-	}
 	c, err := s.take(ctx, ceremonyID, "register")
 	if err != nil {
 		return nil, ErrBadRegistration
@@ -220,23 +223,23 @@ func (s *Service) BeginLogin(ctx context.Context, email string) (json.RawMessage
 	if email == "" {
 		assertion, sess, err = s.wa.BeginDiscoverableLogin(uv)
 	} else {
-		u, _, decoys, terr := s.auth.PasskeyLoginTarget(ctx, email)
+		u, keys, decoys, terr := s.auth.PasskeyLoginTarget(ctx, email)
 		if terr != nil {
 			return nil, "", terr
 		}
 		var w *waUser
 		if u != nil {
-			if w, _, err = s.loadUser(ctx, u); err != nil {
+			if w, err = newWAUser(u, keys); err != nil {
 				return nil, "", err
 			}
 			c.UserID = u.ID
 		} else {
 			w = &waUser{u: &auth.User{ID: "decoy"}}
 			var transports []protocol.AuthenticatorTransport
-			if s.auth.DecoyHasTransports(email) {
+			if decoys.Transports {
 				transports = decoyTransports
 			}
-			for _, id := range decoys {
+			for _, id := range decoys.IDs {
 				w.creds = append(w.creds, webauthn.Credential{ID: id, Transport: transports})
 			}
 			c.Decoy = true
@@ -256,7 +259,7 @@ func (s *Service) BeginLogin(ctx context.Context, email string) (json.RawMessage
 }
 
 // decoyTransports are the transports a decoy credential claims, for the
-// three emails in four whose decoys claim any (auth.Service.DecoyHasTransports):
+// three emails in four whose decoys claim any (auth.PasskeyDecoys):
 // those of a synced platform passkey, the most common kind.
 var decoyTransports = []protocol.AuthenticatorTransport{protocol.Hybrid, protocol.Internal}
 

@@ -66,6 +66,13 @@ func (s *Server) sessionCookie(tok string, expires time.Time) http.Cookie {
 		Secure: s.https, SameSite: http.SameSiteLaxMode}
 }
 
+// clearedSessionCookie deletes the session cookie (same name and path).
+func (s *Server) clearedSessionCookie() http.Cookie {
+	c := s.sessionCookie("", time.Time{})
+	c.MaxAge = -1
+	return c
+}
+
 func currentSession(ctx context.Context) *auth.Session {
 	if res, _ := ctx.Value(keyPrincipal).(*authResult); res != nil {
 		return res.session
@@ -130,8 +137,7 @@ func (s *Server) registerSessionRoutes(api huma.API) {
 		if err := s.auth.RevokeSession(ctx, p.UserID, cs.ID, meta(ctx)); err != nil && auth.ErrorCode(err) != auth.ENOTFOUND {
 			return nil, err
 		}
-		return &logoutOutput{SetCookie: http.Cookie{Name: s.cookieName, Value: "", Path: "/", MaxAge: -1,
-			HttpOnly: true, Secure: s.https, SameSite: http.SameSiteLaxMode}}, nil
+		return &logoutOutput{SetCookie: s.clearedSessionCookie()}, nil
 	})
 
 	register(s, api, huma.Operation{

@@ -234,7 +234,7 @@ func (s *Server) introspect(ctx context.Context, tok string) (map[string]any, er
 	if !in.ExpiresAt.IsZero() {
 		out["exp"] = in.ExpiresAt.Unix()
 	}
-	if in.TokenType == auth.KindAccessToken || in.TokenType == "refresh_token" {
+	if in.TokenType == auth.KindAccessToken || in.TokenType == auth.KindRefreshToken {
 		out["client_id"] = in.ClientID
 	}
 	return out, nil

@@ -123,15 +123,13 @@ func (s *Server) startOIDC(w http.ResponseWriter, r *http.Request, link bool) {
 			return
 		}
 		cs := currentSession(ctx)
-		if cs == nil {
+		p, _ := require(ctx)
+		if cs == nil || p == nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
 			writeProblem(w, http.StatusUnauthorized, "sign in first: linking needs a session")
 			return
 		}
-		if p, _ := require(ctx); p == nil {
-			writeProblem(w, http.StatusUnauthorized, "sign in first: linking needs a session")
-			return
-		} else if err := s.auth.CanAddSignInMethod(ctx, p); err != nil {
+		if err := s.auth.CanAddSignInMethod(ctx, p); err != nil {
 			s.writeDomainProblem(w, ctx, err)
 			return
 		}

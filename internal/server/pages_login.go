@@ -259,6 +259,6 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 			s.log.ErrorContext(ctx, "hosted logout", "err", err, "request_id", requestID(ctx))
 		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: s.cookieName, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: s.https, SameSite: http.SameSiteLaxMode})
+	c := s.clearedSessionCookie()
+	http.SetCookie(w, &c)
 }

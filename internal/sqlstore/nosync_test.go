@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -28,14 +27,7 @@ func setting(t *testing.T, q interface {
 // relaxed transaction committed, failed or had its context cancelled.
 func TestTxNoSyncSQLite(t *testing.T) {
 	ctx := context.Background()
-	db, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "g.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := openSQLite(t)
 	const full, normal = "2", "1"
 	if got := setting(t, db.w, `PRAGMA synchronous`); got != full {
 		t.Fatalf("writer synchronous = %s, want %s (FULL)", got, full)

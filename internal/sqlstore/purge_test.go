@@ -13,14 +13,8 @@ import (
 // the cut-off, and nothing else: not a pending job, not one finished after.
 func TestPurgeMailJobs(t *testing.T) {
 	ctx := context.Background()
-	db, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "g.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := openSQLite(t)
+	var err error
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, id := range []string{"sent-old", "failed-old", "sent-new", "pending"} {
 		if err := db.Enqueue(ctx, &auth.MailJob{ID: id, Kind: auth.MailReset, To: id + "@example.com", CreatedAt: t0}); err != nil {
@@ -60,4 +54,20 @@ func TestPurgeMailJobs(t *testing.T) {
 	if got, want := len(left), 2; got != want || left[0] != "pending" || left[1] != "sent-new" {
 		t.Fatalf("jobs left after the purge: %q, want [pending sent-new]", left)
 	}
+}
+
+// openSQLite opens a migrated SQLite store in a temporary directory, closed
+// when the test ends.
+func openSQLite(t *testing.T) *DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "g.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }

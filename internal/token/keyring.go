@@ -18,7 +18,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
@@ -101,7 +100,7 @@ func New(ctx context.Context, o Options) (*Keyring, error) {
 	// (HKDF-SHA256), so the database alone does not reveal the private
 	// keys. Keys sealed before v1 used HMAC(secret, purpose): they are
 	// still opened with that key, and every new key is sealed with HKDF's.
-	sk, err := hkdf.Key(sha256.New, o.Secret, nil, sealInfo, 32)
+	sk, err := auth.DeriveKey(o.Secret, sealInfo)
 	if err != nil {
 		return nil, err
 	}
