@@ -21,6 +21,31 @@
 // decision without the HTTP plumbing, and [WriteError] writes the answer for
 // any error this package returns.
 //
+// # Step-up: two factors, a recent sign-in
+//
+// [Principal] tells how and when the user signed in: ACR ([AAL1] or
+// [AAL2]), AMR (RFC 8176 methods such as "pwd", "otp", "hwk") and AuthTime,
+// from the acr, amr and auth_time claims of an access token or the members
+// of the same name in an introspection answer (sessions). API keys carry
+// none of them. For sensitive routes:
+//
+//	twoFactors := guard.RequireAAL2()                  // acr must be aal2
+//	recent := guard.RequireFreshAuth(10 * time.Minute) // auth_time at most 10 minutes ago
+//	mux.Handle("POST /payouts", g.Middleware(twoFactors(payout)))
+//	mux.Handle("PUT /bank-account", g.Middleware(recent(setBankAccount)))
+//	mux.Handle("DELETE /account", g.Middleware(twoFactors(recent(deleteAccount)))) // both
+//
+// A caller that falls short gets 401 (RFC 9470 step-up, not 403) with
+//
+//	WWW-Authenticate: Bearer realm="gatehouse", error="insufficient_user_authentication",
+//	    error_description="…", acr_values="aal2"      (RequireAAL2)
+//	    … max_age=600                                 (RequireFreshAuth(10*time.Minute))
+//
+// and a problem body with "code": "step_up_required". The client then has
+// the user step up with Gatehouse (POST /v1/mfa/step-up, which renews the
+// session or returns a fresh access token) and retries. An Authorize rule
+// can ask for the same by returning a [*StepUpError].
+//
 // # What it accepts
 //
 //   - Access tokens (Authorization: Bearer <JWT>) are verified locally,
@@ -66,9 +91,15 @@
 //     keys are not sent by browsers on their own and are exempt.
 //   - Missing credentials get 401 with WWW-Authenticate: Bearer; invalid or
 //     expired ones 401 with error="invalid_token" (RFC 6750 §3); present but
-//     insufficient 403 naming the missing scope or role. The reason a
+//     insufficient 403 naming the missing scope or role; a sign-in too weak
+//     or too old for [RequireAAL2] or [RequireFreshAuth] 401 with
+//     error="insufficient_user_authentication" (RFC 9470). The reason a
 //     credential was refused is in the error [Guard.Check] returns, for
 //     logs, never in the response.
+//   - After a step-up refusal of a session cookie, the cached
+//     introspection answer for it is dropped, so a session that has just
+//     stepped up is seen at its new level on the retry, not after
+//     Config.CacheTTL.
 //   - Redirects are not followed on the way to Gatehouse (a redirect would
 //     carry the introspection key and the credential elsewhere), and plain
 //     http:// is refused except to loopback addresses unless

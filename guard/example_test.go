@@ -154,3 +154,44 @@ func ExampleGuard_Check() {
 	// Output:
 	// 401
 }
+
+// Moving money needs a sign-in with two factors: an aal1 caller gets the
+// RFC 9470 challenge, steps up with Gatehouse (POST /v1/mfa/step-up) and
+// retries.
+func ExampleRequireAAL2() {
+	payout := guard.RequireAAL2()(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "paid")
+	}))
+	for _, p := range []*guard.Principal{
+		{Subject: "alice", Kind: guard.KindAccessToken, ACR: guard.AAL1, AMR: []string{"pwd"}},
+		{Subject: "alice", Kind: guard.KindAccessToken, ACR: guard.AAL2, AMR: []string{"pwd", "otp", "mfa"}},
+	} {
+		r := httptest.NewRequest("POST", "/payouts", nil)
+		w := httptest.NewRecorder()
+		payout.ServeHTTP(w, r.WithContext(guard.WithPrincipal(r.Context(), p)))
+		var problem struct{ Code string }
+		_ = json.Unmarshal(w.Body.Bytes(), &problem)
+		fmt.Println(strings.TrimSpace(fmt.Sprintf("%s %d %s %s", p.ACR, w.Code, problem.Code, w.Header().Get("WWW-Authenticate"))))
+	}
+	// Output:
+	// aal1 401 step_up_required Bearer realm="gatehouse", error="insufficient_user_authentication", error_description="this action requires a sign-in with two factors (aal2)", acr_values="aal2"
+	// aal2 200
+}
+
+// Deleting the account needs a sign-in in the last 10 minutes, whatever
+// the token's age.
+func ExampleRequireFreshAuth() {
+	remove := guard.RequireFreshAuth(10 * time.Minute)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	for _, ago := range []time.Duration{2 * time.Minute, time.Hour} {
+		p := &guard.Principal{Subject: "alice", ACR: guard.AAL2, AuthTime: time.Now().Add(-ago)}
+		r := httptest.NewRequest("DELETE", "/account", nil)
+		w := httptest.NewRecorder()
+		remove.ServeHTTP(w, r.WithContext(guard.WithPrincipal(r.Context(), p)))
+		fmt.Println(strings.TrimSpace(fmt.Sprintf("%v %d %s", ago, w.Code, w.Header().Get("WWW-Authenticate"))))
+	}
+	// Output:
+	// 2m0s 204
+	// 1h0m0s 401 Bearer realm="gatehouse", error="insufficient_user_authentication", error_description="this action requires a sign-in within the last 10 minutes", max_age=600
+}

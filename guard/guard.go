@@ -119,6 +119,8 @@ type Guard struct {
 	now    func() time.Time
 	parser *jwt.Parser // immutable once made: safe to share
 
+	customClock bool // Config.Now was set: RequireFreshAuth must use it too
+
 	// JWKS: keys is read without locks; fetchMu serialises fetches.
 	keys        atomic.Pointer[keySet]
 	fetchMu     sync.Mutex
@@ -204,11 +206,12 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	customClock := cfg.Now != nil
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	g := &Guard{
-		cfg: cfg, algs: slices.Clone(algs), client: client, csrf: csrf, log: cfg.Logger, now: cfg.Now,
+		cfg: cfg, algs: slices.Clone(algs), client: client, csrf: csrf, log: cfg.Logger, now: cfg.Now, customClock: customClock,
 		tokens: newTTLCache[string, tokenEntry](maxCached),
 		intro:  newTTLCache[[32]byte, *Principal](maxCached),
 	}
@@ -251,30 +254,38 @@ func isLoopback(host string) bool {
 // starts with gth_, else an access token), the session cookie (only when an
 // IntrospectionKey is configured).
 func (g *Guard) Check(r *http.Request) (*Principal, error) {
+	p, _, err := g.check(r)
+	return p, err
+}
+
+// check is Check, and also returns the introspection cache key of an
+// opaque credential (nil for an access token).
+func (g *Guard) check(r *http.Request) (*Principal, *[32]byte, error) {
 	ctx := r.Context()
 	if key := r.Header.Get("X-API-Key"); key != "" || len(r.Header.Values("X-API-Key")) > 0 {
 		if len(r.Header.Values("X-API-Key")) > 1 {
-			return nil, invalid("more than one X-API-Key header")
+			return nil, nil, invalid("more than one X-API-Key header")
 		}
 		if !strings.HasPrefix(key, "gth_") {
-			return nil, invalid("X-API-Key does not hold a Gatehouse API key")
+			return nil, nil, invalid("X-API-Key does not hold a Gatehouse API key")
 		}
 		return g.checkOpaque(ctx, KindAPIKey, key)
 	}
 	if authz := r.Header.Values("Authorization"); len(authz) > 0 {
 		if len(authz) > 1 {
-			return nil, invalid("more than one Authorization header")
+			return nil, nil, invalid("more than one Authorization header")
 		}
 		scheme, tok, _ := strings.Cut(authz[0], " ")
 		if strings.EqualFold(scheme, "Bearer") {
 			tok = strings.TrimSpace(tok)
 			if tok == "" {
-				return nil, invalid("empty bearer token")
+				return nil, nil, invalid("empty bearer token")
 			}
 			if strings.HasPrefix(tok, "gth_") {
 				return g.checkOpaque(ctx, KindAPIKey, tok)
 			}
-			return g.verifyJWT(ctx, tok)
+			p, err := g.verifyJWT(ctx, tok)
+			return p, nil, err
 		}
 		// Another scheme (Basic, …) is not ours: look further.
 	}
@@ -284,12 +295,12 @@ func (g *Guard) Check(r *http.Request) (*Principal, error) {
 			// state-changing one must come from our own origin (CSRF).
 			// Checked before Gatehouse is asked, so it costs nothing.
 			if err := g.csrf.Check(r); err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrCrossOrigin, err)
+				return nil, nil, fmt.Errorf("%w: %v", ErrCrossOrigin, err)
 			}
 			return g.checkOpaque(ctx, KindSession, c.Value)
 		}
 	}
-	return nil, ErrNoCredentials
+	return nil, nil, ErrNoCredentials
 }
 
 // Middleware requires a valid credential: the request reaches next with the
@@ -297,12 +308,12 @@ func (g *Guard) Check(r *http.Request) (*Principal, error) {
 // WriteError gives (401, 403 cross-origin, 503).
 func (g *Guard) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := g.Check(r)
+		p, key, err := g.check(r)
 		if err != nil {
 			WriteError(w, r, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+		next.ServeHTTP(w, r.WithContext(g.withPrincipal(r.Context(), p, key)))
 	})
 }
 
@@ -312,16 +323,59 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 // still 401, not anonymous).
 func (g *Guard) Optional(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := g.Check(r)
+		p, key, err := g.check(r)
 		switch {
 		case errors.Is(err, ErrNoCredentials):
 			next.ServeHTTP(w, r)
 		case err != nil:
 			WriteError(w, r, err)
 		default:
-			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+			next.ServeHTTP(w, r.WithContext(g.withPrincipal(r.Context(), p, key)))
 		}
 	})
+}
+
+// checked is a Principal as Middleware (or Optional) stores it when the
+// step-up checks need more than the Principal: the Guard's clock when
+// Config.Now was set, and for a session its introspection cache key.
+// It sits under the same context key as WithPrincipal's *Principal, so
+// that it costs one allocation, and a later WithPrincipal hides it.
+type checked struct {
+	p   *Principal
+	g   *Guard
+	key *[32]byte // the session's introspection cache entry; nil for other credentials
+}
+
+// withPrincipal is WithPrincipal, plus what the step-up checks need. An
+// access token checked with the real clock, the common case, costs nothing
+// more.
+func (g *Guard) withPrincipal(ctx context.Context, p *Principal, key *[32]byte) context.Context {
+	if g.cfg.CacheTTL <= 0 || p.Kind != KindSession {
+		key = nil // only a session can step up: an API key never has a level
+	}
+	if key == nil && !g.customClock {
+		return WithPrincipal(ctx, p)
+	}
+	return context.WithValue(ctx, ctxKey{}, &checked{p: p, g: g, key: key})
+}
+
+// clockFrom returns the clock of the Guard that checked the request, else
+// time.Now.
+func clockFrom(ctx context.Context) func() time.Time {
+	if c, ok := ctx.Value(ctxKey{}).(*checked); ok {
+		return c.g.now
+	}
+	return time.Now
+}
+
+// forgetIntrospection drops the cached introspection answer for the
+// session of the request ctx belongs to, if there is one. Another
+// introspection per step-up refusal costs no more than a request with a
+// made-up credential does.
+func forgetIntrospection(ctx context.Context) {
+	if c, ok := ctx.Value(ctxKey{}).(*checked); ok && c.key != nil {
+		c.g.intro.delete(*c.key)
+	}
 }
 
 // unavailable wraps the cause of a 503 and logs it: it is what an operator

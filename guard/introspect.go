@@ -14,12 +14,15 @@ import (
 
 // checkOpaque checks an API key or a session id by asking Gatehouse (RFC
 // 7662), through a short cache keyed by a hash of the credential.
-func (g *Guard) checkOpaque(ctx context.Context, kind, cred string) (*Principal, error) {
+//
+// It also returns the cache key, for WriteError to drop the entry after a
+// step-up refusal.
+func (g *Guard) checkOpaque(ctx context.Context, kind, cred string) (*Principal, *[32]byte, error) {
 	if g.cfg.IntrospectionKey == "" {
-		return nil, invalid(kind + " sent, but no IntrospectionKey is configured to check it")
+		return nil, nil, invalid(kind + " sent, but no IntrospectionKey is configured to check it")
 	}
 	if !plausible(kind, cred) {
-		return nil, invalid("malformed " + kind) // never sent to Gatehouse
+		return nil, nil, invalid("malformed " + kind) // never sent to Gatehouse
 	}
 	// The cache key is a hash: a memory dump does not reveal credentials.
 	// The kind is part of it, so an answer about a cookie is never reused
@@ -28,9 +31,9 @@ func (g *Guard) checkOpaque(ctx context.Context, kind, cred string) (*Principal,
 	if g.cfg.CacheTTL > 0 {
 		if p, ok := g.intro.get(h, g.now()); ok {
 			if p == nil {
-				return nil, invalid(kind + " refused by introspection (cached)")
+				return nil, nil, invalid(kind + " refused by introspection (cached)")
 			}
-			return p.clone(), nil
+			return p.clone(), &h, nil
 		}
 	}
 	p, err := g.flight.do(h, func() (*Principal, error) {
@@ -55,12 +58,12 @@ func (g *Guard) checkOpaque(ctx context.Context, kind, cred string) (*Principal,
 		return p, nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if p == nil {
-		return nil, invalid(kind + " refused by introspection")
+		return nil, nil, invalid(kind + " refused by introspection")
 	}
-	return p.clone(), nil
+	return p.clone(), &h, nil
 }
 
 // plausible refuses, without asking anyone, what cannot be a Gatehouse
@@ -91,6 +94,33 @@ type introspection struct {
 	Roles     []string `json:"roles"`
 	Iss       string   `json:"iss"`
 	ClientID  string   `json:"client_id"`
+	// How and when the user signed in (sessions; access tokens): the
+	// members of the same name in an access token.
+	ACR      string  `json:"acr"`
+	AMR      amrList `json:"amr"`
+	AuthTime int64   `json:"auth_time"`
+}
+
+// amrList is the amr member: a JSON array of strings, as in an access
+// token, or one space-separated string (RFC 7662 leaves it open).
+type amrList []string
+
+func (l *amrList) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*l = nil
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*l = strings.Fields(s)
+		return nil
+	}
+	var a []string
+	if err := json.Unmarshal(b, &a); err != nil {
+		return fmt.Errorf("amr: %w", err)
+	}
+	*l = a
+	return nil
 }
 
 // introspect asks Gatehouse about cred. It returns nil, nil when the
@@ -135,7 +165,7 @@ func (g *Guard) introspect(ctx context.Context, kind, cred string) (*Principal, 
 		return nil, nil
 	}
 	p := &Principal{Subject: in.Sub, Kind: kind, Scopes: strings.Fields(in.Scope), Roles: in.Roles,
-		Email: in.Username, ClientID: in.ClientID}
+		Email: in.Username, ClientID: in.ClientID, ACR: in.ACR, AMR: in.AMR, AuthTime: unixTime(in.AuthTime)}
 	if in.Exp != 0 {
 		p.ExpiresAt = time.Unix(in.Exp, 0)
 		if !g.now().Before(p.ExpiresAt) {

@@ -48,10 +48,13 @@ type tokenEntry struct {
 
 type claims struct {
 	jwt.RegisteredClaims
-	ClientID string   `json:"client_id"`
-	Scope    string   `json:"scope"`
-	Roles    []string `json:"roles"`
-	Email    string   `json:"email"`
+	ClientID string           `json:"client_id"`
+	Scope    string           `json:"scope"`
+	Roles    []string         `json:"roles"`
+	Email    string           `json:"email"`
+	ACR      string           `json:"acr"`       // RFC 9068 §2.2.1: "aal1" or "aal2"
+	AMR      []string         `json:"amr"`       // RFC 8176 values
+	AuthTime *jwt.NumericDate `json:"auth_time"` // when the user signed in
 }
 
 func newParser(g *Guard) *jwt.Parser {
@@ -105,6 +108,10 @@ func (g *Guard) verifyJWT(ctx context.Context, tok string) (*Principal, error) {
 	p := &Principal{
 		Subject: cl.Subject, Kind: KindAccessToken, Scopes: strings.Fields(cl.Scope), Roles: cl.Roles,
 		Email: cl.Email, ClientID: cl.ClientID, ExpiresAt: cl.ExpiresAt.Time,
+		ACR: cl.ACR, AMR: cl.AMR,
+	}
+	if cl.AuthTime != nil {
+		p.AuthTime = unixTime(cl.AuthTime.Unix())
 	}
 	g.tokens.put(tok, tokenEntry{p: p, key: key}, cl.ExpiresAt.Add(g.cfg.Leeway), now)
 	return p.clone(), nil
@@ -339,6 +346,15 @@ func (g *Guard) parseJWK(raw json.RawMessage) (*verifyKey, error) {
 		k.pub = pub
 	}
 	return k, nil
+}
+
+// unixTime is a NumericDate in seconds as a time; zero (unknown) for 0 or
+// less, so that "no auth_time" never reads as 1970.
+func unixTime(sec int64) time.Time {
+	if sec <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(sec, 0)
 }
 
 func b64(s string) ([]byte, error) { return base64.RawURLEncoding.Strict().DecodeString(s) }

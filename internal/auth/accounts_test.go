@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -360,9 +361,9 @@ func TestOverlongPasswordsCostNoHashing(t *testing.T) {
 				_, err := h.svc.Register(ctx, auth.RegisterInput{Email: "bob@example.com", Password: long}, meta)
 				return err
 			}, func(t *testing.T, err error) { wantCode(t, err, auth.EINVALID, "password") }},
-			{"ChangePassword current", func() error { return h.svc.ChangePassword(ctx, u.ID, long, goodPass+"2", meta) },
+			{"ChangePassword current", func() error { return h.svc.ChangePassword(ctx, h.fresh(u.ID), long, goodPass+"2", meta) },
 				func(t *testing.T, err error) { wantCode(t, err, auth.EINVALID, "current_password") }},
-			{"DeleteAccount", func() error { return h.svc.DeleteAccount(ctx, u.ID, long, meta) },
+			{"DeleteAccount", func() error { return h.svc.DeleteAccount(ctx, h.fresh(u.ID), long, meta) },
 				func(t *testing.T, err error) { wantCode(t, err, auth.EINVALID, "password") }},
 			{"CreateUser", func() error { _, err := h.svc.CreateUser(ctx, "carol@example.com", long, nil); return err },
 				func(t *testing.T, err error) { wantCode(t, err, auth.EINVALID, "password") }},
@@ -391,7 +392,7 @@ func TestChangePassword(t *testing.T) {
 	other := h.grant(t, "alice@example.com", goodPass, "read") // a second family
 
 	t.Run("wrong current password", func(t *testing.T) {
-		err := h.svc.ChangePassword(ctx, u.ID, "not my password", next, meta)
+		err := h.svc.ChangePassword(ctx, h.fresh(u.ID), "not my password", next, meta)
 		wantCode(t, err, auth.EINVALID, "current_password")
 		r1 = h.refresh(t, r1.RefreshToken, "") // nothing was revoked
 		if _, err := h.svc.Login(ctx, "alice@example.com", goodPass, meta); err != nil {
@@ -399,16 +400,16 @@ func TestChangePassword(t *testing.T) {
 		}
 	})
 	t.Run("weak new password", func(t *testing.T) {
-		err := h.svc.ChangePassword(ctx, u.ID, goodPass, "short", meta)
+		err := h.svc.ChangePassword(ctx, h.fresh(u.ID), goodPass, "short", meta)
 		wantCode(t, err, auth.EINVALID, "password")
 		r1 = h.refresh(t, r1.RefreshToken, "")
 	})
 	t.Run("unknown user", func(t *testing.T) {
-		err := h.svc.ChangePassword(ctx, "no-such-user", goodPass, next, meta)
+		err := h.svc.ChangePassword(ctx, h.fresh("no-such-user"), goodPass, next, meta)
 		wantCode(t, err, auth.ENOTFOUND, "")
 	})
 	t.Run("success revokes every refresh token", func(t *testing.T) {
-		if err := h.svc.ChangePassword(ctx, u.ID, goodPass, next, meta); err != nil {
+		if err := h.svc.ChangePassword(ctx, h.fresh(u.ID), goodPass, next, meta); err != nil {
 			t.Fatalf("ChangePassword: %v", err)
 		}
 		h.refuseRefresh(t, r1.RefreshToken)
@@ -444,16 +445,18 @@ func TestDeleteAccount(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := h.svc.DeleteAccount(ctx, u.ID, tc.password, meta)
+			// A token with no recent sign-in: the password must do.
+			stale := &auth.Principal{UserID: u.ID, Kind: auth.KindAccessToken, ACR: auth.ACR1, AuthTime: h.clock.Now().Add(-time.Hour)}
+			err := h.svc.DeleteAccount(ctx, stale, tc.password, meta)
 			wantCode(t, err, auth.EINVALID, "password")
 			h.user(t, u.ID) // still there
 		})
 	}
 	t.Run("unknown user", func(t *testing.T) {
-		wantCode(t, h.svc.DeleteAccount(ctx, "no-such-user", goodPass, meta), auth.ENOTFOUND, "")
+		wantCode(t, h.svc.DeleteAccount(ctx, h.fresh("no-such-user"), goodPass, meta), auth.ENOTFOUND, "")
 	})
 	t.Run("right password", func(t *testing.T) {
-		if err := h.svc.DeleteAccount(ctx, u.ID, goodPass, meta); err != nil {
+		if err := h.svc.DeleteAccount(ctx, h.fresh(u.ID), goodPass, meta); err != nil {
 			t.Fatalf("DeleteAccount: %v", err)
 		}
 		if _, err := h.svc.User(ctx, u.ID); !errors.Is(err, auth.ErrNotFound) {
@@ -589,7 +592,7 @@ func TestTokenUserSeesServiceWrites(t *testing.T) {
 	if got, err := h.svc.TokenUser(ctx, u.ID); err != nil || got.Name != "Alice" {
 		t.Fatalf("TokenUser after UpdateName = %+v, %v", got, err)
 	}
-	if err := h.svc.DeleteAccount(ctx, u.ID, goodPass, meta); err != nil {
+	if err := h.svc.DeleteAccount(ctx, h.fresh(u.ID), goodPass, meta); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.svc.TokenUser(ctx, u.ID); !errors.Is(err, auth.ErrNotFound) {

@@ -105,6 +105,9 @@ type CreateAPIKeyInput struct {
 // scopes must be known, allowed by u's roles and held by the credential p
 // uses (SPEC §18 H1).
 func (s *Service) CreateAPIKey(ctx context.Context, p *Principal, u *User, in CreateAPIKeyInput, m Meta) (*APIKey, string, error) {
+	if err := CanManageAPIKeys(p); err != nil {
+		return nil, "", err
+	}
 	name, err := validName(in.Name)
 	if err != nil {
 		return nil, "", err
@@ -122,6 +125,10 @@ func (s *Service) CreateAPIKey(ctx context.Context, p *Principal, u *User, in Cr
 	now := s.now()
 	if in.ExpiresAt != nil && !in.ExpiresAt.After(now) {
 		return nil, "", &Error{Code: EINVALID, Field: "expires_at", Message: "expires_at must be in the future"}
+	}
+	// Allowed; now the sign-in must be recent enough (SPEC §13 step-up).
+	if err := s.RequireStepUp(ctx, p, false); err != nil {
+		return nil, "", err
 	}
 	secret := NewAPIKeySecret()
 	k := &APIKey{ID: NewID(), UserID: u.ID, Name: name, Prefix: secret[:len(apiKeyPrefix)+6], Hash: HashToken(secret),

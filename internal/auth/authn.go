@@ -76,9 +76,19 @@ func (s *Service) Complete(ctx context.Context, a *Authentication) (*Completion,
 	if a.User.Disabled {
 		return nil, ErrInvalidCredentials
 	}
+	asr := s.assess(a.Methods, a.Time)
+	if asr.acr != ACR2 {
+		// The second factor (SPEC §13): nothing is issued yet.
+		if err := s.challenge(ctx, a); err != nil {
+			if serr := s.settle(ctx, a.deferred); serr != nil {
+				return nil, serr
+			}
+			return nil, err
+		}
+	}
 	c := &Completion{User: a.User}
 	if a.Finish&FinishTokens != 0 {
-		t, err := s.startFamily(ctx, a.User, a.ClientID, a.Scope, a.deferred)
+		t, err := s.startFamily(ctx, a.User, a.ClientID, a.Scope, a.deferred, asr)
 		if err != nil {
 			return nil, err
 		}
@@ -87,7 +97,7 @@ func (s *Service) Complete(ctx context.Context, a *Authentication) (*Completion,
 		return nil, err
 	}
 	if a.Finish&FinishSession != 0 {
-		tok, sess, err := s.startSession(ctx, a.User, a.Meta)
+		tok, sess, err := s.startSession(ctx, a.User, a.Meta, asr)
 		if err != nil {
 			return nil, err
 		}

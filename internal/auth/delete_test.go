@@ -9,8 +9,9 @@ import (
 	"gatehouse/internal/auth"
 )
 
-// TestDeleteAccountWithFreshSession: a sign-in less than ten minutes old
-// stands in for the password (passkey-only and provider-only accounts have
+// TestDeleteAccountWithFreshSession: a sign-in younger than
+// GATEHOUSE_STEP_UP_MAX_AGE (10 minutes by default) stands in for the
+// password (passkey-only and provider-only accounts have
 // none); an older session, or no session, needs the password.
 func TestDeleteAccountWithFreshSession(t *testing.T) {
 	ctx := context.Background()
@@ -22,16 +23,17 @@ func TestDeleteAccountWithFreshSession(t *testing.T) {
 	}{
 		{"session signed in a minute ago", time.Minute, true, false},
 		{"session signed in eleven minutes ago", 11 * time.Minute, true, true},
-		{"no session (a token)", time.Minute, false, true},
+		{"no sign-in time (an API key)", time.Minute, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			u := h.register(t, "carol@example.com", goodPass)
 			m := auth.Meta{IP: "192.0.2.1"}
+			p := &auth.Principal{UserID: u.ID, Kind: auth.KindSession, SessionID: "sess-1", ACR: auth.ACR1}
 			if tc.session {
-				m.SessionID, m.SessionStarted = "sess-1", h.clock.Now().Add(-tc.age)
+				p.AuthTime = h.clock.Now().Add(-tc.age)
 			}
-			err := h.svc.DeleteAccount(ctx, u.ID, "", m)
+			err := h.svc.DeleteAccount(ctx, p, "", m)
 			if tc.wantErr {
 				wantCode(t, err, auth.EINVALID, "password")
 				h.user(t, u.ID) // still there

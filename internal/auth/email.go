@@ -46,6 +46,10 @@ const (
 	MailReset  = "reset"  // a reset link for To, if an account has that email
 	MailVerify = "verify" // a verification link for UserID
 	MailNotice = "notice" // tell the owner of To that someone tried to register it
+	// SPEC §13: a recovery code of UserID was used; an admin reset the
+	// second factors of UserID.
+	MailRecoveryUsed = "mfa_recovery_used"
+	MailMFAReset     = "mfa_reset"
 )
 
 // MailJob is a queued mail. Jobs name what to send, not the finished

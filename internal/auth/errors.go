@@ -31,7 +31,10 @@ type Error struct {
 	Reason string
 	// RetryAfter tells the caller when to try again (ETOOMANY, EUNAVAILABLE).
 	RetryAfter time.Duration
-	Cause      error
+	// AttemptsRemaining is set on a wrong second-factor code: how many
+	// more the challenge takes (SPEC §13).
+	AttemptsRemaining *int
+	Cause             error
 }
 
 func (e *Error) Error() string {

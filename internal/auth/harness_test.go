@@ -111,7 +111,7 @@ func newHarnessWith(t *testing.T, options func(h *harness, o *auth.Options), con
 		f(&cfg)
 	}
 	o := auth.Options{
-		Stores: auth.Stores{Users: db, Refresh: db, Audit: db, Sessions: db, Tokens: db, APIKeys: db,
+		Stores: auth.Stores{Users: db, Refresh: db, Audit: db, Sessions: db, Tokens: db, APIKeys: db, MFA: db,
 			Identities: db, Passkeys: db, Challenges: db, Mail: db},
 		Limits: auth.Limits{Off: true},
 		Hasher: h.hasher,
@@ -286,4 +286,10 @@ func wantCode(t *testing.T, err error, code, field string) {
 	if field != "" && e.Field != field {
 		t.Fatalf("error field = %q (%v), want %q", e.Field, err, field)
 	}
+}
+
+// fresh is the principal of a cookie session of id signed in just now (by
+// the harness clock): it passes the step-up of sensitive actions.
+func (h *harness) fresh(id string) *auth.Principal {
+	return &auth.Principal{UserID: id, Kind: auth.KindSession, SessionID: "sess-fresh", ACR: auth.ACR1, AuthTime: h.clock.Now()}
 }

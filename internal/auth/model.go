@@ -47,6 +47,11 @@ type RefreshFamily struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	RevokedAt *time.Time
+	// The sign-in the family descends from (SPEC §13); a refresh keeps
+	// them and never raises them.
+	ACR      string
+	AMR      []string
+	AuthTime time.Time
 }
 
 // RefreshToken is one member of a family. Only the SHA-256 of the token
@@ -134,6 +139,9 @@ type RefreshStore interface {
 	RevokeFamily(ctx context.Context, familyID string, now time.Time) error
 	// RevokeUserFamilies revokes every family of a user.
 	RevokeUserFamilies(ctx context.Context, userID string, now time.Time) error
+	// RevokeUserFamiliesAt revokes every family of a user whose level is
+	// acr (a TOTP confirmation ends the user's aal1 families).
+	RevokeUserFamiliesAt(ctx context.Context, userID, acr string, now time.Time) error
 }
 
 // AuditStore appends to and reads the audit log.
@@ -178,6 +186,16 @@ type Principal struct {
 	SessionID string
 	// ExpiresAt is when the credential stops working.
 	ExpiresAt time.Time
+	// How the user signed in, for sessions and access tokens (SPEC §13);
+	// zero for API keys, which stand for no sign-in.
+	ACR      string
+	AMR      []string
+	AuthTime time.Time
+	// Enrolment marks the enrolment-only mfa_token of a user who must set
+	// up a second factor: it is accepted by the enrolment routes only, and
+	// MFAToken is the token (for finishing the sign-in).
+	Enrolment bool
+	MFAToken  string
 }
 
 // HasScope reports whether the credential carries scope s.

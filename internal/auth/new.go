@@ -24,6 +24,7 @@ type Stores struct {
 	Passkeys   PasskeyStore
 	Challenges ChallengeStore
 	Mail       MailQueue
+	MFA        MFAStore
 	// Limiter and Lockout count rate limits and failed logins. They are
 	// required unless Options.Limits.Off says, explicitly, that this
 	// service runs without rate limits and lockout.
@@ -58,6 +59,8 @@ const (
 	keyInfoRefresh = "gatehouse/v1/refresh-successor"
 	keyInfoCursor  = "gatehouse/v1/admin-cursor"
 	keyInfoPasskey = "gatehouse/v1/passkey-decoy"
+	keyInfoTOTP    = "gatehouse/v1/totp-seal"
+	keyInfoRecover = "gatehouse/v1/recovery-code"
 )
 
 // derivedKeys are the service's keys, one per purpose.
@@ -65,6 +68,8 @@ type derivedKeys struct {
 	refresh []byte // successor refresh tokens (successorToken)
 	cursor  []byte // admin pagination cursors (sealCursor)
 	passkey []byte // decoy credential ids for unknown accounts (DecoyCredentialIDs)
+	totp    []byte // AES-256-GCM key sealing TOTP secrets at rest
+	recover []byte // HMAC-SHA256 key of stored recovery codes
 }
 
 // DeriveKey derives the 32-byte key for one purpose from the root secret
@@ -95,6 +100,7 @@ func New(o Options) (*Service, error) {
 	need(st.Passkeys != nil, "Stores.Passkeys")
 	need(st.Challenges != nil, "Stores.Challenges")
 	need(st.Mail != nil, "Stores.Mail")
+	need(st.MFA != nil, "Stores.MFA")
 	if !o.Limits.Off {
 		need(st.Limiter != nil, "Stores.Limiter (or Limits.Off)")
 		need(st.Lockout != nil, "Stores.Lockout (or Limits.Off)")
@@ -113,6 +119,23 @@ func New(o Options) (*Service, error) {
 	if c.AccessTokenTTL <= 0 || c.RefreshTokenTTL <= 0 || c.SessionTTL <= 0 || c.SessionIdleTTL <= 0 {
 		return nil, errors.New("auth.New: the access-token, refresh-token, session and idle lifetimes must be positive")
 	}
+	m := &c.MFA
+	if m.ChallengeTTL <= 0 {
+		m.ChallengeTTL = 5 * time.Minute
+	}
+	if m.MaxAttempts <= 0 {
+		m.MaxAttempts = 5
+	}
+	if m.RecoveryCodeCount <= 0 {
+		m.RecoveryCodeCount = 10
+	}
+	if m.StepUpMaxAge <= 0 {
+		m.StepUpMaxAge = 10 * time.Minute
+	}
+	if m.TOTPIssuer == "" {
+		m.TOTPIssuer = "Gatehouse"
+	}
+	m.TOTPSkew = min(max(m.TOTPSkew, 0), 2)
 	if o.Limits.Off {
 		st.Limiter, st.Lockout = noLimits{}, noLimits{}
 		o.Limits = Limits{Off: true}
@@ -128,7 +151,8 @@ func New(o Options) (*Service, error) {
 	for _, k := range []struct {
 		dst  *[]byte
 		info string
-	}{{&s.keys.refresh, keyInfoRefresh}, {&s.keys.cursor, keyInfoCursor}, {&s.keys.passkey, keyInfoPasskey}} {
+	}{{&s.keys.refresh, keyInfoRefresh}, {&s.keys.cursor, keyInfoCursor}, {&s.keys.passkey, keyInfoPasskey},
+		{&s.keys.totp, keyInfoTOTP}, {&s.keys.recover, keyInfoRecover}} {
 		key, err := DeriveKey(o.RootSecret, k.info)
 		if err != nil {
 			return nil, fmt.Errorf("auth.New: %w", err)

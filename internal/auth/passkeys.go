@@ -51,7 +51,11 @@ var ErrPasskeyLogin = &Error{Code: EUNAUTHORIZED, Message: "the passkey could no
 
 // RemovePasskey deletes one of the user's passkeys, unless it is the
 // account's last way to sign in.
-func (s *Service) RemovePasskey(ctx context.Context, userID, id string, m Meta) error {
+func (s *Service) RemovePasskey(ctx context.Context, p *Principal, id string, m Meta) error {
+	if err := s.RequireStepUp(ctx, p, false); err != nil {
+		return err
+	}
+	userID := p.UserID
 	u, err := s.st.Users.UserByID(ctx, userID)
 	if err != nil {
 		return err

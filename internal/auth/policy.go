@@ -17,6 +17,8 @@ const (
 	KindSession     = "session"
 	KindAccessToken = "access_token"
 	KindAPIKey      = "api_key"
+	// KindMFAEnrolment is the enrolment-only mfa_token (SPEC §13).
+	KindMFAEnrolment = "mfa_enrolment"
 	// KindRefreshToken is a token type of introspection only: a refresh
 	// token authenticates no request.
 	KindRefreshToken = "refresh_token"
@@ -29,6 +31,12 @@ const (
 	ReasonAccountLocked     = "account_locked"     // too many failed sign-ins
 	ReasonRateLimited       = "rate_limited"       // too many requests from one client
 	ReasonEmailNotVerified  = "email_not_verified" // GATEHOUSE_REQUIRE_VERIFIED_EMAIL
+	// SPEC §13.
+	ReasonMFARequired           = "mfa_required"            // the first factor is proven; a second is needed
+	ReasonMFAEnrollmentRequired = "mfa_enrollment_required" // as mfa_required, but the user must enrol first
+	ReasonMFAInvalidCode        = "mfa_invalid_code"        // a wrong or malformed code
+	ReasonMFACodeReused         = "mfa_code_reused"         // a TOTP step already used
+	ReasonStepUpRequired        = "step_up_required"        // a recent (and, with MFA, aal2) sign-in is needed
 )
 
 // ScopeIntrospect and ScopeAdmin are the scopes the policy below knows by
@@ -62,7 +70,8 @@ func (s *Service) KeyScopes(u *User) []string { return s.allowedScopes(u.Roles) 
 // SessionPrincipal is the caller behind a cookie session: it holds every
 // scope the user's current roles allow.
 func (s *Service) SessionPrincipal(sess *Session, u *User) *Principal {
-	return &Principal{UserID: u.ID, Kind: KindSession, Scopes: s.roles.Allowed(u.Roles), Roles: u.Roles, ExpiresAt: sess.ExpiresAt, SessionID: sess.ID}
+	return &Principal{UserID: u.ID, Kind: KindSession, Scopes: s.roles.Allowed(u.Roles), Roles: u.Roles, ExpiresAt: sess.ExpiresAt, SessionID: sess.ID,
+		ACR: sess.ACR, AMR: sess.AMR, AuthTime: sess.AuthTime}
 }
 
 func insufficientScope(msg string) *Error {
@@ -91,7 +100,7 @@ func (s *Service) CanAddSignInMethod(ctx context.Context, p *Principal) error {
 			return insufficientScope("adding a sign-in method needs a session or a token with every scope your roles allow (missing scope: " + sc + ")")
 		}
 	}
-	return nil
+	return s.RequireStepUp(ctx, p, false)
 }
 
 // CanManageAPIKeys refuses API keys as the credential that lists or
@@ -195,6 +204,10 @@ type Introspection struct {
 	ClientID  string
 	IssuedAt  time.Time
 	ExpiresAt time.Time // zero: does not expire
+	// How the user signed in (SPEC §13); empty for API keys.
+	ACR      string
+	AMR      []string
+	AuthTime time.Time
 }
 
 // narrow keeps the scopes the current roles allow.
@@ -226,7 +239,7 @@ func (s *Service) IntrospectAccessToken(ctx context.Context, c *AccessClaims) (*
 		return nil, err
 	}
 	return &Introspection{TokenType: KindAccessToken, User: u, Scope: s.narrow(c.Scopes, u.Roles), ClientID: c.ClientID,
-		IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt}, nil
+		IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt, ACR: c.ACR, AMR: c.AMR, AuthTime: c.AuthTime}, nil
 }
 
 // IntrospectSession describes a session cookie without counting as use.
@@ -238,7 +251,8 @@ func (s *Service) IntrospectSession(ctx context.Context, tok string) (*Introspec
 		}
 		return nil, err
 	}
-	return &Introspection{TokenType: KindSession, User: u, Scope: s.roles.Allowed(u.Roles), IssuedAt: sess.CreatedAt, ExpiresAt: sess.ExpiresAt}, nil
+	return &Introspection{TokenType: KindSession, User: u, Scope: s.roles.Allowed(u.Roles), IssuedAt: sess.CreatedAt, ExpiresAt: sess.ExpiresAt,
+		ACR: sess.ACR, AMR: sess.AMR, AuthTime: sess.AuthTime}, nil
 }
 
 // IntrospectAPIKey describes an API key (its scopes within the owner's
@@ -284,6 +298,7 @@ func (s *Service) IntrospectRefreshToken(ctx context.Context, tok string) (*Intr
 	if u == nil || err != nil {
 		return nil, err
 	}
+	a := familyAssurance(fam)
 	return &Introspection{TokenType: KindRefreshToken, User: u, Scope: s.narrow(strings.Fields(fam.Scope), u.Roles), ClientID: fam.ClientID,
-		IssuedAt: rt.CreatedAt, ExpiresAt: fam.ExpiresAt}, nil
+		IssuedAt: rt.CreatedAt, ExpiresAt: fam.ExpiresAt, ACR: a.acr, AMR: a.amr, AuthTime: a.at}, nil
 }

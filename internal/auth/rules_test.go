@@ -33,7 +33,8 @@ func (h *harness) accessPrincipal(t *testing.T, tok string) *auth.Principal {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	return &auth.Principal{UserID: c.Subject, Kind: auth.KindAccessToken, Scopes: c.Scopes, Roles: c.Roles, ClientID: c.ClientID}
+	return &auth.Principal{UserID: c.Subject, Kind: auth.KindAccessToken, Scopes: c.Scopes, Roles: c.Roles, ClientID: c.ClientID,
+		ACR: c.ACR, AMR: c.AMR, AuthTime: c.AuthTime}
 }
 
 // H1: a token narrowed to some scopes cannot mint an API key with more,
@@ -207,7 +208,7 @@ func TestH3ConstructorAndPurposeKeys(t *testing.T) {
 	base := func() auth.Options {
 		db := h.db
 		return auth.Options{
-			Stores: auth.Stores{Users: db, Refresh: db, Audit: db, Sessions: db, Tokens: db, APIKeys: db,
+			Stores: auth.Stores{Users: db, Refresh: db, Audit: db, Sessions: db, Tokens: db, APIKeys: db, MFA: db,
 				Identities: db, Passkeys: db, Challenges: db, Mail: db, Limiter: db, Lockout: db},
 			Hasher: h.hasher, Policy: passwordPolicy(), Issuer: h.keys,
 			Roles:      auth.NewRoleModel(map[string][]string{"user": {"read"}}, []string{"read"}),

@@ -40,6 +40,10 @@ type AccessClaims struct {
 	Roles     []string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// RFC 9068 §2.2.1 (SPEC §13).
+	ACR      string
+	AMR      []string
+	AuthTime time.Time
 }
 
 // AccessTokenIssuer signs access tokens.
@@ -58,12 +62,29 @@ type Config struct {
 	RevealExisting    bool
 	// RequireVerifiedEmail refuses password login until the email is verified.
 	RequireVerifiedEmail bool
+	MFA                  MFAConfig
+}
+
+// MFAConfig holds the settings of SPEC §13. New fills zero durations and
+// counts with the defaults (TOTPSkew 0 is a valid setting and stays).
+type MFAConfig struct {
+	RequiredRoles     []string
+	ChallengeTTL      time.Duration // 5m
+	MaxAttempts       int           // 5
+	TOTPIssuer        string
+	TOTPSkew          int           // 0–2
+	RecoveryCodeCount int           // 10 (5–20)
+	StepUpMaxAge      time.Duration // 10m
+	PasskeyIsMFA      bool          // a passkey sign-in with UV is aal2
 }
 
 // Metrics receives domain counters; nil fields are skipped.
 type Metrics struct {
-	Login       func(result string)
-	RateLimited func(endpoint string)
+	Login func(result string)
+	// MFAChallenge counts second-factor checks by method and result
+	// (gatehouse_mfa_challenges_total).
+	MFAChallenge func(method, result string)
+	RateLimited  func(endpoint string)
 }
 
 // Service implements accounts, sign-in, sessions, tokens, API keys and the
@@ -395,9 +416,14 @@ func (s *Service) login(ctx context.Context, rawEmail, plain string, m Meta, def
 }
 
 // ChangePassword replaces the caller's password after checking the current
-// one, and revokes every refresh token of the user.
-func (s *Service) ChangePassword(ctx context.Context, userID, current, next string, m Meta) error {
-	u, err := s.st.Users.UserByID(ctx, userID)
+// one, and revokes every refresh token of the user. For a user with a
+// second factor the caller's sign-in must also be recent and aal2
+// (step-up, SPEC §13); for one without, the current password is the proof.
+func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, next string, m Meta) error {
+	if err := s.RequireStepUp(ctx, p, true); err != nil {
+		return err
+	}
+	u, err := s.st.Users.UserByID(ctx, p.UserID)
 	if err != nil {
 		return err
 	}
@@ -431,18 +457,31 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next stri
 	return nil
 }
 
-// DeleteAccount deletes the caller's account after checking the password.
-func (s *Service) DeleteAccount(ctx context.Context, userID, plain string, m Meta) error {
-	u, err := s.st.Users.UserByID(ctx, userID)
+// DeleteAccount deletes the caller's account. It needs step-up (SPEC §13):
+// for a user with a second factor a recent aal2 sign-in; for one without,
+// the password or a sign-in younger than GATEHOUSE_STEP_UP_MAX_AGE (so
+// passkey-only and provider-only accounts can leave too).
+func (s *Service) DeleteAccount(ctx context.Context, p *Principal, plain string, m Meta) error {
+	if p == nil {
+		return ErrInvalidCredentials
+	}
+	u, err := s.st.Users.UserByID(ctx, p.UserID)
 	if err != nil {
 		return err
 	}
-	// The password, or a session signed in less than ten minutes ago (so
-	// passkey-only and provider-only accounts can leave too).
-	fresh := m.SessionID != "" && !m.SessionStarted.IsZero() && s.now().Sub(m.SessionStarted) < FreshSessionAge
-	if plain != "" || !fresh {
+	mfa, err := s.MFAEnabled(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	fresh := !p.AuthTime.IsZero() && s.now().Sub(p.AuthTime) < s.cfg.MFA.StepUpMaxAge
+	if mfa || (plain == "" && fresh) {
+		if err := s.RequireStepUp(ctx, p, false); err != nil {
+			return err
+		}
+	}
+	if plain != "" || (!fresh && !mfa) {
 		if plain == "" || tooLong(plain) {
-			return &Error{Code: EINVALID, Field: "password", Message: "the current password is required (or sign in again and retry within ten minutes)"}
+			return &Error{Code: EINVALID, Field: "password", Message: "the current password is required (or sign in again and retry at once)"}
 		}
 		ok, err := s.checkPassword(ctx, u, plain)
 		if err != nil {

@@ -20,6 +20,11 @@ type Session struct {
 	ExpiresAt  time.Time // absolute end
 	IP         string
 	UserAgent  string
+	// How the user signed in (SPEC §13): "aal1" or "aal2", the RFC 8176
+	// methods, and when. A step-up renews them.
+	ACR      string
+	AMR      []string
+	AuthTime time.Time
 }
 
 // SessionStore persists cookie sessions (the database, or Redis when
@@ -37,6 +42,9 @@ type SessionStore interface {
 	DeleteSession(ctx context.Context, userID, id string) error
 	// DeleteUserSessions removes every session of the user but exceptID.
 	DeleteUserSessions(ctx context.Context, userID, exceptID string) error
+	// ElevateSession records a step-up on a live session: its new level,
+	// methods and authentication time (ErrNotFound when it is gone).
+	ElevateSession(ctx context.Context, s *Session, acr string, amr []string, authTime time.Time) error
 }
 
 // SessionUserStore is an optional SessionStore extension that reads a
@@ -58,19 +66,24 @@ func newSessionToken() string {
 // startSession makes a new session for an authenticated user: always a new
 // random token, so a login never reuses an id an attacker planted (no
 // fixation).
-func (s *Service) startSession(ctx context.Context, u *User, m Meta) (string, *Session, error) {
+func (s *Service) startSession(ctx context.Context, u *User, m Meta, asr assurance) (string, *Session, error) {
+	tok, sess := s.newSession(u, m, asr)
+	if err := s.st.Sessions.CreateSession(ctx, sess); err != nil {
+		return "", nil, err
+	}
+	return tok, sess, nil
+}
+
+// newSession makes (without storing) a session for a sign-in of asr.
+func (s *Service) newSession(u *User, m Meta, asr assurance) (string, *Session) {
 	now := s.now()
 	tok := newSessionToken()
 	ua := m.UserAgent
 	if len(ua) > 512 {
 		ua = ua[:512]
 	}
-	sess := &Session{ID: NewID(), UserID: u.ID, Hash: HashToken(tok), CreatedAt: now, LastSeenAt: now,
-		ExpiresAt: now.Add(s.cfg.SessionTTL), IP: m.IP, UserAgent: ua}
-	if err := s.st.Sessions.CreateSession(ctx, sess); err != nil {
-		return "", nil, err
-	}
-	return tok, sess, nil
+	return tok, &Session{ID: NewID(), UserID: u.ID, Hash: HashToken(tok), CreatedAt: now, LastSeenAt: now,
+		ExpiresAt: now.Add(s.cfg.SessionTTL), IP: m.IP, UserAgent: ua, ACR: asr.acr, AMR: asr.amr, AuthTime: asr.at}
 }
 
 // touchEvery is how stale last_seen may get before a request writes it:

@@ -15,12 +15,41 @@ type TokenResponse struct {
 	Scope        []string
 }
 
-func (s *Service) issueAccess(ctx context.Context, u *User, clientID string, scopes []string) (string, error) {
+func (s *Service) issueAccess(ctx context.Context, u *User, clientID string, scopes []string, asr assurance) (string, error) {
 	now := s.now()
 	return s.issuer.Issue(ctx, &AccessClaims{
 		ID: NewID(), Subject: u.ID, Email: u.Email, ClientID: clientID,
 		Scopes: scopes, Roles: u.Roles, IssuedAt: now, ExpiresAt: now.Add(s.cfg.AccessTokenTTL),
+		ACR: asr.acr, AMR: asr.amr, AuthTime: asr.at,
 	})
+}
+
+// familyAssurance is the level a family records (families made before
+// SPEC §13 read as aal1 signed in when the family began).
+func familyAssurance(f *RefreshFamily) assurance {
+	a := assurance{acr: f.ACR, amr: f.AMR, at: f.AuthTime}
+	if a.acr == "" {
+		a.acr = ACR1
+	}
+	if a.at.IsZero() {
+		a.at = f.CreatedAt
+	}
+	return a
+}
+
+// newFamily makes (without storing) a refresh family for a sign-in of
+// asr, its first token, and the scopes it grants.
+func (s *Service) newFamily(u *User, clientID string, requested []string, asr assurance) (*RefreshFamily, *RefreshToken, string, []string, error) {
+	scopes, err := s.roles.Negotiate(requested, u.Roles)
+	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	now := s.now()
+	f := &RefreshFamily{ID: NewID(), UserID: u.ID, ClientID: clientID, Scope: strings.Join(scopes, " "),
+		CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL), ACR: asr.acr, AMR: asr.amr, AuthTime: asr.at}
+	rt := newRefreshToken()
+	first := &RefreshToken{ID: NewID(), FamilyID: f.ID, Hash: HashToken(rt), CreatedAt: now}
+	return f, first, rt, scopes, nil
 }
 
 // LoginFinisher is an optional store extension: it makes every write of a
@@ -44,19 +73,14 @@ func (s *Service) settle(ctx context.Context, ls *loginSuccess) error {
 	return nil
 }
 
-func (s *Service) startFamily(ctx context.Context, u *User, clientID string, requested []string, ls *loginSuccess) (*TokenResponse, error) {
-	scopes, err := s.roles.Negotiate(requested, u.Roles)
+func (s *Service) startFamily(ctx context.Context, u *User, clientID string, requested []string, ls *loginSuccess, asr assurance) (*TokenResponse, error) {
+	f, first, rt, scopes, err := s.newFamily(u, clientID, requested, asr)
 	if err != nil {
 		if serr := s.settle(ctx, ls); serr != nil {
 			return nil, serr
 		}
 		return nil, err
 	}
-	now := s.now()
-	f := &RefreshFamily{ID: NewID(), UserID: u.ID, ClientID: clientID, Scope: strings.Join(scopes, " "),
-		CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL)}
-	rt := newRefreshToken()
-	first := &RefreshToken{ID: NewID(), FamilyID: f.ID, Hash: HashToken(rt), CreatedAt: now}
 	// One transaction for the whole login when the store can (the lockout
 	// store must be the same database for that).
 	lf, one := s.st.Refresh.(LoginFinisher)
@@ -72,7 +96,7 @@ func (s *Service) startFamily(ctx context.Context, u *User, clientID string, req
 			return nil, err
 		}
 	}
-	at, err := s.issueAccess(ctx, u, clientID, scopes)
+	at, err := s.issueAccess(ctx, u, clientID, scopes, asr)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +198,7 @@ func (s *Service) RefreshGrant(ctx context.Context, tok, scope string, m Meta) (
 			return nil, s.revokeReused(ctx, fam, now, m)
 		}
 	}
-	at, err := s.issueAccess(ctx, u, fam.ClientID, scopes)
+	at, err := s.issueAccess(ctx, u, fam.ClientID, scopes, familyAssurance(fam))
 	if err != nil {
 		return nil, err
 	}

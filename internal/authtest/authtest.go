@@ -39,7 +39,7 @@ func New(t TB, db *sqlstore.DB, configure ...func(*auth.Options)) *auth.Service 
 	params.Memory, params.Iterations, params.Parallelism = 64, 1, 1
 	o := auth.Options{
 		Stores: auth.Stores{Users: db, Refresh: db, Audit: db, Sessions: db, Tokens: db, APIKeys: db,
-			Identities: db, Passkeys: db, Challenges: db, Mail: db},
+			Identities: db, Passkeys: db, Challenges: db, Mail: db, MFA: db},
 		Limits: auth.Limits{Off: true},
 		Hasher: password.NewHasher(params, password.NewLimiter(password.LimiterOptions{Concurrency: 2, MaxWait: time.Minute, MaxQueue: 100})),
 		Policy: password.Policy{MinLength: 8, MaxLength: 256},

@@ -190,6 +190,7 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 			Users: db, Refresh: db, Audit: db, Sessions: sessions, Limiter: limiter, Lockout: lockout,
 			Tokens: tokens, APIKeys: db, Identities: db, Passkeys: db, Challenges: challenges,
 			Mail: &notifyingQueue{MailQueue: db, worker: a.mailer},
+			MFA:  db,
 		},
 		Limits: auth.Limits{
 			LoginPerAccountIP: cfg.RateLimits.LoginPerAccountIP, PerIP: cfg.RateLimits.LoginPerIP, Window: cfg.RateLimits.Window,
@@ -205,8 +206,11 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 			SessionTTL: cfg.SessionTTL, SessionIdleTTL: cfg.SessionIdleTTL,
 			DefaultRoles: cfg.DefaultRoles, RevealExisting: cfg.Registration.RevealExisting,
 			RequireVerifiedEmail: cfg.RequireVerifiedEmail,
+			MFA: auth.MFAConfig{RequiredRoles: cfg.MFA.RequiredRoles, ChallengeTTL: cfg.MFA.ChallengeTTL, MaxAttempts: cfg.MFA.MaxAttempts,
+				TOTPIssuer: cfg.MFA.TOTPIssuer, TOTPSkew: cfg.MFA.TOTPSkew, RecoveryCodeCount: cfg.MFA.RecoveryCodeCount,
+				StepUpMaxAge: cfg.MFA.StepUpMaxAge, PasskeyIsMFA: cfg.MFA.PasskeyIsMFA},
 		},
-		Metrics: auth.Metrics{Login: a.metrics.Login, RateLimited: a.metrics.RateLimited},
+		Metrics: auth.Metrics{Login: a.metrics.Login, RateLimited: a.metrics.RateLimited, MFAChallenge: a.metrics.MFAChallenge},
 		Log:     log,
 	})
 	if err != nil {

@@ -66,6 +66,8 @@ type Config struct {
 	HashConcurrency int           // max password hashes at once
 	HashMaxWait     time.Duration // wait for a hashing slot before 503
 
+	MFA MFAConfig
+
 	// ConfigFile is the YAML file that was loaded, or "".
 	ConfigFile string
 
@@ -81,6 +83,18 @@ type Config struct {
 	RateLimits   RateLimitConfig
 	Registration RegistrationConfig
 	Providers    []Provider
+}
+
+// MFAConfig holds the two-factor settings (SPEC §13).
+type MFAConfig struct {
+	RequiredRoles     []string
+	ChallengeTTL      time.Duration
+	MaxAttempts       int
+	TOTPIssuer        string
+	TOTPSkew          int // 0..2
+	RecoveryCodeCount int // 5..20
+	StepUpMaxAge      time.Duration
+	PasskeyIsMFA      bool
 }
 
 // PasswordConfig is the password policy (YAML section password).

@@ -268,6 +268,44 @@ var settings = []setting{
 		apply:  intSetting(func(c *Config) *int { return &c.HashConcurrency }, 1)},
 	{name: "hash_max_wait", def: "10s", help: "how long a login waits for a hashing slot before failing with 503",
 		apply: durationSetting(func(c *Config) *time.Duration { return &c.HashMaxWait }, false)},
+	// Two-factor authentication (SPEC §13).
+	{name: "mfa_required_roles", isList: true, help: "comma-separated roles whose users must have a second factor (they can sign in only to enrol one)",
+		apply: func(c *Config, in input) error { c.MFA.RequiredRoles = in.list(); return nil }},
+	{name: "mfa_challenge_ttl", def: "5m", help: "lifetime of an mfa_token (the second step of a sign-in)",
+		apply: durationSetting(func(c *Config) *time.Duration { return &c.MFA.ChallengeTTL }, false)},
+	{name: "mfa_max_attempts", def: "5", help: "wrong codes per sign-in challenge before it is destroyed (at least 1)",
+		apply: intSetting(func(c *Config) *int { return &c.MFA.MaxAttempts }, 1)},
+	{name: "totp_issuer", defText: "product_name", help: "issuer shown by authenticator apps (the otpauth URI)",
+		derive: func(c *Config) (string, bool) { return c.ProductName, c.ProductName != "" },
+		apply: func(c *Config, in input) error {
+			if in.text == "" || len(in.text) > 100 || strings.ContainsAny(in.text, ":\r\n") {
+				return fmt.Errorf("must be 1 to 100 characters, on one line, without a colon")
+			}
+			c.MFA.TOTPIssuer = in.text
+			return nil
+		}},
+	{name: "totp_skew", def: "1", help: "TOTP time steps of 30 s accepted either side of now (0 to 2)",
+		apply: func(c *Config, in input) error {
+			n, err := parseInt(in.text, 0, 2)
+			if err != nil {
+				return err
+			}
+			c.MFA.TOTPSkew = int(n)
+			return nil
+		}},
+	{name: "recovery_code_count", def: "10", help: "recovery codes per set (5 to 20)",
+		apply: func(c *Config, in input) error {
+			n, err := parseInt(in.text, 5, 20)
+			if err != nil {
+				return err
+			}
+			c.MFA.RecoveryCodeCount = int(n)
+			return nil
+		}},
+	{name: "step_up_max_age", def: "10m", help: "how recent the last full sign-in must be for sensitive actions (password change, MFA and passkey changes, API-key creation, account deletion)",
+		apply: durationSetting(func(c *Config) *time.Duration { return &c.MFA.StepUpMaxAge }, false)},
+	{name: "passkey_is_mfa", def: "true", isBool: true, help: "a passkey sign-in with user verification counts as two factors (aal2)",
+		apply: boolSetting(func(c *Config) *bool { return &c.MFA.PasskeyIsMFA })},
 }
 
 // startProcs is the number of CPUs the process may use (GOMAXPROCS as it

@@ -34,8 +34,8 @@ func TestSettingsSpellings(t *testing.T) {
 			}
 		})
 	}
-	if len(byName) != 28 {
-		t.Errorf("got %d settings, want 28", len(byName))
+	if len(byName) != 36 {
+		t.Errorf("got %d settings, want 36", len(byName))
 	}
 }
 

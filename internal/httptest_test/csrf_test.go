@@ -146,6 +146,18 @@ var csrfCases = map[string]csrfCase{
 	"POST /v1/passkeys/login/finish":    {fixed("/v1/passkeys/login/finish", `{"id":"x","rawId":"x","type":"public-key","response":{}}`), 401, false},
 	"PATCH /v1/passkeys/{id}":           {fixed("/v1/passkeys/unknown", `{"name":"forged"}`), 404, false},
 	"DELETE /v1/passkeys/{id}":          {fixed("/v1/passkeys/unknown", nil), 404, false},
+	// Two-factor (SPEC §13).
+	"POST /v1/mfa/totp":           {fixed("/v1/mfa/totp", nil), 201, false},
+	"POST /v1/mfa/totp/confirm":   {fixed("/v1/mfa/totp/confirm", map[string]string{"enrollment_id": "unknown", "code": "123456"}), 404, false},
+	"DELETE /v1/mfa/totp":         {fixed("/v1/mfa/totp", nil), 404, false},
+	"POST /v1/mfa/recovery-codes": {fixed("/v1/mfa/recovery-codes", nil), 409, false},
+	"POST /v1/mfa/verify":         {fixed("/v1/mfa/verify", map[string]string{"mfa_token": "ghm_unknown", "code": "123456"}), 400, false},
+	"POST /v1/mfa/passkey/begin":  {fixed("/v1/mfa/passkey/begin", nil), 422, false},
+	"POST /v1/mfa/passkey/finish": {fixed("/v1/mfa/passkey/finish", `{"id":"x","rawId":"x","type":"public-key","response":{}}`), 401, false},
+	"POST /v1/mfa/step-up":        {fixed("/v1/mfa/step-up", map[string]string{"password": password}), 204, true},
+	"DELETE /v1/admin/users/{id}/mfa": {func(t *testing.T, v *victim) (string, any) {
+		return "/v1/admin/users/" + v.bystanderID(t) + "/mfa", nil
+	}, 204, true},
 
 	// OAuth2.
 	"POST /oauth2/token": {func(t *testing.T, v *victim) (string, any) {

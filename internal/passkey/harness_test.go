@@ -210,7 +210,7 @@ func flags(b byte) *byte   { return &b }
 // owner is u signed in with a session: the credential that may add a
 // passkey to u's account.
 func owner(u *auth.User) *auth.Principal {
-	return &auth.Principal{UserID: u.ID, Kind: auth.KindSession, Scopes: []string{"read", "write"}, Roles: u.Roles}
+	return &auth.Principal{UserID: u.ID, Kind: auth.KindSession, Scopes: []string{"read", "write"}, Roles: u.Roles, ACR: auth.ACR1, AuthTime: time.Now()}
 }
 
 // finishLogin is FinishLogin for a cookie session, returning the account

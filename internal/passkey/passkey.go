@@ -101,7 +101,10 @@ type ceremony struct {
 	UserID string `json:"u,omitempty"`
 	// Decoy marks a sign-in begun for an email without passkeys: its
 	// options list decoy credential ids, and it never finishes.
-	Decoy   bool                 `json:"d,omitempty"`
+	Decoy bool `json:"d,omitempty"`
+	// Bind ties a second-factor ceremony to what it finishes: the hash of
+	// the mfa_token, or the session or token it steps up.
+	Bind    string               `json:"b,omitempty"`
 	Session webauthn.SessionData `json:"s"`
 }
 
@@ -274,9 +277,56 @@ func (s *Service) FinishLogin(ctx context.Context, ceremonyID string, body []byt
 	if c.Decoy {
 		return nil, auth.ErrPasskeyLogin
 	}
+	uid, uv, err := s.verifyAssertion(ctx, c, body, m)
+	if err != nil {
+		return nil, err
+	}
+	return s.auth.PasskeyAuthentication(ctx, uid, uv, f, m)
+}
+
+// BeginSecondFactor starts a passkey ceremony that serves as the second
+// factor of u (SPEC §13): allowCredentials lists u's passkeys, and the
+// ceremony is bound to bind (the challenge or credential it finishes).
+func (s *Service) BeginSecondFactor(ctx context.Context, u *auth.User, keys []*auth.Passkey, bind string) (json.RawMessage, string, error) {
+	w, err := newWAUser(u, keys)
+	if err != nil {
+		return nil, "", err
+	}
+	assertion, sess, err := s.wa.BeginLogin(w, webauthn.WithUserVerification(protocol.VerificationPreferred))
+	if err != nil {
+		return nil, "", fmt.Errorf("passkey: begin second factor: %w", err)
+	}
+	id, err := s.put(ctx, &ceremony{Kind: "mfa", UserID: u.ID, Bind: bind, Session: *sess})
+	if err != nil {
+		return nil, "", err
+	}
+	opts, err := json.Marshal(assertion.Response)
+	return opts, id, err
+}
+
+// FinishSecondFactor verifies the assertion of a second-factor ceremony and
+// returns the user it proves, whether the authenticator verified the user,
+// and what the ceremony was bound to; the caller checks that binding.
+// Every failure is auth.ErrPasskeyLogin.
+func (s *Service) FinishSecondFactor(ctx context.Context, ceremonyID string, body []byte, m auth.Meta) (userID string, uv bool, bind string, err error) {
+	c, err := s.take(ctx, ceremonyID, "mfa")
+	if err != nil {
+		return "", false, "", err
+	}
+	if c.Bind == "" || c.UserID == "" {
+		return "", false, "", auth.ErrPasskeyLogin
+	}
+	userID, uv, err = s.verifyAssertion(ctx, c, body, m)
+	return userID, uv, c.Bind, err
+}
+
+// verifyAssertion checks an assertion against its ceremony and the stored
+// credential, updates the credential's counter (compare-and-swap), and
+// returns the user and the UV flag.
+func (s *Service) verifyAssertion(ctx context.Context, c *ceremony, body []byte, m auth.Meta) (string, bool, error) {
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(body)
 	if err != nil {
-		return nil, auth.ErrPasskeyLogin
+		return "", false, auth.ErrPasskeyLogin
 	}
 	var (
 		user *waUser
@@ -301,7 +351,7 @@ func (s *Service) FinishLogin(ctx context.Context, ceremonyID string, body []byt
 	if c.UserID != "" {
 		w, lerr := load(c.UserID)
 		if lerr != nil {
-			return nil, auth.ErrPasskeyLogin
+			return "", false, auth.ErrPasskeyLogin
 		}
 		cred, err = s.wa.ValidateLogin(w, c.Session, parsed)
 	} else {
@@ -310,7 +360,7 @@ func (s *Service) FinishLogin(ctx context.Context, ceremonyID string, body []byt
 		}, c.Session, parsed)
 	}
 	if err != nil || user == nil {
-		return nil, auth.ErrPasskeyLogin
+		return "", false, auth.ErrPasskeyLogin
 	}
 	var stored *auth.Passkey
 	for _, k := range keys {
@@ -319,23 +369,23 @@ func (s *Service) FinishLogin(ctx context.Context, ceremonyID string, body []byt
 		}
 	}
 	if stored == nil {
-		return nil, auth.ErrPasskeyLogin
+		return "", false, auth.ErrPasskeyLogin
 	}
 	// A counter that did not grow means two authenticators share the key:
 	// one of them is a clone (WebAuthn §6.1.1).
 	if cred.Authenticator.CloneWarning {
 		s.auth.Record(ctx, auth.EventPasskeyRegressed, user.u.ID, m, map[string]any{"passkey_id": stored.ID,
 			"stored_count": cred.Authenticator.SignCount, "presented_count": parsed.Response.AuthenticatorData.Counter})
-		return nil, auth.ErrPasskeyLogin
+		return "", false, auth.ErrPasskeyLogin
 	}
 	raw, err := json.Marshal(cred)
 	if err != nil {
-		return nil, err
+		return "", false, err
 	}
 	// Compare-and-swap on the record read above: of two logins presenting
 	// the same counter at once, only one gets through.
 	if err := s.auth.UsePasskey(ctx, stored.ID, stored.Credential, raw); err != nil {
-		return nil, err
+		return "", false, err
 	}
-	return s.auth.PasskeyAuthentication(ctx, user.u.ID, cred.Flags.UserVerified, f, m)
+	return user.u.ID, cred.Flags.UserVerified, nil
 }

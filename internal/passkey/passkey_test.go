@@ -576,7 +576,7 @@ func TestDeletedPasskeyAndDisabledUser(t *testing.T) {
 		h.mustLogin(t, "", a, cred, nil, alice)
 		// Begun before the deletion, finished after.
 		pending, pendingID := h.assertion(t, "", a, cred, nil)
-		if err := h.svc.RemovePasskey(ctx, alice.ID, p.ID, meta); err != nil {
+		if err := h.svc.RemovePasskey(ctx, &auth.Principal{UserID: alice.ID, Kind: auth.KindSession, ACR: auth.ACR1, AuthTime: time.Now()}, p.ID, meta); err != nil {
 			t.Fatalf("RemovePasskey: %v", err)
 		}
 		u, err := h.finishLogin(ctx, pendingID, pending, meta)

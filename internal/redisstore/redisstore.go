@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -111,6 +112,7 @@ func (s *Store) CreateSession(ctx context.Context, x *auth.Session) error {
 		p.HSet(ctx, s.kSess(x.Hash), map[string]any{
 			"id": x.ID, "user_id": x.UserID, "created_at": ms(x.CreatedAt), "last_seen_at": ms(x.LastSeenAt),
 			"expires_at": ms(x.ExpiresAt), "ip": x.IP, "user_agent": x.UserAgent,
+			"acr": acrOrDefault(x.ACR), "amr": auth.JoinAMR(x.AMR), "auth_time": authTS(x.AuthTime),
 		})
 		p.PExpire(ctx, s.kSess(x.Hash), ttl)
 		p.Set(ctx, s.kSID(x.ID), x.Hash, ttl)
@@ -125,8 +127,33 @@ func sessionFrom(hash string, m map[string]string) (*auth.Session, error) {
 	if len(m) == 0 || m["id"] == "" {
 		return nil, auth.ErrNotFound
 	}
-	return &auth.Session{ID: m["id"], UserID: m["user_id"], Hash: hash, CreatedAt: parseTS(m["created_at"]),
-		LastSeenAt: parseTS(m["last_seen_at"]), ExpiresAt: parseTS(m["expires_at"]), IP: m["ip"], UserAgent: m["user_agent"]}, nil
+	x := &auth.Session{ID: m["id"], UserID: m["user_id"], Hash: hash, CreatedAt: parseTS(m["created_at"]),
+		LastSeenAt: parseTS(m["last_seen_at"]), ExpiresAt: parseTS(m["expires_at"]), IP: m["ip"], UserAgent: m["user_agent"],
+		ACR: acrOrDefault(m["acr"]), AMR: auth.SplitAMR(m["amr"]), AuthTime: parseTS(m["auth_time"])}
+	// A session stored before the authentication level was (or without an
+	// authentication time) was signed in to when it was created.
+	if m["auth_time"] == "" || m["auth_time"] == "0" {
+		x.AuthTime = x.CreatedAt
+	}
+	return x, nil
+}
+
+// acrOrDefault is the level a session is stored with: none given (or a
+// session stored before levels were) is one factor, like the SQL store's.
+func acrOrDefault(acr string) string {
+	if acr == "" {
+		return auth.ACR1
+	}
+	return acr
+}
+
+// authTS is an authentication time as stored: "0" for the zero time,
+// which reads back as the creation time.
+func authTS(t time.Time) string {
+	if t.IsZero() {
+		return "0"
+	}
+	return ms(t)
 }
 
 // SessionByHash returns a session by token hash.
@@ -150,6 +177,29 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('HSET', KEYS[1], 'last_seen_at', ARGV[1])
 end
 return 0`)
+
+// ElevateSession records a step-up on a live session (only while it still
+// exists, like TouchSession; its expiry stays) and updates x.
+func (s *Store) ElevateSession(ctx context.Context, x *auth.Session, acr string, amr []string, authTime time.Time) error {
+	acr = acrOrDefault(acr)
+	n, err := elevateScript.Run(ctx, s.rdb, []string{s.kSess(x.Hash)}, acr, auth.JoinAMR(amr), authTS(authTime)).Int()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return auth.ErrNotFound
+	}
+	x.ACR, x.AMR, x.AuthTime = acr, slices.Clone(amr), authTime
+	if authTime.IsZero() {
+		x.AuthTime = x.CreatedAt
+	}
+	return nil
+}
+
+var elevateScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'acr', ARGV[1], 'amr', ARGV[2], 'auth_time', ARGV[3])
+return 1`)
 
 // ListSessions returns the user's sessions, newest first.
 func (s *Store) ListSessions(ctx context.Context, userID string) ([]*auth.Session, error) {

@@ -326,3 +326,47 @@ func TestRedisOutage(t *testing.T) {
 		t.Errorf("CreateSession after the restart: %v", err)
 	}
 }
+
+// TestRedisElevateSession: a step-up rewrites the session's level in place,
+// keeping its expiry (Redis drops the session at its absolute end, as
+// before), and never writes a session revoked meanwhile back as a key
+// without an expiry.
+func TestRedisElevateSession(t *testing.T) {
+	s, prefix := openRedisPrefix(t)
+	admin := adminClient(t)
+	now := time.Now()
+	x := &auth.Session{ID: "s-1", UserID: "u-1", Hash: "h-1", CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour),
+		ACR: auth.ACR1, AMR: []string{"pwd"}, AuthTime: now}
+	if err := s.CreateSession(t.Context(), x); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ElevateSession(t.Context(), x, auth.ACR2, []string{"pwd", "otp", "mfa"}, now.Add(time.Minute)); err != nil {
+		t.Fatalf("ElevateSession: %v", err)
+	}
+	for _, key := range []string{prefix + "s:h-1", prefix + "sid:s-1"} {
+		ttl, err := admin.PTTL(t.Context(), key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ttl < 59*time.Minute || ttl > time.Hour {
+			t.Errorf("TTL of %s after ElevateSession = %v, want about an hour", key, ttl)
+		}
+	}
+	got, err := s.SessionByHash(t.Context(), "h-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ACR != auth.ACR2 || auth.JoinAMR(got.AMR) != "pwd otp mfa" {
+		t.Errorf("session after ElevateSession: ACR %q, AMR %q", got.ACR, got.AMR)
+	}
+
+	if err := s.DeleteSession(t.Context(), "u-1", "s-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ElevateSession(t.Context(), x, auth.ACR2, nil, now); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("ElevateSession of a deleted session: %v, want ErrNotFound", err)
+	}
+	if n, err := admin.Exists(t.Context(), prefix+"s:h-1").Result(); err != nil || n != 0 {
+		t.Errorf("EXISTS of the deleted session's key after ElevateSession = %d, %v; want 0", n, err)
+	}
+}

@@ -19,6 +19,7 @@ type UserBody struct {
 	Name          string    `json:"name"`
 	Roles         []string  `json:"roles"`
 	CreatedAt     time.Time `json:"created_at"`
+	MFAEnabled    *bool     `json:"mfa_enabled,omitempty" doc:"a TOTP authenticator is confirmed (GET /v1/me and admin views)"`
 }
 
 type userOutput struct {
@@ -104,7 +105,13 @@ func (s *Server) registerAccountRoutes(api huma.API) {
 		if err != nil {
 			return nil, err
 		}
-		return userView(u), nil
+		mfa, err := s.auth.MFAEnabled(ctx, u.ID)
+		if err != nil {
+			return nil, err
+		}
+		out := userView(u)
+		out.Body.MFAEnabled = &mfa
+		return out, nil
 	})
 
 	register(s, api, huma.Operation{
@@ -137,7 +144,14 @@ func (s *Server) registerAccountRoutes(api huma.API) {
 		if in.Body != nil {
 			pw = in.Body.Password
 		}
-		if err := s.auth.DeleteAccount(ctx, u.ID, pw, meta(ctx)); err != nil {
+		p, err := require(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if p.UserID != u.ID {
+			return nil, auth.ErrInvalidCredentials
+		}
+		if err := s.auth.DeleteAccount(ctx, p, pw, meta(ctx)); err != nil {
 			return nil, err
 		}
 		return nil, nil
@@ -152,7 +166,14 @@ func (s *Server) registerAccountRoutes(api huma.API) {
 		if err != nil {
 			return nil, err
 		}
-		if err := s.auth.ChangePassword(ctx, u.ID, in.Body.CurrentPassword, in.Body.NewPassword, meta(ctx)); err != nil {
+		p, err := require(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if p.UserID != u.ID {
+			return nil, auth.ErrInvalidCredentials
+		}
+		if err := s.auth.ChangePassword(ctx, p, in.Body.CurrentPassword, in.Body.NewPassword, meta(ctx)); err != nil {
 			return nil, err
 		}
 		return nil, nil

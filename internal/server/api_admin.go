@@ -17,8 +17,16 @@ type AdminUserBody struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-func adminView(u *auth.User) AdminUserBody {
-	return AdminUserBody{UserBody: userView(u).Body, Disabled: u.Disabled, UpdatedAt: u.UpdatedAt}
+func adminView(u *auth.User, mfa bool) AdminUserBody {
+	b := AdminUserBody{UserBody: userView(u).Body, Disabled: u.Disabled, UpdatedAt: u.UpdatedAt}
+	b.MFAEnabled = &mfa
+	return b
+}
+
+// adminViewOf is adminView with the user's mfa_enabled read.
+func (s *Server) adminViewOf(ctx context.Context, u *auth.User) (AdminUserBody, error) {
+	mfa, err := s.auth.MFAEnabled(ctx, u.ID)
+	return adminView(u, mfa), err
 }
 
 type adminUserOutput struct {
@@ -106,10 +114,18 @@ func (s *Server) registerAdminRoutes(api huma.API) {
 		if err != nil {
 			return nil, err
 		}
+		ids := make([]string, len(users))
+		for i, u := range users {
+			ids[i] = u.ID
+		}
+		mfa, err := s.auth.MFAEnabledMany(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
 		out := &adminListOutput{CacheControl: "no-store"}
 		out.Body.Users = make([]AdminUserBody, 0, len(users))
 		for _, u := range users {
-			out.Body.Users = append(out.Body.Users, adminView(u))
+			out.Body.Users = append(out.Body.Users, adminView(u, mfa[u.ID]))
 		}
 		out.Body.NextCursor = next
 		return out, nil
@@ -126,7 +142,11 @@ func (s *Server) registerAdminRoutes(api huma.API) {
 		if err != nil {
 			return nil, err
 		}
-		return &adminUserOutput{CacheControl: "no-store", Body: adminView(u)}, nil
+		b, err := s.adminViewOf(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		return &adminUserOutput{CacheControl: "no-store", Body: b}, nil
 	})
 
 	register(s, api, huma.Operation{
@@ -143,7 +163,11 @@ func (s *Server) registerAdminRoutes(api huma.API) {
 		if err != nil {
 			return nil, err
 		}
-		return &adminUserOutput{CacheControl: "no-store", Body: adminView(u)}, nil
+		b, err := s.adminViewOf(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		return &adminUserOutput{CacheControl: "no-store", Body: b}, nil
 	})
 
 	register(s, api, huma.Operation{

@@ -237,7 +237,7 @@ func (s *Server) registerPasskeyRoutes(api huma.API) {
 		if err != nil {
 			return nil, err
 		}
-		if err := s.auth.RemovePasskey(ctx, p.UserID, in.ID, meta(ctx)); err != nil {
+		if err := s.auth.RemovePasskey(ctx, p, in.ID, meta(ctx)); err != nil {
 			return nil, err
 		}
 		return nil, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -39,6 +40,11 @@ func retryAfter(h http.Header, d time.Duration) {
 type Problem struct {
 	huma.ErrorModel
 	Code string `json:"code,omitempty" doc:"A machine-readable reason, when there is one"`
+	// SPEC §13: a sign-in waiting for its second factor, and wrong codes.
+	MFAToken          string    `json:"mfa_token,omitempty" doc:"mfa_required: the challenge to finish with POST /v1/mfa/verify"`
+	MFAMethods        *[]string `json:"mfa_methods,omitempty" doc:"mfa_required: the second factors the account has"`
+	ExpiresIn         int       `json:"expires_in,omitempty" doc:"mfa_required: seconds the challenge lives"`
+	AttemptsRemaining *int      `json:"attempts_remaining,omitempty" doc:"mfa_invalid_code: wrong codes the challenge still takes"`
 }
 
 // register adds a /v1 operation whose every error goes through apiError:
@@ -63,6 +69,13 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 	if errors.As(err, &se) {
 		return err
 	}
+	var mr *auth.MFARequired
+	if errors.As(err, &mr) {
+		methods := mr.Methods
+		p := &Problem{ErrorModel: huma.ErrorModel{Title: http.StatusText(http.StatusUnauthorized), Status: http.StatusUnauthorized,
+			Detail: "second factor required"}, Code: mr.Reason(), MFAToken: mr.Token, MFAMethods: &methods, ExpiresIn: mr.ExpiresIn}
+		return huma.ErrorWithHeaders(p, http.Header{"Cache-Control": {"no-store"}})
+	}
 	code := auth.ErrorCode(err)
 	status := statusOf[code]
 	if status == 0 || code == auth.EINTERNAL {
@@ -74,7 +87,11 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 	}
 	var de *auth.Error
 	errors.As(err, &de)
-	p := &Problem{ErrorModel: huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: de.Message}, Code: de.Reason}
+	if code == auth.EINVALID && (de.Reason == auth.ReasonMFAInvalidCode || de.Reason == auth.ReasonMFACodeReused || de == auth.ErrMFAChallenge) {
+		status = http.StatusBadRequest // SPEC §13
+	}
+	p := &Problem{ErrorModel: huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: de.Message}, Code: de.Reason,
+		AttemptsRemaining: de.AttemptsRemaining}
 	if code == auth.EINVALID && de.Field != "" {
 		p.Errors = []*huma.ErrorDetail{{Message: de.Message, Location: "body." + de.Field}}
 	}
@@ -84,6 +101,10 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 		retryAfter(h, de.RetryAfter)
 	}
 	switch {
+	case de.Reason == auth.ReasonStepUpRequired:
+		// RFC 9470 §3.
+		h.Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_user_authentication", error_description="a recent sign-in with a second factor is required", acr_values="aal2", max_age=%d`,
+			int(s.auth.StepUpMaxAge()/time.Second)))
 	case status == http.StatusUnauthorized:
 		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	case de.Reason == auth.ReasonInsufficientScope:

@@ -19,6 +19,7 @@ type Metrics struct {
 	hashWait    prometheus.Histogram
 	rateLimited *prometheus.CounterVec
 	oidc        *prometheus.CounterVec
+	mfa         *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics on a new registry (with the Go and
@@ -46,8 +47,11 @@ func NewMetrics() *Metrics {
 		oidc: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_oidc_logins_total", Help: "Social logins by provider and result.",
 		}, []string{"provider", "result"}),
+		mfa: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_mfa_challenges_total", Help: "Second-factor checks by method (totp, recovery_code, passkey, password) and result (succeeded, failed).",
+		}, []string{"method", "result"}),
 	}
-	m.Registry.MustRegister(m.requests, m.duration, m.logins, m.hashWait, m.rateLimited, m.oidc,
+	m.Registry.MustRegister(m.requests, m.duration, m.logins, m.hashWait, m.rateLimited, m.oidc, m.mfa,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -65,6 +69,14 @@ func (m *Metrics) HashWait(d time.Duration) { m.hashWait.Observe(d.Seconds()) }
 
 // RateLimited counts a refusal by a limit.
 func (m *Metrics) RateLimited(endpoint string) { m.rateLimited.WithLabelValues(endpoint).Inc() }
+
+// MFAChallenge counts a second-factor check by method and result.
+func (m *Metrics) MFAChallenge(method, result string) {
+	if method == "" {
+		method = "none"
+	}
+	m.mfa.WithLabelValues(method, result).Inc()
+}
 
 // OIDC counts a social login by provider and result.
 func (m *Metrics) OIDC(provider, result string) { m.oidc.WithLabelValues(provider, result).Inc() }

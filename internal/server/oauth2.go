@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"mime"
 	"net/http"
@@ -69,6 +70,11 @@ func writeTokenResponse(w http.ResponseWriter, t *auth.TokenResponse) {
 
 // oauthDomainError maps a domain error to RFC 6749 §5.2.
 func (s *Server) oauthDomainError(w http.ResponseWriter, r *http.Request, err error, grantDesc string) {
+	var mr *auth.MFARequired
+	if errors.As(err, &mr) {
+		writeMFAChallenge(w, http.StatusForbidden, map[string]any{"error": "mfa_required", "error_description": "second factor required"}, mr)
+		return
+	}
 	var de *auth.Error
 	if !errors.As(err, &de) {
 		if s.failure(r.Context(), "token endpoint", err, w.Header()) == http.StatusServiceUnavailable {
@@ -79,6 +85,11 @@ func (s *Server) oauthDomainError(w http.ResponseWriter, r *http.Request, err er
 		return
 	}
 	switch {
+	case de == auth.ErrMFAChallenge:
+		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", de.Message)
+	case de.Reason == auth.ReasonMFAInvalidCode || de.Reason == auth.ReasonMFACodeReused:
+		writeOAuthErrorWith(w, http.StatusBadRequest, map[string]any{"error": "invalid_grant", "error_description": "invalid code",
+			"code": de.Reason, "attempts_remaining": de.AttemptsRemaining})
 	case de == auth.ErrInvalidScope || de.Field == "scope":
 		writeOAuthError(w, http.StatusBadRequest, "invalid_scope", de.Message)
 	case de.Code == auth.EUNAUTHORIZED || de.Code == auth.ENOTFOUND:
@@ -137,9 +148,53 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeTokenResponse(w, t)
+	case auth.GrantTypeMFA:
+		tok := form.Get("mfa_token")
+		if tok == "" {
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "mfa_token is required")
+			return
+		}
+		f := auth.SecondFactor{Code: form.Get("otp"), RecoveryCode: form.Get("recovery_code"), Finish: auth.FinishTokens}
+		if f.Code == "" && f.RecoveryCode == "" {
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "otp or recovery_code is required")
+			return
+		}
+		c, err := s.auth.VerifyMFA(r.Context(), tok, f, m)
+		if err != nil {
+			s.oauthDomainError(w, r, err, "invalid or expired MFA challenge")
+			return
+		}
+		writeTokenResponse(w, c.Tokens)
 	default:
-		writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "supported grant types: password, refresh_token")
+		writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "supported grant types: password, refresh_token, "+auth.GrantTypeMFA)
 	}
+}
+
+// writeMFAChallenge answers a sign-in whose second factor is awaited: body
+// plus the challenge (SPEC §13), never cached.
+func writeMFAChallenge(w http.ResponseWriter, status int, body map[string]any, mr *auth.MFARequired) {
+	body["mfa_token"] = mr.Token
+	body["mfa_methods"] = mr.Methods
+	body["expires_in"] = mr.ExpiresIn
+	body["code"] = mr.Reason()
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	if h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "application/json")
+	}
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// writeOAuthErrorWith writes an RFC 6749 §5.2 error with extra members.
+func writeOAuthErrorWith(w http.ResponseWriter, status int, body map[string]any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 // handleRevoke is POST /oauth2/revoke (RFC 7009): always 200 for a
@@ -237,13 +292,23 @@ func (s *Server) introspect(ctx context.Context, tok string) (map[string]any, er
 	if in.TokenType == auth.KindAccessToken || in.TokenType == auth.KindRefreshToken {
 		out["client_id"] = in.ClientID
 	}
+	// SPEC §13: how the user signed in (RFC 9068 §2.2.1 names).
+	if in.ACR != "" {
+		out["acr"] = in.ACR
+	}
+	if len(in.AMR) > 0 {
+		out["amr"] = in.AMR
+	}
+	if !in.AuthTime.IsZero() {
+		out["auth_time"] = in.AuthTime.Unix()
+	}
 	return out, nil
 }
 
 // handleMetadata is GET /.well-known/oauth-authorization-server (RFC 8414).
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	base := s.cfg.PublicURL
-	grants := []string{"refresh_token"}
+	grants := []string{"refresh_token", auth.GrantTypeMFA}
 	if s.cfg.PasswordGrant {
 		grants = append([]string{"password"}, grants...)
 	}

@@ -218,6 +218,11 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 			done, err = s.auth.Complete(ctx, a)
 		}
 	}
+	if err != nil && s.toSecondStep(w, r, err, f.ReturnTo) {
+		http.SetCookie(w, s.flowCookie(bindingCookie, "/v1/oidc/", "", -1))
+		s.metrics.OIDC(id, "second_factor")
+		return
+	}
 	if err != nil {
 		msg := ""
 		var de *auth.Error

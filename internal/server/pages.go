@@ -35,6 +35,7 @@ type pageData struct {
 	MinPassword           int
 	Providers             []providerLink
 	Passkeys              bool // passkey sign-in is available
+	Recovery              bool // /login/2fa shows the recovery-code form
 	Account               *accountView
 }
 
@@ -46,7 +47,7 @@ type providerLink struct {
 func (s *Server) parsePages() map[string]*template.Template {
 	out := map[string]*template.Template{}
 	funcs := template.FuncMap{"when": when, "ago": ago, "device": describeDevice, "dict": dict}
-	for _, name := range []string{"reset", "verify", "forgot", "error", "login", "register", "registered", "logout", "account"} {
+	for _, name := range []string{"reset", "verify", "forgot", "error", "login", "register", "registered", "logout", "account", "login2fa"} {
 		out[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(webFS, "web/layout.html", "web/"+name+".html"))
 	}
 	return out

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -32,6 +33,18 @@ type accountView struct {
 	KeyName    string // echoed back when creating a key failed
 
 	Providers []providerRow
+
+	// Two-factor (SPEC §13).
+	TOTP             *auth.TOTPAuthenticator
+	Recovery         *auth.RecoveryCodeSet
+	Enrol            *totpEnrolView // a pending enrolment to confirm, shown with its QR
+	NewRecoveryCodes []string       // shown this once
+	StepUp           bool           // an action needs the step-up form
+}
+
+type totpEnrolView struct {
+	ID, Secret string
+	QR         template.HTML // inline SVG we generated (qrSVG)
 }
 
 type sessionRow struct {
@@ -79,7 +92,12 @@ func (s *Server) handleAccountPage(w http.ResponseWriter, r *http.Request) {
 	if q.Get("method") == "passkey" {
 		d.Error, d.Section = msgNoPasskeyJ, "passkeys"
 	}
-	s.renderAccount(w, r, http.StatusOK, sess, u, d, nil)
+	var edit func(*accountView)
+	if q.Get("step-up") != "" {
+		// The passkey button met a step-up answer: show the form.
+		edit = func(v *accountView) { v.StepUp = true }
+	}
+	s.renderAccount(w, r, http.StatusOK, sess, u, d, edit)
 }
 
 // renderAccount shows the account page with d's message; edit adjusts the
@@ -125,6 +143,14 @@ func (s *Server) accountView(ctx context.Context, sess *auth.Session, u *auth.Us
 		if v.Passkeys, err = s.auth.ListPasskeys(ctx, u.ID); err != nil {
 			return nil, err
 		}
+	}
+	st, err := s.auth.MFAStatus(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	v.TOTP, v.Recovery = st.TOTP, st.Recovery
+	if v.TOTP != nil && v.TOTP.ConfirmedAt != nil {
+		v.TOTP.CreatedAt = *v.TOTP.ConfirmedAt
 	}
 	if v.APIKeys, err = s.auth.ListAPIKeys(ctx, u.ID); err != nil {
 		return nil, err
@@ -182,6 +208,18 @@ func accountDone(w http.ResponseWriter, r *http.Request, code, section string) {
 // accountFail shows the account page again with the error next to the
 // form (section) that failed.
 func (s *Server) accountFail(w http.ResponseWriter, r *http.Request, sess *auth.Session, u *auth.User, section string, err error, edit func(*accountView)) {
+	if auth.IsStepUpRequired(err) {
+		// Ask to confirm it is you, next to the two-factor section's form.
+		prev := edit
+		edit = func(v *accountView) {
+			if prev != nil {
+				prev(v)
+			}
+			v.StepUp = true
+		}
+		s.renderAccount(w, r, http.StatusUnauthorized, sess, u, pageData{Error: msgStepUp, Section: "two-factor"}, edit)
+		return
+	}
 	status, msg := s.pageError(w, r, "account page: "+section, err)
 	s.renderAccount(w, r, status, sess, u, pageData{Error: msg, Section: section}, edit)
 }
@@ -384,9 +422,9 @@ func (s *Server) handleAccountProfile() http.HandlerFunc {
 // handleAccountPassword changes the password; meta carries this session's
 // id, so it stays signed in while every other session of the account ends.
 func (s *Server) handleAccountPassword() http.HandlerFunc {
-	return s.accountAction("password", "password", func(r *http.Request, _ *auth.Session, u *auth.User) error {
+	return s.accountAction("password", "password", func(r *http.Request, sess *auth.Session, u *auth.User) error {
 		f := r.PostForm
-		return s.auth.ChangePassword(r.Context(), u.ID, f.Get("current_password"), f.Get("new_password"), meta(r.Context()))
+		return s.auth.ChangePassword(r.Context(), s.auth.SessionPrincipal(sess, u), f.Get("current_password"), f.Get("new_password"), meta(r.Context()))
 	})
 }
 

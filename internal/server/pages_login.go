@@ -21,6 +21,8 @@ func (s *Server) registerPageRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /assets/brand.css", s.handleBrandCSS)
 	mux.HandleFunc("GET /login", s.handleLoginPage)
 	mux.HandleFunc("POST /login", s.handleLoginSubmit)
+	mux.HandleFunc("GET /login/2fa", s.handleSecondStepPage)
+	mux.HandleFunc("POST /login/2fa", s.handleSecondStepSubmit)
 	mux.HandleFunc("GET /register", s.handleRegisterPage)
 	mux.HandleFunc("POST /register", s.handleRegisterSubmit)
 	mux.HandleFunc("GET /logout", s.handleLogoutPage)
@@ -36,6 +38,7 @@ func (s *Server) registerPageRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /account/identities/{id}/unlink", s.handleAccountUnlink())
 	mux.HandleFunc("POST /account/passkeys/{id}/rename", s.handleAccountRenamePasskey())
 	mux.HandleFunc("POST /account/passkeys/{id}/delete", s.handleAccountDeletePasskey())
+	s.registerAccountMFARoutes(mux)
 }
 
 // Messages shown after a redirect, chosen by a fixed code in the query
@@ -52,6 +55,8 @@ var doneMessages = map[string]string{
 	"passkey-removed":   "The passkey was removed.",
 	"key-revoked":       "The API key was revoked. It stops working at once.",
 	"identity-unlinked": "The linked account was removed.",
+	"totp-removed":      "Two-factor authentication with an authenticator app is off.",
+	"stepped-up":        "Thanks, you are confirmed. Try the change again.",
 }
 
 // Generic messages of the login form. One message for every failed
@@ -137,6 +142,9 @@ func (s *Server) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		d.Email = ""
 	}
 	done, err := s.auth.SessionLogin(ctx, f.Get("email"), f.Get("password"), meta(ctx))
+	if err != nil && s.toSecondStep(w, r, err, f.Get("return_to")) {
+		return
+	}
 	if err != nil {
 		status, msg := s.loginFailure(w, r, err)
 		d.Error = msg

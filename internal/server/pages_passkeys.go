@@ -27,10 +27,10 @@ func (s *Server) handleAccountRenamePasskey() http.HandlerFunc {
 }
 
 func (s *Server) handleAccountDeletePasskey() http.HandlerFunc {
-	return s.accountAction("passkeys", "passkey-removed", func(r *http.Request, _ *auth.Session, u *auth.User) error {
+	return s.accountAction("passkeys", "passkey-removed", func(r *http.Request, sess *auth.Session, u *auth.User) error {
 		if !s.passkeysEnabled() {
 			return errPasskeysOff
 		}
-		return s.auth.RemovePasskey(r.Context(), u.ID, r.PathValue("id"), meta(r.Context()))
+		return s.auth.RemovePasskey(r.Context(), s.auth.SessionPrincipal(sess, u), r.PathValue("id"), meta(r.Context()))
 	})
 }

@@ -45,6 +45,23 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.serveWithAPIKey(w, r, next, key)
 			return
 		}
+		if ok && strings.HasPrefix(tok, auth.MFATokenPrefix) {
+			// An enrolment-only mfa_token (SPEC §13) is a credential on the
+			// enrolment routes and nowhere else.
+			res := &authResult{err: auth.ErrInvalidCredentials}
+			if enrolmentRoute(r) {
+				p, err := s.auth.EnrolmentPrincipal(r.Context(), tok)
+				if err != nil && auth.ErrorCode(err) != auth.EUNAUTHORIZED {
+					s.writeFailure(w, r.Context(), "mfa token lookup", err)
+					return
+				}
+				if err == nil {
+					res = &authResult{p: p}
+				}
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyPrincipal, res)))
+			return
+		}
 		if ok {
 			// Bearer credentials are not sent by browsers on their own, so
 			// they are exempt from the cross-origin check.
@@ -53,7 +70,8 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			if err != nil {
 				res.err = err
 			} else {
-				res.p = &auth.Principal{UserID: c.Subject, Kind: auth.KindAccessToken, Scopes: c.Scopes, Roles: c.Roles, ClientID: c.ClientID, ExpiresAt: c.ExpiresAt}
+				res.p = &auth.Principal{UserID: c.Subject, Kind: auth.KindAccessToken, Scopes: c.Scopes, Roles: c.Roles, ClientID: c.ClientID, ExpiresAt: c.ExpiresAt,
+					ACR: c.ACR, AMR: c.AMR, AuthTime: c.AuthTime}
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyPrincipal, res)))
 			return
@@ -88,6 +106,19 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyPrincipal, res)))
 	})
+}
+
+// enrolmentRoute reports the routes an enrolment-only mfa_token may call:
+// setting up TOTP or a passkey.
+func enrolmentRoute(r *http.Request) bool {
+	if r.Method != http.MethodPost {
+		return false
+	}
+	switch r.URL.Path {
+	case "/v1/mfa/totp", "/v1/mfa/totp/confirm", "/v1/passkeys/register/begin", "/v1/passkeys/register/finish":
+		return true
+	}
+	return false
 }
 
 // credentialOwner is the account whose own credential — its cookie session

@@ -47,6 +47,7 @@ func (s *Server) routes() http.Handler {
 	s.registerAdminRoutes(api)
 	s.registerIdentityRoutes(api)
 	s.registerPasskeyRoutes(api)
+	s.registerMFARoutes(api)
 	documentOAuth2(api.OpenAPI())
 	documentOIDC(api.OpenAPI())
 

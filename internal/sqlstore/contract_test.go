@@ -56,4 +56,7 @@ func runContracts(t *testing.T, open func(t *testing.T) *sqlstore.DB) {
 	t.Run("MailJobs", func(t *testing.T) {
 		storetest.RunMailJobs(t, func(t *testing.T) storetest.MailJobBackend { return open(t) })
 	})
+	t.Run("MFA", func(t *testing.T) {
+		storetest.RunMFA(t, func(t *testing.T) storetest.MFABackend { return open(t) })
+	})
 }

@@ -166,6 +166,18 @@ func (db *DB) Close() error {
 // Migrate applies every pending migration; safe to run from several
 // processes at once (PostgreSQL takes an advisory lock).
 func (db *DB) Migrate(ctx context.Context) error {
+	p, err := db.migrator()
+	if err != nil {
+		return fmt.Errorf("sqlstore: migrate: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("sqlstore: migrate: %w", err)
+	}
+	return nil
+}
+
+// migrator is goose on the dialect's migrations folder.
+func (db *DB) migrator() (*goose.Provider, error) {
 	var (
 		d    goose.Dialect
 		dir  = "migrations/sqlite"
@@ -175,7 +187,7 @@ func (db *DB) Migrate(ctx context.Context) error {
 		d, dir = goose.DialectPostgres, "migrations/postgres"
 		locker, err := lock.NewPostgresSessionLocker()
 		if err != nil {
-			return fmt.Errorf("sqlstore: migrate: %w", err)
+			return nil, err
 		}
 		opts = append(opts, goose.WithSessionLocker(locker))
 	} else {
@@ -183,16 +195,9 @@ func (db *DB) Migrate(ctx context.Context) error {
 	}
 	sub, err := fs.Sub(migrations, dir)
 	if err != nil {
-		return fmt.Errorf("sqlstore: migrate: %w", err)
+		return nil, err
 	}
-	p, err := goose.NewProvider(d, db.w, sub, opts...)
-	if err != nil {
-		return fmt.Errorf("sqlstore: migrate: %w", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("sqlstore: migrate: %w", err)
-	}
-	return nil
+	return goose.NewProvider(d, db.w, sub, opts...)
 }
 
 // rebind turns ? placeholders into $n for PostgreSQL. Queries in this

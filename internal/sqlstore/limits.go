@@ -52,7 +52,8 @@ func (db *DB) allowOn(ctx context.Context, q querier, key string, limit int, win
 }
 
 // PurgeCounters deletes rate-limit windows that ended before t and expired,
-// reset lockout rows.
+// reset lockout rows, and the ceremony challenges, MFA challenges and
+// pending TOTP enrolments that expired before t (see PurgeMFA).
 func (db *DB) PurgeCounters(ctx context.Context, before time.Time) error {
 	if _, err := db.exec(ctx, `DELETE FROM rate_counters WHERE window_start < ?`, ts(before)); err != nil {
 		return err
@@ -60,8 +61,10 @@ func (db *DB) PurgeCounters(ctx context.Context, before time.Time) error {
 	if _, err := db.exec(ctx, `DELETE FROM lockouts WHERE failures = 0 AND locked_until < ?`, ts(before)); err != nil {
 		return err
 	}
-	_, err := db.exec(ctx, `DELETE FROM challenges WHERE expires_at < ?`, ts(before))
-	return err
+	if _, err := db.exec(ctx, `DELETE FROM challenges WHERE expires_at < ?`, ts(before)); err != nil {
+		return err
+	}
+	return db.PurgeMFA(ctx, before)
 }
 
 // BeginAttempt counts a login attempt before the password is checked; see

@@ -13,29 +13,37 @@ var _ auth.RefreshStore = (*DB)(nil)
 
 // CreateFamily inserts a family and its first token in one transaction.
 func (db *DB) CreateFamily(ctx context.Context, f *auth.RefreshFamily, first *auth.RefreshToken) error {
-	return db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_families (id, user_id, client_id, scope, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`),
-			f.ID, f.UserID, f.ClientID, f.Scope, ts(f.CreatedAt), ts(f.ExpiresAt)); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_tokens (id, family_id, token_hash, created_at) VALUES (?, ?, ?, ?)`),
-			first.ID, first.FamilyID, first.Hash, ts(first.CreatedAt))
+	return db.tx(ctx, func(tx *sql.Tx) error { return db.insertFamily(ctx, tx, f, first) })
+}
+
+// insertFamily inserts a family and, when not nil, its first token, in tx.
+func (db *DB) insertFamily(ctx context.Context, tx *sql.Tx, f *auth.RefreshFamily, first *auth.RefreshToken) error {
+	if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_families (id, user_id, client_id, scope, created_at, expires_at, acr, amr, auth_time)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		f.ID, f.UserID, f.ClientID, f.Scope, ts(f.CreatedAt), ts(f.ExpiresAt), acrOrDefault(f.ACR), auth.JoinAMR(f.AMR), authTS(f.AuthTime)); err != nil {
 		return err
-	})
+	}
+	if first == nil {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_tokens (id, family_id, token_hash, created_at) VALUES (?, ?, ?, ?)`),
+		first.ID, first.FamilyID, first.Hash, ts(first.CreatedAt))
+	return err
 }
 
 const refreshQuery = `SELECT t.id, t.family_id, t.token_hash, t.created_at, t.rotated_at,
-	f.id, f.user_id, f.client_id, f.scope, f.created_at, f.expires_at, f.revoked_at
+	f.id, f.user_id, f.client_id, f.scope, f.created_at, f.expires_at, f.revoked_at, f.acr, f.amr, f.auth_time
 	FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = ?`
 
 func scanRefresh(row *sql.Row) (*auth.RefreshToken, *auth.RefreshFamily, error) {
 	var (
 		t                auth.RefreshToken
 		f                auth.RefreshFamily
-		tc, fc, fe       int64
+		tc, fc, fe, fa   int64
 		rotated, revoked sql.NullInt64
+		amr              string
 	)
-	err := row.Scan(&t.ID, &t.FamilyID, &t.Hash, &tc, &rotated, &f.ID, &f.UserID, &f.ClientID, &f.Scope, &fc, &fe, &revoked)
+	err := row.Scan(&t.ID, &t.FamilyID, &t.Hash, &tc, &rotated, &f.ID, &f.UserID, &f.ClientID, &f.Scope, &fc, &fe, &revoked, &f.ACR, &amr, &fa)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, auth.ErrNotFound
 	}
@@ -44,6 +52,7 @@ func scanRefresh(row *sql.Row) (*auth.RefreshToken, *auth.RefreshFamily, error) 
 	}
 	t.CreatedAt, t.RotatedAt = fromTS(tc), fromNullTS(rotated)
 	f.CreatedAt, f.ExpiresAt, f.RevokedAt = fromTS(fc), fromTS(fe), fromNullTS(revoked)
+	f.AMR, f.AuthTime = auth.SplitAMR(amr), fromAuthTS(fa, fc)
 	return &t, &f, nil
 }
 
@@ -91,6 +100,12 @@ func (db *DB) RevokeUserFamilies(ctx context.Context, userID string, now time.Ti
 	return err
 }
 
+// RevokeUserFamiliesAt revokes every family of a user at level acr.
+func (db *DB) RevokeUserFamiliesAt(ctx context.Context, userID, acr string, now time.Time) error {
+	_, err := db.exec(ctx, `UPDATE refresh_families SET revoked_at = ? WHERE user_id = ? AND acr = ? AND revoked_at IS NULL`, ts(now), userID, acr)
+	return err
+}
+
 var _ auth.LoginFinisher = (*DB)(nil)
 
 // FinishPasswordLogin makes every write of a successful password login in
@@ -111,12 +126,6 @@ func (db *DB) FinishPasswordLogin(ctx context.Context, lockKey string, e *auth.A
 			e.ID, e.Type, ts(e.At), e.UserID, e.IP, details); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_families (id, user_id, client_id, scope, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`),
-			f.ID, f.UserID, f.ClientID, f.Scope, ts(f.CreatedAt), ts(f.ExpiresAt)); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_tokens (id, family_id, token_hash, created_at) VALUES (?, ?, ?, ?)`),
-			first.ID, first.FamilyID, first.Hash, ts(first.CreatedAt))
-		return err
+		return db.insertFamily(ctx, tx, f, first)
 	})
 }

@@ -149,3 +149,96 @@ func testLoginFinisher(t *testing.T, open func(t *testing.T) Store) {
 		}
 	})
 }
+
+// testRefreshLevels: a family keeps how its sign-in was made (SPEC §13),
+// defaulting like a session's, and a user's families of one level can be
+// revoked together (a TOTP confirmation ends the aal1 ones).
+func testRefreshLevels(t *testing.T, open func(t *testing.T) Store) {
+	t.Run("LevelDefaults", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			in   func(f *auth.RefreshFamily)
+			want func(f *auth.RefreshFamily)
+		}{
+			{"OneFactor", func(f *auth.RefreshFamily) {
+				f.ACR, f.AMR = auth.ACR1, []string{"fed"}
+			}, func(*auth.RefreshFamily) {}},
+			{"NoneGiven", func(f *auth.RefreshFamily) {
+				f.ACR, f.AMR, f.AuthTime = "", nil, time.Time{}
+			}, func(f *auth.RefreshFamily) {
+				f.ACR, f.AMR, f.AuthTime = auth.ACR1, nil, f.CreatedAt
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				s := open(t)
+				createUser(t, s, minimalUser("u-1", "one@example.com"))
+				f := newFamily("f-1", "u-1")
+				tc.in(f)
+				first := newToken("tok-1", "f-1", f.CreatedAt)
+				if err := s.CreateFamily(t.Context(), f, first); err != nil {
+					t.Fatalf("CreateFamily: %v", err)
+				}
+				want := *f
+				tc.want(&want)
+				_, got := getRefresh(t, s, "tok-1")
+				checkFamily(t, got, &want)
+				// A rotation keeps the family's level.
+				rotate(t, s, "tok-1", "tok-2", at(time.Hour))
+				_, got = getRefresh(t, s, "tok-2")
+				checkFamily(t, got, &want)
+			})
+		}
+	})
+
+	t.Run("RevokeUserFamiliesAt", func(t *testing.T) {
+		s := open(t)
+		createUser(t, s, minimalUser("u-1", "one@example.com"))
+		createUser(t, s, minimalUser("u-2", "two@example.com"))
+		family := func(id, userID, acr string) {
+			t.Helper()
+			f := newFamily(id, userID)
+			f.ACR = acr
+			if err := s.CreateFamily(t.Context(), f, newToken("tok-"+id, id, f.CreatedAt)); err != nil {
+				t.Fatalf("CreateFamily(%s): %v", id, err)
+			}
+		}
+		family("f-1", "u-1", auth.ACR1)
+		family("f-2", "u-1", auth.ACR1)
+		family("f-old", "u-1", auth.ACR1)
+		family("f-legacy", "u-1", "") // stored as aal1
+		family("f-aal2", "u-1", auth.ACR2)
+		family("f-other", "u-2", auth.ACR1)
+		earlier := at(10 * time.Minute)
+		if err := s.RevokeFamily(t.Context(), "f-old", earlier); err != nil {
+			t.Fatalf("RevokeFamily: %v", err)
+		}
+
+		now := at(time.Hour)
+		if err := s.RevokeUserFamiliesAt(t.Context(), "u-1", auth.ACR1, now); err != nil {
+			t.Fatalf("RevokeUserFamiliesAt: %v", err)
+		}
+		// Idempotent: the revocation times stay.
+		if err := s.RevokeUserFamiliesAt(t.Context(), "u-1", auth.ACR1, at(2*time.Hour)); err != nil {
+			t.Fatalf("second RevokeUserFamiliesAt: %v", err)
+		}
+		if err := s.RevokeUserFamiliesAt(t.Context(), "nobody", auth.ACR1, now); err != nil {
+			t.Errorf("RevokeUserFamiliesAt of a user without families: %v", err)
+		}
+		for _, tc := range []struct {
+			family      string
+			wantRevoked *time.Time
+		}{
+			{"f-1", &now},
+			{"f-2", &now},
+			{"f-old", &earlier}, // already revoked: keeps its time
+			{"f-legacy", &now},
+			{"f-aal2", nil},  // another level
+			{"f-other", nil}, // another user
+		} {
+			_, f := getRefresh(t, s, "tok-"+tc.family)
+			if !equalTimePtr(f.RevokedAt, tc.wantRevoked) {
+				t.Errorf("family %s: RevokedAt = %s, want %s", tc.family, fmtTimePtr(f.RevokedAt), fmtTimePtr(tc.wantRevoked))
+			}
+		}
+	})
+}

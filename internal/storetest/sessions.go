@@ -38,6 +38,8 @@ func RunSessions(t *testing.T, open func(t *testing.T) SessionBackend) {
 	t.Run("DeleteSession", func(t *testing.T) { testSessionDelete(t, open) })
 	t.Run("DeleteUserSessions", func(t *testing.T) { testSessionDeleteUser(t, open) })
 	t.Run("DeleteUserCascades", func(t *testing.T) { testSessionUserDeleted(t, open) })
+	t.Run("AuthenticationDefaults", func(t *testing.T) { testSessionAuthDefaults(t, open) })
+	t.Run("Elevate", func(t *testing.T) { testSessionElevate(t, open) })
 }
 
 // sessionBase is "now" at microsecond precision in a non-UTC zone.
@@ -46,9 +48,14 @@ func sessionBase() time.Time {
 }
 
 // newSession makes session id of userID created at created; every field is
-// set, and the times differ by odd microseconds.
+// set, and the times differ by odd microseconds. Its level is aal2, not the
+// default a store gives a session without one, so that a store that drops
+// the level fails the round trip.
 func newSession(id, userID string, created time.Time) *auth.Session {
 	return &auth.Session{
+		ACR:        auth.ACR2,
+		AMR:        []string{"pwd", "otp", "mfa"},
+		AuthTime:   created.Add(-2*time.Minute - 13*time.Microsecond),
 		ID:         id,
 		UserID:     userID,
 		Hash:       hashOf("session-token-" + id),
@@ -101,6 +108,12 @@ func checkSession(t *testing.T, got, want *auth.Session) {
 	if got.UserAgent != want.UserAgent {
 		t.Errorf("session %s: UserAgent = %q, want %q", want.ID, got.UserAgent, want.UserAgent)
 	}
+	if got.ACR != want.ACR {
+		t.Errorf("session %s: ACR = %q, want %q", want.ID, got.ACR, want.ACR)
+	}
+	if !slices.Equal(got.AMR, want.AMR) {
+		t.Errorf("session %s: AMR = %q, want %q", want.ID, got.AMR, want.AMR)
+	}
 	for _, f := range []struct {
 		name      string
 		got, want time.Time
@@ -108,6 +121,7 @@ func checkSession(t *testing.T, got, want *auth.Session) {
 		{"CreatedAt", got.CreatedAt, want.CreatedAt},
 		{"LastSeenAt", got.LastSeenAt, want.LastSeenAt},
 		{"ExpiresAt", got.ExpiresAt, want.ExpiresAt},
+		{"AuthTime", got.AuthTime, want.AuthTime},
 	} {
 		if !f.got.Equal(f.want) {
 			t.Errorf("session %s: %s = %v, want %v", want.ID, f.name, f.got, f.want)
@@ -376,4 +390,112 @@ func testSessionUserDeleted(t *testing.T, open func(t *testing.T) SessionBackend
 	}
 	wantIDs(t, "ListSessions(u-1) after DeleteUser", listIDs(t, s, "u-1"))
 	checkSession(t, getSession(t, s, theirs.Hash), theirs)
+}
+
+// checkSessionAndUser reads the session through the backend's one-query
+// session-and-account read (auth.SessionUserStore, the cookie hot path),
+// when it has one, and checks it like SessionByHash's.
+func checkSessionAndUser(t *testing.T, s SessionBackend, want *auth.Session) {
+	t.Helper()
+	su, ok := s.(auth.SessionUserStore)
+	if !ok {
+		return
+	}
+	got, u, err := su.SessionAndUser(t.Context(), want.Hash)
+	if err != nil {
+		t.Fatalf("SessionAndUser(%s): %v", want.ID, err)
+	}
+	checkSession(t, got, want)
+	if u == nil || u.ID != want.UserID {
+		t.Errorf("SessionAndUser(%s): user = %+v, want %s", want.ID, u, want.UserID)
+	}
+}
+
+// testSessionAuthDefaults: the level, methods and authentication time
+// round-trip through every read, and a session stored without them (as
+// every session was before SPEC §13) reads as aal1, no methods, signed in
+// when it was created: a store must not leave a level empty, which
+// revoking a user's aal1 sessions and families would miss.
+func testSessionAuthDefaults(t *testing.T, open func(t *testing.T) SessionBackend) {
+	base := sessionBase()
+	for _, tc := range []struct {
+		name string
+		in   func(x *auth.Session)
+		want func(x *auth.Session)
+	}{
+		{"TwoFactors", func(*auth.Session) {}, func(*auth.Session) {}},
+		{"OneFactor", func(x *auth.Session) {
+			x.ACR, x.AMR = auth.ACR1, []string{"hwk"}
+		}, func(x *auth.Session) {}},
+		{"NoneGiven", func(x *auth.Session) {
+			x.ACR, x.AMR, x.AuthTime = "", nil, time.Time{}
+		}, func(x *auth.Session) {
+			x.ACR, x.AMR, x.AuthTime = auth.ACR1, nil, x.CreatedAt
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			sessionUsers(t, s, "u-1")
+			x := newSession("s-1", "u-1", base)
+			tc.in(x)
+			createSession(t, s, x)
+			want := *x
+			tc.want(&want)
+			checkSession(t, getSession(t, s, x.Hash), &want)
+			wantIDs(t, "ListSessions(u-1)", listIDs(t, s, "u-1", &want), "s-1")
+			checkSessionAndUser(t, s, &want)
+		})
+	}
+}
+
+// testSessionElevate: a step-up changes the level, methods and
+// authentication time of the one session, keeps everything else (the
+// expiry too), updates the caller's copy, and never brings back a session
+// revoked meanwhile.
+func testSessionElevate(t *testing.T, open func(t *testing.T) SessionBackend) {
+	s := open(t)
+	sessionUsers(t, s, "u-1", "u-2")
+	base := sessionBase()
+	x := newSession("s-1", "u-1", base)
+	x.ACR, x.AMR = auth.ACR1, []string{"pwd"}
+	createSession(t, s, x)
+	other := newSession("s-2", "u-1", base.Add(-time.Minute))
+	other.ACR, other.AMR = auth.ACR1, []string{"pwd"}
+	createSession(t, s, other)
+	theirs := createSession(t, s, newSession("s-3", "u-2", base))
+
+	stepped := base.Add(7*time.Minute + 3*time.Microsecond)
+	amr := []string{"pwd", "otp", "mfa"}
+	held := *x // the request's copy
+	if err := s.ElevateSession(t.Context(), &held, auth.ACR2, amr, stepped); err != nil {
+		t.Fatalf("ElevateSession: %v", err)
+	}
+	want := *x
+	want.ACR, want.AMR, want.AuthTime = auth.ACR2, []string{"pwd", "otp", "mfa"}, stepped
+	checkSession(t, &held, &want) // the caller's copy follows
+	amr[0] = "changed"            // the store keeps no reference to the caller's slice
+	checkSession(t, getSession(t, s, x.Hash), &want)
+	checkSessionAndUser(t, s, &want)
+	checkSession(t, getSession(t, s, other.Hash), other)
+	checkSession(t, getSession(t, s, theirs.Hash), theirs)
+
+	// A later touch keeps the level.
+	touched := base.Add(9 * time.Minute)
+	if err := s.TouchSession(t.Context(), &held, touched); err != nil {
+		t.Fatalf("TouchSession: %v", err)
+	}
+	want.LastSeenAt = touched
+	checkSession(t, getSession(t, s, x.Hash), &want)
+
+	// Revoked meanwhile: ErrNotFound, and it stays revoked.
+	if err := s.DeleteSession(t.Context(), "u-1", other.ID); err != nil {
+		t.Fatalf("DeleteSession: %v", err)
+	}
+	gone := *other
+	wantErr(t, "ElevateSession of a deleted session", s.ElevateSession(t.Context(), &gone, auth.ACR2, amr, stepped), auth.ErrNotFound)
+	wantSessionGone(t, s, other, "after elevating the deleted session")
+	wantIDs(t, "ListSessions(u-1)", listIDs(t, s, "u-1", &want), "s-1")
+	never := newSession("s-never", "u-1", base)
+	wantErr(t, "ElevateSession of a session never stored", s.ElevateSession(t.Context(), never, auth.ACR2, amr, stepped), auth.ErrNotFound)
+	wantSessionGone(t, s, never, "after elevating a session never stored")
 }

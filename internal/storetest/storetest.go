@@ -23,6 +23,7 @@
 //	RunAPIKeys     auth.APIKeyStore
 //	RunIdentities  auth.IdentityStore
 //	RunMailJobs    auth.MailQueue and the mail worker's mail.JobStore
+//	RunMFA         auth.MFAStore (TOTP, recovery codes, sign-in challenges)
 //
 // The suites pin down behaviour the domain relies on and that is easy to
 // get subtly wrong in a new backend: every field round-trips (times at
@@ -32,8 +33,9 @@
 // keep their order, deleting a user removes what it owned (where the
 // backend keeps users), and every single-use thing is single-use under
 // concurrency: of 32 callers racing to consume one token, take one
-// challenge, rotate one refresh token, lease one mail job, or swap one
-// passkey record or password hash, exactly one wins.
+// challenge, rotate one refresh token, lease one mail job, swap one
+// passkey record or password hash, or redeem one recovery code, TOTP time
+// step or MFA challenge, exactly one wins.
 //
 // Unavailable is the shared skip-or-fail rule for tests that need an
 // external service (PostgreSQL, Redis, a browser).
@@ -96,6 +98,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("Refresh", func(t *testing.T) {
 		testRefresh(t, open)
 		testRefreshAtomic(t, open)
+		testRefreshLevels(t, open)
 		t.Run("LoginFinisher", func(t *testing.T) { testLoginFinisher(t, open) })
 	})
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
@@ -440,6 +443,11 @@ func newFamily(id, userID string) *auth.RefreshFamily {
 		Scope:     "openid profile offline_access",
 		CreatedAt: at(time.Minute),
 		ExpiresAt: at(30*24*time.Hour + 999999*time.Microsecond),
+		// Not the default a store gives a family without a level, so that
+		// a store that drops it fails the round trip.
+		ACR:      auth.ACR2,
+		AMR:      []string{"pwd", "otp", "mfa"},
+		AuthTime: at(-3*time.Minute + 11*time.Microsecond),
 	}
 }
 
@@ -524,6 +532,12 @@ func checkFamily(t *testing.T, got, want *auth.RefreshFamily) {
 	}
 	if !equalTimePtr(got.RevokedAt, want.RevokedAt) {
 		t.Errorf("family %s: RevokedAt = %s, want %s", want.ID, fmtTimePtr(got.RevokedAt), fmtTimePtr(want.RevokedAt))
+	}
+	if got.ACR != want.ACR || !slices.Equal(got.AMR, want.AMR) {
+		t.Errorf("family %s: ACR %q, AMR %q; want %q, %q", want.ID, got.ACR, got.AMR, want.ACR, want.AMR)
+	}
+	if !got.AuthTime.Equal(want.AuthTime) {
+		t.Errorf("family %s: AuthTime = %v, want %v", want.ID, got.AuthTime, want.AuthTime)
 	}
 }
 

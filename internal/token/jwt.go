@@ -24,10 +24,20 @@ var ErrInvalid = errors.New("token: invalid access token")
 
 type claims struct {
 	jwt.RegisteredClaims
-	ClientID string   `json:"client_id"`
-	Scope    string   `json:"scope"`
-	Roles    []string `json:"roles"`
-	Email    string   `json:"email,omitempty"`
+	ClientID string           `json:"client_id"`
+	Scope    string           `json:"scope"`
+	Roles    []string         `json:"roles"`
+	Email    string           `json:"email,omitempty"`
+	ACR      string           `json:"acr,omitempty"`
+	AMR      []string         `json:"amr,omitempty"`
+	AuthTime *jwt.NumericDate `json:"auth_time,omitempty"`
+}
+
+func authTime(t time.Time) *jwt.NumericDate {
+	if t.IsZero() {
+		return nil
+	}
+	return jwt.NewNumericDate(t)
 }
 
 func method(alg string) jwt.SigningMethod {
@@ -72,6 +82,9 @@ func (k *Keyring) Issue(_ context.Context, c *auth.AccessClaims) (string, error)
 		Scope:    strings.Join(c.Scopes, " "),
 		Roles:    roles,
 		Email:    c.Email,
+		ACR:      c.ACR,
+		AMR:      c.AMR,
+		AuthTime: authTime(c.AuthTime),
 	})
 	t.Header["kid"] = cur.kid
 	t.Header["typ"] = "at+jwt" // RFC 9068 §2.1
@@ -118,6 +131,10 @@ func (k *Keyring) Verify(tok string) (*auth.AccessClaims, error) {
 	}
 	if cl.IssuedAt != nil {
 		out.IssuedAt = cl.IssuedAt.Time
+	}
+	out.ACR, out.AMR = cl.ACR, cl.AMR
+	if cl.AuthTime != nil {
+		out.AuthTime = cl.AuthTime.Time
 	}
 	var nbf time.Time
 	if cl.NotBefore != nil {

@@ -79,6 +79,7 @@
   function ServerError(status, body) {
     this.status = status;
     this.detail = body && typeof body.detail === "string" ? body.detail : "";
+    this.code = body && typeof body.code === "string" ? body.code : "";
   }
 
   function post(url, body) {
@@ -98,20 +99,26 @@
   }
 
   // ceremony runs begin → the browser's passkey prompt → finish.
+  // kind "2fa" is the passkey second step of /login/2fa: the challenge
+  // travels in the gatehouse_mfa cookie the browser sends by itself.
+  function base(kind) {
+    return kind === "2fa" ? "/v1/mfa/passkey/" : "/v1/passkeys/" + kind + "/";
+  }
+
   function ceremony(kind) {
-    return post("/v1/passkeys/" + kind + "/begin", {}).then(function (begin) {
+    return post(base(kind) + "begin", {}).then(function (begin) {
       if (!begin || typeof begin.publicKey !== "object") throw new ServerError(500, {});
       var extra = new URLSearchParams();
       Object.keys(begin).forEach(function (k) {
         if (k !== "publicKey" && typeof begin[k] === "string") extra.set(k, begin[k]);
       });
-      var prompt = kind === "login"
+      var prompt = kind !== "register"
         ? navigator.credentials.get({ publicKey: requestOptions(begin.publicKey) })
         : navigator.credentials.create({ publicKey: creationOptions(begin.publicKey) });
       return prompt.then(function (cred) {
         if (!cred) throw new DOMException("no credential", "NotAllowedError");
         var q = extra.toString();
-        return post("/v1/passkeys/" + kind + "/finish" + (q ? "?" + q : ""), credentialJSON(cred));
+        return post(base(kind) + "finish" + (q ? "?" + q : ""), credentialJSON(cred));
       });
     });
   }
@@ -130,7 +137,7 @@
   function explain(err, kind) {
     if (err instanceof ServerError) {
       if (err.status === 429) return "Too many attempts. Wait a minute and try again.";
-      if (kind === "login" && (err.status === 400 || err.status === 401 || err.status === 404)) {
+      if (kind !== "register" && (err.status === 400 || err.status === 401 || err.status === 404)) {
         return "That passkey was not accepted. Try another one, or sign in with your password.";
       }
       if (kind === "register" && err.status === 401) return "Your session has ended. Sign in again, then add the passkey.";
@@ -172,15 +179,21 @@
       busy = true;
       button.disabled = true;
       button.setAttribute("aria-busy", "true");
-      say(region, kind === "login" ? "Follow your browser's prompt to choose a passkey…" : "Follow your browser's prompt to create a passkey…");
+      say(region, kind !== "register" ? "Follow your browser's prompt to choose a passkey…" : "Follow your browser's prompt to create a passkey…");
       ceremony(kind).then(function () {
-        if (kind === "login") {
+        if (kind !== "register") {
           say(region, "Signed in. One moment…");
           window.location.assign(form.getAttribute("data-return-to") || "/account");
         } else {
           window.location.assign("/account?done=passkey-added#passkeys");
         }
       }).catch(function (err) {
+        if (kind === "register" && err instanceof ServerError && err.code === "step_up_required") {
+          // Adding a passkey needs a recent sign-in: the account page asks
+          // the user to confirm it is them, then they try again.
+          window.location.assign("/account?step-up=1#two-factor");
+          return;
+        }
         say(region, explain(err, kind), "error");
         busy = false;
         button.disabled = false;
@@ -193,6 +206,7 @@
   function init() {
     document.querySelectorAll("form.passkey-login").forEach(function (f) { wire(f, "login"); });
     document.querySelectorAll("form.passkey-add").forEach(function (f) { wire(f, "register"); });
+    document.querySelectorAll("form.passkey-2fa").forEach(function (f) { wire(f, "2fa"); });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();

@@ -1,0 +1,135 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"gatehouse/internal/auth"
+)
+
+// The hosted second step (SPEC §13): /login, the social-login callback and
+// (later) the email link keep the mfa_token in the HttpOnly gatehouse_mfa
+// cookie and send the browser to /login/2fa, which takes a code, a
+// recovery code or — with JavaScript — a passkey.
+
+// mfaChallengeCookie holds a hosted sign-in's mfa_token (SameSite=Lax, as
+// long as the challenge lives); maxAge < 0 deletes it.
+func (s *Server) mfaChallengeCookie(tok string, maxAge int) *http.Cookie {
+	return s.flowCookie(mfaCookie, "/", tok, maxAge)
+}
+
+// mfaCookieValue reads the hosted sign-in's mfa_token.
+func (s *Server) mfaCookieValue(r *http.Request) string {
+	if ck, err := r.Cookie(s.flowCookieName(mfaCookie)); err == nil {
+		return ck.Value
+	}
+	return ""
+}
+
+// pickMFACookie is the challenge cookie huma read, by the name this
+// server uses (__Host- on https).
+func (s *Server) pickMFACookie(plain, host string) string {
+	if s.https {
+		return host
+	}
+	return plain
+}
+
+// toSecondStep answers a hosted sign-in whose first factor was right and
+// whose second is awaited: the challenge goes into the cookie and the
+// browser to /login/2fa. It reports false when err is not that.
+func (s *Server) toSecondStep(w http.ResponseWriter, r *http.Request, err error, returnTo string) bool {
+	var mr *auth.MFARequired
+	if !errors.As(err, &mr) {
+		return false
+	}
+	if mr.Enrol {
+		// A role requires a second factor and the account has none: the
+		// hosted pages cannot enrol before the sign-in, so say what to do.
+		d := s.authPageData("Sign in", returnTo)
+		d.Error = "Your account needs a second factor before you can sign in here. Set one up with an authenticator app through the API (POST /v1/mfa/totp), or ask an administrator."
+		s.renderPage(w, http.StatusForbidden, "login", d)
+		return true
+	}
+	http.SetCookie(w, s.mfaChallengeCookie(mr.Token, mr.ExpiresIn))
+	to := "/login/2fa"
+	if rt := s.safeReturnTo(returnTo); rt != "/account" {
+		to += "?return_to=" + queryValue(rt)
+	}
+	seeOther(w, r, to)
+	return true
+}
+
+func (s *Server) secondStepData(r *http.Request, returnTo string) pageData {
+	d := s.authPageData("Two-step verification", returnTo)
+	d.Providers = nil
+	d.Recovery = r.URL.Query().Get("recovery") != ""
+	return d
+}
+
+func (s *Server) handleSecondStepPage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if s.mfaCookieValue(r) == "" {
+		seeOther(w, r, "/login")
+		return
+	}
+	d := s.secondStepData(r, q.Get("return_to"))
+	if q.Get("method") == "passkey" {
+		d.Error = msgNoPasskeyJ
+	}
+	s.renderPage(w, http.StatusOK, "login2fa", d)
+}
+
+func (s *Server) handleSecondStepSubmit(w http.ResponseWriter, r *http.Request) {
+	if !s.formPost(w, r, "login2fa", s.secondStepData(r, "")) {
+		return
+	}
+	ctx := r.Context()
+	f := r.PostForm
+	d := s.secondStepData(r, f.Get("return_to"))
+	tok := s.mfaCookieValue(r)
+	if tok == "" {
+		seeOther(w, r, "/login")
+		return
+	}
+	factor := auth.SecondFactor{Code: strings.ReplaceAll(f.Get("code"), " ", ""), RecoveryCode: f.Get("recovery_code")}
+	d.Recovery = factor.Code == "" && f.Has("recovery_code")
+	if factor.Code == "" && factor.RecoveryCode == "" {
+		d.Error = "Enter the code."
+		s.renderPage(w, http.StatusBadRequest, "login2fa", d)
+		return
+	}
+	done, err := s.auth.VerifyMFA(ctx, tok, factor, meta(ctx))
+	if err != nil {
+		var de *auth.Error
+		errors.As(err, &de)
+		switch {
+		case de == auth.ErrMFAChallenge:
+			http.SetCookie(w, s.mfaChallengeCookie("", -1))
+			ld := s.authPageData("Sign in", f.Get("return_to"))
+			ld.Error = "Your sign-in expired or had too many wrong codes. Sign in again."
+			s.renderPage(w, http.StatusBadRequest, "login", ld)
+		case de != nil && de.Reason == auth.ReasonMFACodeReused:
+			d.Error = "That code was used already. Wait for the next one."
+			s.renderPage(w, http.StatusBadRequest, "login2fa", d)
+		case de != nil && (de.Reason == auth.ReasonMFAInvalidCode || de.Code == auth.EINVALID):
+			d.Error = "That code didn't work."
+			s.renderPage(w, http.StatusBadRequest, "login2fa", d)
+		default:
+			status, msg := s.pageError(w, r, "hosted second step", err)
+			d.Error = msg
+			s.renderPage(w, status, "login2fa", d)
+		}
+		return
+	}
+	if old := currentSession(ctx); old != nil {
+		if err := s.auth.RevokeSession(ctx, old.UserID, old.ID, meta(ctx)); err != nil && auth.ErrorCode(err) != auth.ENOTFOUND {
+			s.log.WarnContext(ctx, "revoking the replaced session", "err", err)
+		}
+	}
+	http.SetCookie(w, s.mfaChallengeCookie("", -1))
+	c := s.sessionCookie(done.SessionToken, done.Session.ExpiresAt)
+	http.SetCookie(w, &c)
+	seeOther(w, r, s.safeReturnTo(f.Get("return_to")))
+}
