@@ -182,10 +182,14 @@ func (s *Service) reclaim(ctx context.Context, u *User, m Meta, by string, keepP
 
 // dropUnproven removes everything that could have been set up in an account
 // before anyone proved they own its address: sessions, refresh tokens, API
-// keys, identities and passkeys (adding one needs only a session, not a
-// verified email).
+// keys, identities, passkeys (adding one needs only a session, not a
+// verified email), the TOTP authenticator and its recovery codes — a
+// squatter's second factor must not lock the real owner out after a reset.
 func (s *Service) dropUnproven(ctx context.Context, userID string) error {
 	if err := s.revokeAll(ctx, userID, true); err != nil {
+		return err
+	}
+	if _, err := s.st.MFA.DeleteTOTP(ctx, userID, true); err != nil {
 		return err
 	}
 	if err := s.st.Identities.DeleteUserIdentities(ctx, userID, false); err != nil {

@@ -371,6 +371,10 @@ func (s *Service) VerifyMFAByHash(ctx context.Context, hash string, f SecondFact
 		finish = f.Finish
 	}
 	asr := s.assess(append(slices.Clone(ch.AMR), added...), r.Now)
+	r.Audit = append(r.Audit, s.auditEvent(EventMFAChallengeSucceeded, u.ID, m, map[string]any{"method": method}))
+	if method == MFAMethodRecovery {
+		r.Audit = append(r.Audit, s.auditEvent(EventMFARecoveryUsed, u.ID, m, nil))
+	}
 	c, err := s.redeem(ctx, u, r, finish, ch.ClientID, ParseScope(ch.Scope), asr, m)
 	switch {
 	case errors.Is(err, ErrMFAReplay):
@@ -388,8 +392,7 @@ func (s *Service) VerifyMFAByHash(ctx context.Context, hash string, f SecondFact
 		return nil, err
 	}
 	s.mfaMetric(method, "succeeded")
-	s.audit(ctx, EventMFAChallengeSucceeded, u.ID, m, map[string]any{"method": method})
-	s.recoveryUsed(ctx, u, method, m)
+	s.recoveryMail(ctx, u, method)
 	return c, nil
 }
 
@@ -399,6 +402,14 @@ func (s *Service) recoveryUsed(ctx context.Context, u *User, method string, m Me
 		return
 	}
 	s.audit(ctx, EventMFARecoveryUsed, u.ID, m, nil)
+	s.recoveryMail(ctx, u, method)
+}
+
+// recoveryMail tells the owner a recovery code was used.
+func (s *Service) recoveryMail(ctx context.Context, u *User, method string) {
+	if method != MFAMethodRecovery {
+		return
+	}
 	if err := s.enqueue(ctx, MailRecoveryUsed, u.Email, u.ID); err != nil {
 		s.log.ErrorContext(ctx, "mail enqueue failed", "kind", MailRecoveryUsed, "err", err)
 	}
@@ -422,6 +433,10 @@ func (s *Service) redeem(ctx context.Context, u *User, r *MFARedemption, finish 
 	}
 	var tok string
 	sameDB := any(s.st.Sessions) == any(s.st.MFA)
+	var later []*AuditEvent
+	if any(s.st.Audit) != any(s.st.MFA) {
+		later, r.Audit = r.Audit, nil
+	}
 	if finish&FinishSession != 0 {
 		tok, c.Session = s.newSession(u, m, asr)
 		c.SessionToken = tok
@@ -431,6 +446,9 @@ func (s *Service) redeem(ctx context.Context, u *User, r *MFARedemption, finish 
 	}
 	if err := s.st.MFA.RedeemMFA(ctx, r); err != nil {
 		return nil, err
+	}
+	for _, e := range later {
+		s.appendAudit(ctx, e)
 	}
 	if c.Session != nil && !sameDB {
 		if err := s.st.Sessions.CreateSession(ctx, c.Session); err != nil {

@@ -87,6 +87,8 @@ type MFARedemption struct {
 	Family  *RefreshFamily
 	First   *RefreshToken
 	Session *Session
+	// Audit events appended in the same transaction.
+	Audit []*AuditEvent
 }
 
 // MFAStore persists second factors and sign-in challenges.
@@ -123,7 +125,10 @@ type MFAStore interface {
 	// many are left of max; the challenge is deleted when none are.
 	// ErrNotFound when it is gone.
 	FailMFAChallenge(ctx context.Context, hash string, max int) (int, error)
-	// RedeemMFA makes r in one transaction (see MFARedemption).
+	// RedeemMFA makes r in one transaction (see MFARedemption). Without a
+	// session to create, its commit may skip waiting for the disk, like a
+	// password login's (a power failure can roll back the last such
+	// commits whole, never half of one).
 	RedeemMFA(ctx context.Context, r *MFARedemption) error
 	// PurgeMFA deletes challenges and pending enrolments expired before now.
 	PurgeMFA(ctx context.Context, now time.Time) error

@@ -222,9 +222,17 @@ func hashError(err error) error {
 }
 
 func (s *Service) audit(ctx context.Context, typ, userID string, m Meta, details map[string]any) {
-	e := &AuditEvent{ID: NewID(), Type: typ, At: s.now(), UserID: userID, IP: m.IP, Details: details}
+	s.appendAudit(ctx, s.auditEvent(typ, userID, m, details))
+}
+
+// auditEvent makes an event for a store to append with its own writes.
+func (s *Service) auditEvent(typ, userID string, m Meta, details map[string]any) *AuditEvent {
+	return &AuditEvent{ID: NewID(), Type: typ, At: s.now(), UserID: userID, IP: m.IP, Details: details}
+}
+
+func (s *Service) appendAudit(ctx context.Context, e *AuditEvent) {
 	if err := s.st.Audit.AppendAudit(ctx, e); err != nil {
-		s.log.ErrorContext(ctx, "audit append failed", "type", typ, "err", err)
+		s.log.ErrorContext(ctx, "audit append failed", "type", e.Type, "err", err)
 	}
 }
 

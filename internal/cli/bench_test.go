@@ -22,6 +22,19 @@ import (
 // benchServer wires a full server (SQLite in a temp dir) without a socket.
 func benchServer(b *testing.B) (*server.Server, string) {
 	b.Helper()
+	srv, _, tok := benchSetup(b)
+	return srv, tok
+}
+
+// benchApp is benchServer with the app behind it.
+func benchApp(b *testing.B) (*server.Server, *app) {
+	b.Helper()
+	srv, a, _ := benchSetup(b)
+	return srv, a
+}
+
+func benchSetup(b *testing.B) (*server.Server, *app, string) {
+	b.Helper()
 	dir := b.TempDir()
 	// Default settings, except rate limits: the benchmarks log in from one
 	// address far more often than the limits allow.
@@ -55,7 +68,7 @@ func benchServer(b *testing.B) (*server.Server, string) {
 	if tok == "" {
 		b.Fatalf("login: %s", rec.Body.String())
 	}
-	return srv, tok
+	return srv, a, tok
 }
 
 func between(s, a, b string) string {

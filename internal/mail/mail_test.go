@@ -621,7 +621,7 @@ func TestTemplatesRenderEveryKind(t *testing.T) {
 	}
 	const email = `o'brien&<b>x</b>"@example.com`
 	const link = "https://id.example.org/reset-password?token=T0K"
-	for _, kind := range []string{auth.MailReset, auth.MailVerify, auth.MailNotice} {
+	for _, kind := range []string{auth.MailReset, auth.MailVerify, auth.MailNotice, auth.MailRecoveryUsed, auth.MailMFAReset} {
 		t.Run(kind, func(t *testing.T) {
 			m, err := tpl.Render(kind, "to@example.com", "subject", gmail.Data{Product: "Acme ID", Email: email, Link: link})
 			if err != nil {
@@ -680,9 +680,11 @@ func TestWorkerLinksFromPublicURLOnly(t *testing.T) {
 	st.enqueue(t, auth.MailReset, ada.Email, "")
 	st.enqueue(t, auth.MailVerify, ada.Email, ada.ID)
 	st.enqueue(t, auth.MailNotice, ada.Email, "")
+	st.enqueue(t, auth.MailRecoveryUsed, ada.Email, ada.ID)
+	st.enqueue(t, auth.MailMFAReset, ada.Email, ada.ID)
 	st.enqueue(t, auth.MailReset, "nobody@example.com", "") // no account: nothing sent
 	st.enqueue(t, "bogus", ada.Email, "")                   // unknown kind: dropped
-	for i := 0; i < 5; i++ {
+	for i := 0; i < 7; i++ {
 		if !w.RunOnce(ctx) {
 			t.Fatalf("job %d not processed", i)
 		}
@@ -690,8 +692,8 @@ func TestWorkerLinksFromPublicURLOnly(t *testing.T) {
 	if w.RunOnce(ctx) {
 		t.Fatal("more jobs than queued")
 	}
-	if len(rec.msgs) != 3 {
-		t.Fatalf("%d messages sent, want 3", len(rec.msgs))
+	if len(rec.msgs) != 5 {
+		t.Fatalf("%d messages sent, want 5", len(rec.msgs))
 	}
 	paths := map[string]string{}
 	for _, m := range rec.msgs {
@@ -716,6 +718,9 @@ func TestWorkerLinksFromPublicURLOnly(t *testing.T) {
 	if _, ok := paths["/forgot-password"]; !ok {
 		t.Errorf("links %v: the notice links to /forgot-password", paths)
 	}
+	if _, ok := paths["/account"]; !ok {
+		t.Errorf("links %v: the two-factor notices link to /account", paths)
+	}
 	// The mailed tokens are live, stored only as hashes.
 	for purpose, tok := range map[string]string{auth.PurposeReset: paths["/reset-password"], auth.PurposeVerify: paths["/verify-email"]} {
 		ot, err := st.DB.PeekToken(ctx, auth.HashToken(tok), purpose, time.Now())
@@ -728,7 +733,7 @@ func TestWorkerLinksFromPublicURLOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.enqueue(t, auth.MailVerify, ada.Email, ada.ID)
-	if !w.RunOnce(ctx) || len(rec.msgs) != 3 {
+	if !w.RunOnce(ctx) || len(rec.msgs) != 5 {
 		t.Errorf("a verification mail went to a verified address")
 	}
 }

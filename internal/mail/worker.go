@@ -139,7 +139,7 @@ func (w *Worker) process(ctx context.Context, j *auth.MailJob) error {
 	switch j.Kind {
 	case auth.MailReset, auth.MailNotice:
 		u, err = w.Accounts.UserByEmail(ctx, j.To)
-	case auth.MailVerify:
+	case auth.MailVerify, auth.MailRecoveryUsed, auth.MailMFAReset:
 		u, err = w.Accounts.UserByID(ctx, j.UserID)
 	default:
 		w.Log.Error("mail: unknown job kind", "job", j.ID, "kind", j.Kind)
@@ -172,6 +172,10 @@ func (w *Worker) process(ctx context.Context, j *auth.MailJob) error {
 		subject, link = "Verify your email address for "+w.Product, w.link("/verify-email", tok)
 	case auth.MailNotice:
 		subject, link = "Someone tried to register your address at "+w.Product, w.PublicURL+"/forgot-password"
+	case auth.MailRecoveryUsed:
+		subject, link = "A recovery code of your "+w.Product+" account was used", w.PublicURL+"/account#two-factor"
+	case auth.MailMFAReset:
+		subject, link = "Two-factor authentication of your "+w.Product+" account was reset", w.PublicURL+"/account#two-factor"
 	}
 	m, err := w.Templates.Render(j.Kind, u.Email, subject, Data{Product: w.Product, Email: u.Email, Link: link})
 	if err != nil {

@@ -276,11 +276,26 @@ func (db *DB) FailMFAChallenge(ctx context.Context, hash string, max int) (int, 
 }
 
 // RedeemMFA consumes the challenge, uses the factor and creates the
-// family and session of r in one transaction; any refusal rolls it all
-// back.
+// family and session of r, with its audit events, in one transaction; any
+// refusal rolls it all back. A redemption that makes no session commits
+// like a password login's (txNoSync): a power failure may roll it back
+// whole, which loses the new refresh family (the client signs in again)
+// and frees the code's step for the rest of its 30 seconds.
 func (db *DB) RedeemMFA(ctx context.Context, r *auth.MFARedemption) error {
 	now := ts(r.Now)
-	return db.tx(ctx, func(tx *sql.Tx) error {
+	run := db.tx
+	if r.Session == nil {
+		run = db.txNoSync
+	}
+	details := make([]string, len(r.Audit))
+	for i, e := range r.Audit {
+		d, err := auditDetails(e)
+		if err != nil {
+			return err
+		}
+		details[i] = d
+	}
+	return run(ctx, func(tx *sql.Tx) error {
 		if r.ChallengeHash != "" {
 			if err := affectedOne(tx.ExecContext(ctx, db.rebind(`DELETE FROM mfa_challenges WHERE hash = ? AND user_id = ? AND expires_at > ?`),
 				r.ChallengeHash, r.UserID, now)); err != nil {
@@ -303,6 +318,12 @@ func (db *DB) RedeemMFA(ctx context.Context, r *auth.MFARedemption) error {
 		if r.RecoveryHash != "" {
 			if err := affectedOne(tx.ExecContext(ctx, db.rebind(`DELETE FROM recovery_codes WHERE user_id = ? AND code_hash = ?`),
 				r.UserID, r.RecoveryHash)); err != nil {
+				return err
+			}
+		}
+		for i, e := range r.Audit {
+			if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO audit_events (id, type, at, user_id, ip, details) VALUES (?, ?, ?, ?, ?, ?)`),
+				e.ID, e.Type, ts(e.At), e.UserID, e.IP, details[i]); err != nil {
 				return err
 			}
 		}

@@ -18,6 +18,7 @@ type MFABackend interface {
 	auth.MFAStore
 	auth.SessionStore
 	auth.RefreshStore
+	auth.AuditStore
 	userMaker
 }
 
@@ -39,6 +40,7 @@ func RunMFA(t *testing.T, open func(t *testing.T) MFABackend) {
 	t.Run("RedeemTOTP", func(t *testing.T) { testRedeemTOTP(t, open) })
 	t.Run("RedeemRecoveryCode", func(t *testing.T) { testRedeemRecovery(t, open) })
 	t.Run("RedeemChallenge", func(t *testing.T) { testRedeemChallenge(t, open) })
+	t.Run("RedeemAudit", func(t *testing.T) { testRedeemAudit(t, open) })
 	t.Run("ConcurrentRedeem", func(t *testing.T) { testRedeemConcurrent(t, open) })
 	t.Run("DeleteTOTP", func(t *testing.T) { testDeleteTOTP(t, open) })
 	t.Run("MFAEnabled", func(t *testing.T) { testMFAEnabled(t, open) })
@@ -970,4 +972,40 @@ func testMFADeleteUser(t *testing.T, open func(t *testing.T) MFABackend) {
 	checkTOTP(t, getConfirmed(t, s, "u-2"), theirs)
 	wantRecovery(t, s, "u-2", 3, 3, *theirs.ConfirmedAt)
 	wantMFAChallenge(t, s, theirC, 0, at(0))
+}
+
+// The audit events of a redemption are written with it, and not at all
+// when it is refused.
+func testRedeemAudit(t *testing.T, open func(t *testing.T) MFABackend) {
+	s := open(t)
+	makeUsers(t, s, "u-1")
+	confirmTOTP(t, s, "totp-1", "u-1", 100, nil)
+	now := at(time.Hour)
+	c := createMFAChallenge(t, s, newMFAChallenge("c-1", "u-1", now))
+	event := func(id string) *auth.AuditEvent {
+		return &auth.AuditEvent{ID: id, Type: "mfa.challenge.succeeded", At: now, UserID: "u-1", IP: "192.0.2.1", Details: map[string]any{"method": "totp"}}
+	}
+	count := func() int {
+		t.Helper()
+		evs, err := s.ListAudit(t.Context(), auth.AuditFilter{UserID: "u-1", Type: "mfa.challenge.succeeded", Limit: 10})
+		if err != nil {
+			t.Fatalf("ListAudit: %v", err)
+		}
+		return len(evs)
+	}
+	// Refused (a replayed step): no event.
+	bad := redemption("bad", "u-1", now)
+	bad.ChallengeHash, bad.TOTPID, bad.Step, bad.Audit = c.Hash, "totp-1", 100, []*auth.AuditEvent{event("ev-bad")}
+	wantErr(t, "RedeemMFA of a used step", s.RedeemMFA(t.Context(), bad), auth.ErrMFAReplay)
+	if n := count(); n != 0 {
+		t.Fatalf("%d audit events after a refused redemption, want 0", n)
+	}
+	ok := redemption("ok", "u-1", now)
+	ok.ChallengeHash, ok.TOTPID, ok.Step, ok.Audit = c.Hash, "totp-1", 101, []*auth.AuditEvent{event("ev-ok")}
+	if err := s.RedeemMFA(t.Context(), ok); err != nil {
+		t.Fatalf("RedeemMFA: %v", err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d audit events after the redemption, want 1", n)
+	}
 }
