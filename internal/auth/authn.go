@@ -80,8 +80,12 @@ func (s *Service) Complete(ctx context.Context, a *Authentication) (*Completion,
 	if asr.acr != ACR2 {
 		// The second factor (SPEC §13): nothing is issued yet.
 		if err := s.challenge(ctx, a); err != nil {
-			if serr := s.settle(ctx, a.deferred); serr != nil {
-				return nil, serr
+			// The password was right: audited; but the lockout count
+			// stays until the second factor is right too, so that a
+			// password known to an attacker does not reset the count of
+			// their wrong codes.
+			if a.deferred != nil && a.deferred.event != nil {
+				s.appendAudit(ctx, a.deferred.event)
 			}
 			return nil, err
 		}
@@ -114,10 +118,10 @@ func (s *Service) authentication(u *User, f Finish, m Meta, methods ...string) *
 // POST /v1/sessions, the hosted /login form and the password grant). Every
 // failure is ErrInvalidCredentials (see Login).
 func (s *Service) PasswordAuthentication(ctx context.Context, email, plain string, f Finish, m Meta) (*Authentication, error) {
-	var ls *loginSuccess
-	if f&FinishTokens != 0 {
-		ls = &loginSuccess{}
-	}
+	// The success writes wait for Complete: it clears the lockout count
+	// only when the sign-in finishes, not when a second factor is still
+	// awaited (SPEC §13: wrong codes count toward the same lockout).
+	ls := &loginSuccess{}
 	u, err := s.login(ctx, email, plain, m, ls)
 	if err != nil {
 		return nil, err

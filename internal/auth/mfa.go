@@ -298,15 +298,8 @@ func (s *Service) failed(ctx context.Context, ch *MFAChallenge, u *User, method 
 		s.audit(ctx, EventMFACodeReplayed, u.ID, m, map[string]any{"method": method})
 	}
 	s.audit(ctx, EventMFAChallengeFailed, u.ID, m, details)
-	if s.limits.LockoutThreshold > 0 {
-		locked, newly, err := s.st.Lockout.BeginAttempt(ctx, lockoutKey(u.Email), s.limits.LockoutThreshold, s.limits.LockoutDuration, s.now())
-		if err != nil {
-			return err
-		}
-		if locked > 0 {
-			return s.locked(ctx, u.ID, locked, newly, m)
-		}
-	}
+	// The attempt was counted toward the account's lockout before the
+	// check (beginAttempt); only a finished sign-in clears the count.
 	if replay {
 		e := *ErrMFAReplay
 		e.AttemptsRemaining = &left
@@ -340,24 +333,30 @@ func (s *Service) VerifyMFA(ctx context.Context, tok string, f SecondFactor, m M
 // VerifyMFAByHash is VerifyMFA for a challenge known by its hash (a passkey
 // ceremony bound to it, see MFAChallengeHash).
 func (s *Service) VerifyMFAByHash(ctx context.Context, hash string, f SecondFactor, m Meta) (*Completion, error) {
-	if err := s.limitIP(ctx, "mfa", m); err != nil {
-		return nil, err
-	}
 	ch, err := s.challengeByHash(ctx, hash)
-	if err != nil {
+	var u *User
+	if err == nil && !ch.EnrolOnly {
+		u, err = s.activeUser(ctx, ch.UserID)
+	}
+	if err != nil || u == nil {
+		// A dead challenge still costs the client's address a hit.
+		if lerr := s.limitIP(ctx, "mfa", m); lerr != nil {
+			return nil, lerr
+		}
+		if err == nil {
+			err = ErrMFAChallenge
+		}
 		return nil, err
-	}
-	if ch.EnrolOnly {
-		return nil, ErrMFAChallenge
-	}
-	u, err := s.activeUser(ctx, ch.UserID)
-	if err != nil {
-		return nil, err
-	}
-	if u == nil {
-		return nil, ErrMFAChallenge
 	}
 	method := f.method()
+	// Every attempt counts like a password attempt — the client's address,
+	// the account from that address, and the account's lockout, in one
+	// round trip where the store can — before the code is checked; a
+	// locked account finishes no challenge. Only a finished sign-in clears
+	// the lockout count.
+	if err := s.countLogin(ctx, "mfa", u.Email, u.ID, m); err != nil {
+		return nil, err
+	}
 	r := &MFARedemption{UserID: u.ID, Now: s.now(), ChallengeHash: ch.Hash}
 	added, ok, err := s.prepare(ctx, u, f, r)
 	if err != nil {
@@ -437,6 +436,12 @@ func (s *Service) redeem(ctx context.Context, u *User, r *MFARedemption, finish 
 	if any(s.st.Audit) != any(s.st.MFA) {
 		later, r.Audit = r.Audit, nil
 	}
+	// A finished sign-in clears the account's lockout count, in the same
+	// transaction when the lockout lives in the same database.
+	unlockLater := any(s.st.Lockout) != any(s.st.MFA)
+	if !unlockLater {
+		r.ClearLockout = lockoutKey(u.Email)
+	}
 	if finish&FinishSession != 0 {
 		tok, c.Session = s.newSession(u, m, asr)
 		c.SessionToken = tok
@@ -449,6 +454,11 @@ func (s *Service) redeem(ctx context.Context, u *User, r *MFARedemption, finish 
 	}
 	for _, e := range later {
 		s.appendAudit(ctx, e)
+	}
+	if unlockLater {
+		if err := s.Unlock(ctx, u.Email); err != nil {
+			return nil, err
+		}
 	}
 	if c.Session != nil && !sameDB {
 		if err := s.st.Sessions.CreateSession(ctx, c.Session); err != nil {
@@ -931,14 +941,14 @@ func (s *Service) StepUp(ctx context.Context, p *Principal, in StepUpInput, m Me
 			s.audit(ctx, EventMFAChallengeFailed, u.ID, m, map[string]any{"method": MFAMethodPassword, "step_up": true})
 			return nil, &Error{Code: EINVALID, Field: "password", Message: "password is incorrect"}
 		}
-		if err := s.Unlock(ctx, u.Email); err != nil {
-			return nil, err
-		}
 		methods = append(methods, AMRPassword)
 	}
 	method := MFAMethodPassword
 	if in.Factor.method() != "" {
 		method = in.Factor.method()
+		if err := s.beginAttempt(ctx, u.Email, u.ID, m); err != nil {
+			return nil, err
+		}
 		r := &MFARedemption{UserID: u.ID, Now: s.now()}
 		added, ok, err := s.prepare(ctx, u, in.Factor, r)
 		if err != nil {
@@ -976,6 +986,9 @@ func (s *Service) StepUp(ctx context.Context, p *Principal, in StepUpInput, m Me
 	}
 	now := s.now()
 	asr := s.assess(methods, now)
+	if err := s.Unlock(ctx, u.Email); err != nil {
+		return nil, err
+	}
 	s.mfaMetric(method, "succeeded")
 	s.audit(ctx, EventMFAStepUp, u.ID, m, map[string]any{"method": method, "acr": asr.acr})
 	s.recoveryUsed(ctx, u, method, m)

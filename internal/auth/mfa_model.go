@@ -89,6 +89,9 @@ type MFARedemption struct {
 	Session *Session
 	// Audit events appended in the same transaction.
 	Audit []*AuditEvent
+	// ClearLockout, when set, is the lockout key whose failure count the
+	// same transaction clears (the store is also the LockoutStore).
+	ClearLockout string
 }
 
 // MFAStore persists second factors and sign-in challenges.

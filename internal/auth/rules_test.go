@@ -121,6 +121,16 @@ func TestH2VerificationReclaimsPreRegisteredAccount(t *testing.T) {
 	if err := h.db.CreateIdentity(ctx, &auth.Identity{ID: auth.NewID(), UserID: acct.ID, Provider: "corp", Subject: "attacker", Email: "victim@example.com", CreatedAt: h.clock.Now()}); err != nil {
 		t.Fatal(err)
 	}
+	// A second factor of the attacker's would lock the owner out after a
+	// reset.
+	sp := h.svc.SessionPrincipal(c.Session, acct)
+	e, err := h.svc.BeginTOTP(ctx, sp, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.svc.ConfirmTOTP(ctx, sp, e.ID, mfaCodeAt(t, e.Secret, h.clock.Now()), meta); err != nil {
+		t.Fatal(err)
+	}
 
 	// The owner follows the mailed link, signed in to nothing.
 	tok, err := h.svc.IssueToken(ctx, acct, auth.PurposeVerify)
@@ -142,6 +152,9 @@ func TestH2VerificationReclaimsPreRegisteredAccount(t *testing.T) {
 	}
 	if ids := h.identities(t, acct.ID); len(ids) != 0 {
 		t.Fatalf("%d linked identities survived verification", len(ids))
+	}
+	if st, err := h.svc.MFAStatus(ctx, acct.ID); err != nil || st.TOTP != nil || st.Recovery != nil {
+		t.Fatalf("the registrant's TOTP authenticator or recovery codes survived verification: %+v, %v", st, err)
 	}
 	if !h.user(t, acct.ID).EmailVerified {
 		t.Fatal("the email is not verified")

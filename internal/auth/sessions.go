@@ -42,8 +42,10 @@ type SessionStore interface {
 	DeleteSession(ctx context.Context, userID, id string) error
 	// DeleteUserSessions removes every session of the user but exceptID.
 	DeleteUserSessions(ctx context.Context, userID, exceptID string) error
-	// ElevateSession records a step-up on a live session: its new level,
-	// methods and authentication time (ErrNotFound when it is gone).
+	// ElevateSession records a step-up on a live session, identified by
+	// s.ID and owned by s.UserID (the caller may know nothing else of it):
+	// its new level, methods and authentication time. ErrNotFound when it
+	// is gone or another user's.
 	ElevateSession(ctx context.Context, s *Session, acr string, amr []string, authTime time.Time) error
 }
 

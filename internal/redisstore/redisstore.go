@@ -182,7 +182,9 @@ return 0`)
 // exists, like TouchSession; its expiry stays) and updates x.
 func (s *Store) ElevateSession(ctx context.Context, x *auth.Session, acr string, amr []string, authTime time.Time) error {
 	acr = acrOrDefault(acr)
-	n, err := elevateScript.Run(ctx, s.rdb, []string{s.kSess(x.Hash)}, acr, auth.JoinAMR(amr), authTS(authTime)).Int()
+	// By id and owner (the caller knows the session by its id, as the
+	// principal carries it), only while the session exists.
+	n, err := elevateScript.Run(ctx, s.rdb, []string{s.kSID(x.ID)}, acr, auth.JoinAMR(amr), authTS(authTime), x.UserID, s.prefix+"s:").Int()
 	if err != nil {
 		return err
 	}
@@ -197,8 +199,12 @@ func (s *Store) ElevateSession(ctx context.Context, x *auth.Session, acr string,
 }
 
 var elevateScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'acr', ARGV[1], 'amr', ARGV[2], 'auth_time', ARGV[3])
+local hash = redis.call('GET', KEYS[1])
+if not hash then return 0 end
+local skey = ARGV[5] .. hash
+if redis.call('EXISTS', skey) == 0 then return 0 end
+if redis.call('HGET', skey, 'user_id') ~= ARGV[4] then return 0 end
+redis.call('HSET', skey, 'acr', ARGV[1], 'amr', ARGV[2], 'auth_time', ARGV[3])
 return 1`)
 
 // ListSessions returns the user's sessions, newest first.

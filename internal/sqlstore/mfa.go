@@ -321,6 +321,11 @@ func (db *DB) RedeemMFA(ctx context.Context, r *auth.MFARedemption) error {
 				return err
 			}
 		}
+		if r.ClearLockout != "" {
+			if _, err := tx.ExecContext(ctx, db.rebind(`DELETE FROM lockouts WHERE key = ?`), r.ClearLockout); err != nil {
+				return err
+			}
+		}
 		for i, e := range r.Audit {
 			if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO audit_events (id, type, at, user_id, ip, details) VALUES (?, ?, ?, ?, ?, ?)`),
 				e.ID, e.Type, ts(e.At), e.UserID, e.IP, details[i]); err != nil {

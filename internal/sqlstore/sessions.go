@@ -93,8 +93,10 @@ func (db *DB) ListSessions(ctx context.Context, userID string) ([]*auth.Session,
 // ElevateSession records a step-up on a live session and updates s.
 func (db *DB) ElevateSession(ctx context.Context, s *auth.Session, acr string, amr []string, authTime time.Time) error {
 	acr = acrOrDefault(acr)
-	if err := affectedOne(db.exec(ctx, `UPDATE sessions SET acr = ?, amr = ?, auth_time = ? WHERE id = ?`,
-		acr, auth.JoinAMR(amr), authTS(authTime), s.ID)); err != nil {
+	// Keyed by the session and its owner: a step-up never touches another
+	// account's session, whatever id it is given.
+	if err := affectedOne(db.exec(ctx, `UPDATE sessions SET acr = ?, amr = ?, auth_time = ? WHERE id = ? AND user_id = ?`,
+		acr, auth.JoinAMR(amr), authTS(authTime), s.ID, s.UserID)); err != nil {
 		return err
 	}
 	s.ACR, s.AMR, s.AuthTime = acr, slices.Clone(amr), authTime

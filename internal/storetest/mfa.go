@@ -19,6 +19,7 @@ type MFABackend interface {
 	auth.SessionStore
 	auth.RefreshStore
 	auth.AuditStore
+	auth.LockoutStore
 	userMaker
 }
 
@@ -975,7 +976,7 @@ func testMFADeleteUser(t *testing.T, open func(t *testing.T) MFABackend) {
 }
 
 // The audit events of a redemption are written with it, and not at all
-// when it is refused.
+// when it is refused; so is the lockout count it clears.
 func testRedeemAudit(t *testing.T, open func(t *testing.T) MFABackend) {
 	s := open(t)
 	makeUsers(t, s, "u-1")
@@ -993,19 +994,36 @@ func testRedeemAudit(t *testing.T, open func(t *testing.T) MFABackend) {
 		}
 		return len(evs)
 	}
-	// Refused (a replayed step): no event.
+	// Two attempts pending against a threshold of two: a third would lock.
+	const lock = "lock-u-1"
+	attempt := func() time.Duration {
+		t.Helper()
+		d, _, err := s.BeginAttempt(t.Context(), lock, 2, time.Hour, now)
+		if err != nil {
+			t.Fatalf("BeginAttempt: %v", err)
+		}
+		return d
+	}
+	attempt()
+	attempt()
+	// Refused (a replayed step): no event, the count stays.
 	bad := redemption("bad", "u-1", now)
-	bad.ChallengeHash, bad.TOTPID, bad.Step, bad.Audit = c.Hash, "totp-1", 100, []*auth.AuditEvent{event("ev-bad")}
+	bad.ChallengeHash, bad.TOTPID, bad.Step, bad.Audit, bad.ClearLockout = c.Hash, "totp-1", 100, []*auth.AuditEvent{event("ev-bad")}, lock
 	wantErr(t, "RedeemMFA of a used step", s.RedeemMFA(t.Context(), bad), auth.ErrMFAReplay)
 	if n := count(); n != 0 {
 		t.Fatalf("%d audit events after a refused redemption, want 0", n)
 	}
 	ok := redemption("ok", "u-1", now)
-	ok.ChallengeHash, ok.TOTPID, ok.Step, ok.Audit = c.Hash, "totp-1", 101, []*auth.AuditEvent{event("ev-ok")}
+	ok.ChallengeHash, ok.TOTPID, ok.Step, ok.Audit, ok.ClearLockout = c.Hash, "totp-1", 101, []*auth.AuditEvent{event("ev-ok")}, lock
 	if err := s.RedeemMFA(t.Context(), ok); err != nil {
 		t.Fatalf("RedeemMFA: %v", err)
 	}
 	if n := count(); n != 1 {
 		t.Fatalf("%d audit events after the redemption, want 1", n)
+	}
+	// Cleared: two more attempts fit under the threshold again.
+	attempt()
+	if d := attempt(); d != 0 {
+		t.Fatalf("the lockout count was not cleared by the redemption: locked for %s", d)
 	}
 }

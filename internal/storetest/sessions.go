@@ -498,4 +498,17 @@ func testSessionElevate(t *testing.T, open func(t *testing.T) SessionBackend) {
 	never := newSession("s-never", "u-1", base)
 	wantErr(t, "ElevateSession of a session never stored", s.ElevateSession(t.Context(), never, auth.ACR2, amr, stepped), auth.ErrNotFound)
 	wantSessionGone(t, s, never, "after elevating a session never stored")
+
+	// Known only by its id and owner, as a request's principal knows it.
+	byID := &auth.Session{ID: theirs.ID, UserID: "u-2"}
+	later := stepped.Add(time.Minute)
+	if err := s.ElevateSession(t.Context(), byID, auth.ACR2, []string{"pwd", "otp", "mfa"}, later); err != nil {
+		t.Fatalf("ElevateSession by id and owner: %v", err)
+	}
+	wantTheirs := *theirs
+	wantTheirs.ACR, wantTheirs.AMR, wantTheirs.AuthTime = auth.ACR2, []string{"pwd", "otp", "mfa"}, later
+	checkSession(t, getSession(t, s, theirs.Hash), &wantTheirs)
+	// Another user's session, by its id: refused, unchanged.
+	wantErr(t, "ElevateSession of another user's session", s.ElevateSession(t.Context(), &auth.Session{ID: x.ID, UserID: "u-2"}, auth.ACR1, nil, base), auth.ErrNotFound)
+	checkSession(t, getSession(t, s, x.Hash), &want)
 }
