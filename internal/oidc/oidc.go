@@ -231,12 +231,18 @@ func (p *Provider) setup(ctx context.Context) error {
 
 // AuthCodeURL is where the browser goes to sign in at the provider: the
 // authorization code flow with state, nonce (OIDC only) and PKCE S256.
-func (p *Provider) AuthCodeURL(state, nonce, verifier string) string {
+// prompt, when not empty, is passed on (OIDC Core §3.1.2.1): "login" asks
+// the provider to authenticate the user again, which is how a user who
+// signs in only through a provider steps up (SPEC §13).
+func (p *Provider) AuthCodeURL(state, nonce, verifier, prompt string) string {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}
 	if p.Type != "github" {
 		opts = append(opts, gooidc.Nonce(nonce))
+	}
+	if prompt != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", prompt))
 	}
 	return p.oauth.AuthCodeURL(state, opts...)
 }

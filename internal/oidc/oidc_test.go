@@ -58,7 +58,7 @@ func newFlow() flow {
 // the redirect back to Gatehouse, and returns the code it carries.
 func authorize(t *testing.T, b *oidctest.Browser, p *oidc.Provider, f flow) string {
 	t.Helper()
-	start := p.AuthCodeURL(f.state, f.nonce, f.verifier)
+	start := p.AuthCodeURL(f.state, f.nonce, f.verifier, "")
 	back, last, err := b.Follow(start, func(u *url.URL) bool { return u.Host == "gatehouse.test" })
 	if err != nil {
 		t.Fatalf("browser flow from %s: %v", start, err)
@@ -89,7 +89,7 @@ func TestRealProviderFullFlow(t *testing.T) {
 	ctx := context.Background()
 
 	f := newFlow()
-	start, _ := url.Parse(p.AuthCodeURL(f.state, f.nonce, f.verifier))
+	start, _ := url.Parse(p.AuthCodeURL(f.state, f.nonce, f.verifier, ""))
 	q := start.Query()
 	if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") != oauth2.S256ChallengeFromVerifier(f.verifier) ||
 		q.Get("nonce") != f.nonce || q.Get("redirect_uri") != callbackURL("corp") || !strings.Contains(q.Get("scope"), "openid") {
@@ -164,7 +164,7 @@ func TestGitHubPreset(t *testing.T) {
 	r := registry(t, config.Provider{ID: "gh", Type: "github", Issuer: gh.URL, ClientID: gh.ClientID, ClientSecret: gh.ClientSecret})
 	p := ready(t, r, "gh")
 	f := newFlow()
-	start, _ := url.Parse(p.AuthCodeURL(f.state, f.nonce, f.verifier))
+	start, _ := url.Parse(p.AuthCodeURL(f.state, f.nonce, f.verifier, ""))
 	if start.Host != strings.TrimPrefix(gh.URL, "http://") || start.Path != "/login/oauth/authorize" {
 		t.Fatalf("authorization URL %s is not the stand-in's", start)
 	}

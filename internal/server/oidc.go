@@ -114,6 +114,13 @@ func (s *Server) startOIDC(w http.ResponseWriter, r *http.Request, link bool) {
 		s.writeDomainProblem(w, ctx, err)
 		return
 	}
+	prompt := r.URL.Query().Get("prompt")
+	switch prompt {
+	case "", "login", "select_account":
+	default:
+		writeProblem(w, http.StatusBadRequest, "prompt may be login or select_account")
+		return
+	}
 	f := oidcFlow{Provider: id, Nonce: random256(), Verifier: oauth2.GenerateVerifier(), ReturnTo: s.safeReturnTo(r.URL.Query().Get("return_to"))}
 	if link {
 		// Linking attaches the result to the signed-in account: it needs
@@ -144,7 +151,7 @@ func (s *Server) startOIDC(w http.ResponseWriter, r *http.Request, link bool) {
 	}
 	http.SetCookie(w, s.flowCookie(bindingCookie, "/v1/oidc/", binding, int(oidcFlowTTL/time.Second)))
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, p.AuthCodeURL(state, f.Nonce, f.Verifier), http.StatusFound)
+	http.Redirect(w, r, p.AuthCodeURL(state, f.Nonce, f.Verifier, prompt), http.StatusFound)
 }
 
 // handleOIDCCallback finishes a social login: the state must name a live

@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"gatehouse/internal/auth"
 )
 
 // documentOAuth2 adds the form-encoded OAuth2 endpoints, which are plain
@@ -23,12 +25,15 @@ func documentOAuth2(doc *huma.OpenAPI) {
 	doc.AddOperation(&huma.Operation{
 		OperationID: "token", Method: http.MethodPost, Path: "/oauth2/token", Tags: []string{"oauth2"},
 		Summary:     "Token endpoint (RFC 6749)",
-		Description: "grant_type=password (first-party clients) or refresh_token. Parameters only in the body.",
+		Description: "grant_type=password (first-party clients), refresh_token, or urn:gatehouse:grant-type:mfa (the second step of a sign-in that answered 403 mfa_required: mfa_token with otp or recovery_code; docs/two-factor.md). Parameters only in the body.",
 		RequestBody: form([]string{"grant_type"}, map[string]*huma.Schema{
-			"grant_type":    {Type: "string", Enum: []any{"password", "refresh_token"}},
+			"grant_type":    {Type: "string", Enum: []any{"password", "refresh_token", auth.GrantTypeMFA}},
 			"username":      str("the email (password grant)"),
 			"password":      str("the password (password grant)"),
 			"refresh_token": str("the refresh token (refresh_token grant)"),
+			"mfa_token":     str("the challenge of a 403 mfa_required answer (mfa grant)"),
+			"otp":           str("the 6-digit TOTP code (mfa grant)"),
+			"recovery_code": str("a recovery code instead of otp (mfa grant)"),
 			"scope":         str("space-separated scopes; default: all the user's roles allow"),
 			"client_id":     str("optional client id"),
 		}),
@@ -38,6 +43,13 @@ func documentOAuth2(doc *huma.OpenAPI) {
 				"refresh_token": str("opaque, rotated on each use"), "scope": str("granted scopes"),
 			}}}}},
 			"400": oauthErr, "415": oauthErr, "429": oauthErr, "503": oauthErr,
+			"403": {Description: "the password was right and a second factor is needed (SPEC §13)", Content: map[string]*huma.MediaType{"application/json": {Schema: &huma.Schema{Type: "object", Properties: map[string]*huma.Schema{
+				"error": str("mfa_required"), "error_description": str("second factor required"),
+				"code":        str("mfa_required, or mfa_enrollment_required when the account must set up a factor first"),
+				"mfa_token":   str("ghm_…: finish with grant_type=urn:gatehouse:grant-type:mfa or POST /v1/mfa/verify"),
+				"mfa_methods": {Type: "array", Items: &huma.Schema{Type: "string", Enum: []any{"totp", "recovery_code", "passkey"}}},
+				"expires_in":  {Type: "integer"},
+			}}}}},
 		},
 	})
 	doc.AddOperation(&huma.Operation{

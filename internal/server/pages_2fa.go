@@ -93,7 +93,9 @@ func (s *Server) handleSecondStepSubmit(w http.ResponseWriter, r *http.Request) 
 		seeOther(w, r, "/login")
 		return
 	}
-	factor := auth.SecondFactor{Code: strings.ReplaceAll(f.Get("code"), " ", ""), RecoveryCode: f.Get("recovery_code")}
+	// The hosted page always ends in a cookie session, whichever way the
+	// challenge began.
+	factor := auth.SecondFactor{Code: strings.ReplaceAll(f.Get("code"), " ", ""), RecoveryCode: f.Get("recovery_code"), Finish: auth.FinishSession}
 	d.Recovery = factor.Code == "" && f.Has("recovery_code")
 	if factor.Code == "" && factor.RecoveryCode == "" {
 		d.Error = "Enter the code."

@@ -161,11 +161,15 @@ func require(ctx context.Context, scopes ...string) (*auth.Principal, error) {
 	return res.p, nil
 }
 
-// loginCSRF refuses cross-origin logins (POST /v1/sessions): otherwise any
-// site could sign a browser into an account of the attacker's (login CSRF).
+// loginCSRF refuses cross-origin logins — POST /v1/sessions, the passkey
+// sign-in and the second step that can set the session cookie
+// (/v1/mfa/verify, /v1/mfa/passkey/*) — with or without a cookie:
+// otherwise any site could sign a browser into an account of the
+// attacker's (login CSRF).
 func (s *Server) loginCSRF(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && (r.URL.Path == "/v1/sessions" || strings.HasPrefix(r.URL.Path, "/v1/passkeys/login/")) {
+		if r.Method == http.MethodPost && (r.URL.Path == "/v1/sessions" || strings.HasPrefix(r.URL.Path, "/v1/passkeys/login/") ||
+			r.URL.Path == "/v1/mfa/verify" || strings.HasPrefix(r.URL.Path, "/v1/mfa/passkey/")) {
 			if err := s.csrf.Check(r); err != nil {
 				writeProblem(w, http.StatusForbidden, "cross-origin login refused (CSRF protection)")
 				return

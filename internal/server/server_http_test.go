@@ -317,3 +317,32 @@ func TestFlowCookiesOnHTTP(t *testing.T) {
 		t.Fatalf("callback on http: no gatehouse_session cookie: %q", done.Header.Values("Set-Cookie"))
 	}
 }
+
+// TestSocialLoginPromptLogin: a user who signs in only through a provider
+// steps up by signing in again (SPEC §13): ?prompt=login is passed on to
+// the provider's authorization request; no prompt adds none; an unknown
+// value is refused before any flow starts.
+func TestSocialLoginPromptLogin(t *testing.T) {
+	sl := startSocialLogin(t, "http://gatehouse.test")
+	for _, tc := range []struct{ query, want string }{{"?prompt=login", "login"}, {"", ""}, {"?prompt=select_account", "select_account"}} {
+		b := sl.browser()
+		start, err := b.Get(sl.pub + "/v1/oidc/corp/login" + tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loc, err := start.Location()
+		if start.Status != http.StatusFound || err != nil {
+			t.Fatalf("login start %q: %d %v", tc.query, start.Status, err)
+		}
+		if got := loc.Query().Get("prompt"); got != tc.want || (tc.want == "" && loc.Query().Has("prompt")) {
+			t.Fatalf("login start %q: the provider gets prompt %q (%s), want %q", tc.query, got, loc, tc.want)
+		}
+	}
+	bad, err := sl.browser().Get(sl.pub + "/v1/oidc/corp/login?prompt=none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bad.Status != http.StatusBadRequest || len(setCookies(bad)) > 0 {
+		t.Fatalf("login start with prompt=none: %d (cookies %d), want 400 and no flow", bad.Status, len(setCookies(bad)))
+	}
+}
