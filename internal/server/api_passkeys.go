@@ -69,6 +69,17 @@ type passkeyOutput struct {
 	Body PasskeyBody
 }
 
+// passkeyAddedOutput is the new passkey; when it was added with an
+// enrolment-only mfa_token (SPEC §13), the sign-in it finishes too.
+type passkeyAddedOutput struct {
+	SetCookie    string `header:"Set-Cookie"`
+	CacheControl string `header:"Cache-Control"`
+	Body         struct {
+		PasskeyBody
+		SignIn *signInBody `json:"sign_in,omitempty" doc:"an enrolment at sign-in: the finished sign-in (session and/or token response)"`
+	}
+}
+
 type passkeyListOutput struct {
 	CacheControl string `header:"Cache-Control"`
 	Body         struct {
@@ -112,7 +123,7 @@ func (s *Server) registerPasskeyRoutes(api huma.API) {
 		OperationID: "passkey-register-finish", Method: http.MethodPost, Path: "/v1/passkeys/register/finish", Tags: tags,
 		Summary: "Finish adding a passkey", Description: "The body is the JSON of `credential.toJSON()`.",
 		Security: secWrite, DefaultStatus: http.StatusCreated, Errors: []int{400, 401, 403, 409, 422},
-	}, func(ctx context.Context, in *finishInput) (*passkeyOutput, error) {
+	}, func(ctx context.Context, in *finishInput) (*passkeyAddedOutput, error) {
 		p, u, err := s.passkeyOwner(ctx)
 		if err != nil {
 			return nil, err
@@ -121,7 +132,19 @@ func (s *Server) registerPasskeyRoutes(api huma.API) {
 		if err != nil {
 			return nil, err
 		}
-		return &passkeyOutput{Body: passkeyView(pk)}, nil
+		out := &passkeyAddedOutput{CacheControl: "no-store"}
+		out.Body.PasskeyBody = passkeyView(pk)
+		if p.Enrolment {
+			// The second factor a role required is set up: the sign-in
+			// it interrupted finishes, the way it began.
+			c, err := s.auth.FinishEnrolment(ctx, p, []string{auth.AMRPasskey}, meta(ctx))
+			if err != nil {
+				return nil, err
+			}
+			done := s.finishSignIn(c)
+			out.SetCookie, out.Body.SignIn = done.SetCookie, &done.Body
+		}
+		return out, nil
 	})
 
 	register(s, api, huma.Operation{

@@ -46,14 +46,18 @@ type rulesServer struct {
 	admin string // the administrator's access token
 }
 
-func startRulesServer(t *testing.T) *rulesServer {
+func startRulesServer(t *testing.T, env ...string) *rulesServer {
 	t.Helper()
 	const adminEmail = "admin@rules.example.test"
 	yaml := "rate_limits: {login_per_account_ip: 100000, login_per_ip: 100000, window: 1m}\n"
 	// A fixed root secret: the decoy credentials derived from it are then
 	// the same on every run.
-	env := testserver.Env(t, yaml, map[string]string{"GATEHOUSE_SECRET": "rules-http-test-root-secret-0123456789"})
-	s := testserver.Start(t, testserver.Options{Env: env, Localhost: true,
+	vars := map[string]string{"GATEHOUSE_SECRET": "rules-http-test-root-secret-0123456789"}
+	for i := 0; i+1 < len(env); i += 2 {
+		vars[env[i]] = env[i+1]
+	}
+	envs := testserver.Env(t, yaml, vars)
+	s := testserver.Start(t, testserver.Options{Env: envs, Localhost: true,
 		Before: func(s *testserver.Server) {
 			s.Command(t, rulesPassword+"\n", "user", "create", "--email", adminEmail, "--role", "admin", "--password-stdin")
 		}})
@@ -652,7 +656,22 @@ func (p *softPasskey) idB64() string { return base64.RawURLEncoding.EncodeToStri
 // transports is what the browser reports in the response.
 func (rs *rulesServer) registerPasskey(t *testing.T, a *rulesAccount, transports []string) *softPasskey {
 	t.Helper()
-	r := rs.send(t, http.MethodPost, "/v1/passkeys/register/begin", nil, rs.cookie(a.cookie), rs.sameOrigin())
+	p, r := rs.addPasskey(t, a.email, transports, rs.cookie(a.cookie), rs.sameOrigin())
+	if r.Status != http.StatusCreated || r.JSON(t)["credential_id"] != p.idB64() {
+		t.Fatalf("passkey register finish for %s: %s, want 201 with credential_id %s", a.email, r, p.idB64())
+	}
+	if ids := rs.passkeys(t, rs.cookie(a.cookie)); !slices.Contains(ids, p.idB64()) {
+		t.Fatalf("control: passkeys of %s %q, want %s among them", a.email, ids, p.idB64())
+	}
+	return p
+}
+
+// addPasskey registers a new software passkey with the credentials of hdr
+// and returns it with the answer of the finish call.
+func (rs *rulesServer) addPasskey(t *testing.T, label string, transports []string, hdr ...[]string) (*softPasskey, *testserver.Response) {
+	t.Helper()
+	a := struct{ email string }{label}
+	r := rs.send(t, http.MethodPost, "/v1/passkeys/register/begin", nil, hdr...)
 	var begin struct {
 		PublicKey struct {
 			Challenge string `json:"challenge"`
@@ -714,14 +733,8 @@ func (rs *rulesServer) registerPasskey(t *testing.T, a *rulesAccount, transports
 		},
 		"clientExtensionResults": map[string]any{},
 	}
-	r = rs.send(t, http.MethodPost, "/v1/passkeys/register/finish?ceremony="+url.QueryEscape(begin.Ceremony), cred, rs.cookie(a.cookie), rs.sameOrigin())
-	if r.Status != http.StatusCreated || r.JSON(t)["credential_id"] != p.idB64() {
-		t.Fatalf("passkey register finish for %s: %s, want 201 with credential_id %s", a.email, r, p.idB64())
-	}
-	if ids := rs.passkeys(t, rs.cookie(a.cookie)); !slices.Contains(ids, p.idB64()) {
-		t.Fatalf("control: passkeys of %s %q, want %s among them", a.email, ids, p.idB64())
-	}
-	return p
+	r = rs.send(t, http.MethodPost, "/v1/passkeys/register/finish?ceremony="+url.QueryEscape(begin.Ceremony), cred, hdr...)
+	return p, r
 }
 
 // The few CBOR (RFC 8949) items an attestation object needs.
@@ -745,3 +758,54 @@ func cborInt(v int) []byte {
 
 func cborBytes(b []byte) []byte { return append(cborHead(2, len(b)), b...) }
 func cborText(s string) []byte  { return append(cborHead(3, len(s)), s...) }
+
+// TestPasskeyEnrolmentFinishesSignIn: with GATEHOUSE_MFA_REQUIRED_ROLES, a
+// user without a second factor gets an enrolment-only mfa_token; adding a
+// passkey with it (Bearer ghm_…) finishes the sign-in the way it began —
+// here the password grant, so a token response at aal2 — and the token is
+// used up (SPEC §13).
+func TestPasskeyEnrolmentFinishesSignIn(t *testing.T) {
+	rs := startRulesServer(t, "GATEHOUSE_MFA_REQUIRED_ROLES", "user")
+	const email = "enrol@rules.example.test"
+	if r := rs.send(t, http.MethodPost, "/v1/register", map[string]string{"email": email, "password": rulesPassword}); r.Status != http.StatusCreated {
+		t.Fatalf("register: %s", r)
+	}
+	r := rs.passwordGrant(t, email)
+	j := r.JSON(t)
+	tok, _ := j["mfa_token"].(string)
+	if r.Status != http.StatusForbidden || j["code"] != "mfa_enrollment_required" || tok == "" {
+		t.Fatalf("password grant of a user whose role requires a second factor: %s, want 403 mfa_enrollment_required", r)
+	}
+	bearer := []string{"Authorization", "Bearer " + tok}
+	_, fin := rs.addPasskey(t, email, []string{"internal"}, bearer)
+	if fin.Status != http.StatusCreated {
+		t.Fatalf("passkey register finish with the enrolment token: %s", fin)
+	}
+	signIn, _ := fin.JSON(t)["sign_in"].(map[string]any)
+	access, _ := signIn["access_token"].(string)
+	if access == "" || signIn["refresh_token"] == nil {
+		t.Fatalf("the enrolment finished no sign-in: %s", fin)
+	}
+	parts := strings.Split(access, ".")
+	if len(parts) != 3 {
+		t.Fatalf("access token %q", access)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		ACR string   `json:"acr"`
+		AMR []string `json:"amr"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil || claims.ACR != "aal2" || !slices.Contains(claims.AMR, "pwd") || !slices.Contains(claims.AMR, "hwk") {
+		t.Fatalf("the finished sign-in's claims %s: want acr aal2 with amr pwd and hwk", payload)
+	}
+	if me := rs.me(t, []string{"Authorization", "Bearer " + access}); me.Status != http.StatusOK {
+		t.Fatalf("GET /v1/me with the token of the enrolment: %s", me)
+	}
+	// Used up: the same token adds nothing more.
+	if again := rs.send(t, http.MethodPost, "/v1/passkeys/register/begin", nil, bearer); again.Status != http.StatusUnauthorized {
+		t.Fatalf("passkey register begin with the used enrolment token: %s, want 401", again)
+	}
+}
