@@ -146,23 +146,11 @@ func (s *Service) challenge(ctx context.Context, a *Authentication) error {
 	if t == nil && !required {
 		return nil
 	}
-	methods := []string{}
-	if t != nil {
-		methods = append(methods, MFAMethodTOTP)
-	}
-	if rc, err := s.st.MFA.RecoveryCodes(ctx, u.ID); err == nil && rc.Remaining > 0 {
-		methods = append(methods, MFAMethodRecovery)
-	} else if err != nil && !errors.Is(err, ErrNotFound) {
-		return err
-	}
-	keys, err := s.st.Passkeys.ListPasskeys(ctx, u.ID)
+	methods, err := s.secondFactors(ctx, u.ID, t)
 	if err != nil {
 		return err
 	}
-	if len(keys) > 0 {
-		methods = append(methods, MFAMethodPasskey)
-	}
-	enrol := t == nil && len(keys) == 0
+	enrol := len(methods) == 0 || (t == nil && !slices.Contains(methods, MFAMethodPasskey))
 	if enrol {
 		methods = []string{}
 	}
@@ -180,6 +168,46 @@ func (s *Service) challenge(ctx context.Context, a *Authentication) error {
 // base32NoPad decodes an unpadded upper-case base32 secret.
 func base32NoPad(s string) ([]byte, error) {
 	return base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.TrimRight(s, "="))
+}
+
+// secondFactors lists the methods that can finish a challenge of the user
+// whose confirmed authenticator is t (nil: none).
+func (s *Service) secondFactors(ctx context.Context, userID string, t *TOTPAuthenticator) ([]string, error) {
+	methods := []string{}
+	if t != nil {
+		methods = append(methods, MFAMethodTOTP)
+	}
+	if rc, err := s.st.MFA.RecoveryCodes(ctx, userID); err == nil && rc.Remaining > 0 {
+		methods = append(methods, MFAMethodRecovery)
+	} else if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	keys, err := s.st.Passkeys.ListPasskeys(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) > 0 {
+		methods = append(methods, MFAMethodPasskey)
+	}
+	return methods, nil
+}
+
+// ChallengeMethods describes a live challenge for the hosted second step:
+// the methods that can finish it, or enrol for an enrolment-only one.
+func (s *Service) ChallengeMethods(ctx context.Context, tok string) (methods []string, enrol bool, err error) {
+	ch, err := s.liveChallenge(ctx, tok)
+	if err != nil {
+		return nil, false, err
+	}
+	if ch.EnrolOnly {
+		return []string{}, true, nil
+	}
+	t, err := s.confirmedTOTP(ctx, ch.UserID)
+	if err != nil {
+		return nil, false, err
+	}
+	methods, err = s.secondFactors(ctx, ch.UserID, t)
+	return methods, false, err
 }
 
 func randomToken() string {

@@ -6,6 +6,9 @@ import (
 	"encoding/base32"
 	"encoding/binary"
 	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -137,4 +140,59 @@ func TestBrowserTwoFactor(t *testing.T) {
 	waitFor(t, ctx, "the account page after the recovery code", pathIs("/account", "Your account"))
 	waitFor(t, ctx, "nine codes left", bodyHas("9 of 10 recovery codes left"))
 	noCSPViolations(t, ctx, "account page after the recovery code")
+}
+
+// TestHostedEnrolmentAtSignIn: with GATEHOUSE_MFA_REQUIRED_ROLES, a user
+// of such a role without a second factor who signs in on /login is sent to
+// /login/2fa, which sets up an authenticator app (QR code and key) without
+// JavaScript; confirming it signs in and shows the recovery codes once.
+func TestHostedEnrolmentAtSignIn(t *testing.T) {
+	g := startGatehouse(t, "", map[string]string{"GATEHOUSE_MFA_REQUIRED_ROLES": "user"})
+	const email = "grace@example.com"
+	g.register(t, email, "")
+	c := browserClient(t)
+	p := g.login(t, c, email, testPassword, "")
+	if p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Header.Get("Location"), "/login/2fa") {
+		t.Fatalf("POST /login for a user whose role requires a second factor: %s (Location %q), want 303 to /login/2fa", p, p.Header.Get("Location"))
+	}
+	if sessionCookie(p) != nil {
+		t.Fatal("the password step set a session cookie")
+	}
+	if me := g.do(t, c, "GET", "/v1/me", nil); me.Status != http.StatusUnauthorized {
+		t.Fatalf("GET /v1/me before the enrolment: %s", me)
+	}
+	page := g.do(t, c, "GET", "/login/2fa", nil)
+	checkHTML(t, "GET /login/2fa (enrolment)", page, false)
+	m := regexp.MustCompile(`<code id="totp-secret">([A-Z2-7]+)</code>`).FindStringSubmatch(page.Body)
+	id := regexp.MustCompile(`name="enrollment_id" value="([^"]+)"`).FindStringSubmatch(page.Body)
+	if page.Status != http.StatusOK || m == nil || id == nil || !strings.Contains(page.Body, "<svg") {
+		t.Fatalf("GET /login/2fa: %s, want the QR code, the key and the confirmation form", page)
+	}
+	wrong := "000000"
+	if totpAt(t, m[1], time.Now()) == wrong {
+		wrong = "111111"
+	}
+	bad := g.do(t, c, "POST", "/login/2fa/enrol", url.Values{"enrollment_id": {id[1]}, "code": {wrong}})
+	if bad.Status != http.StatusBadRequest || sessionCookie(bad) != nil || !strings.Contains(bad.Body, m[1]) {
+		t.Fatalf("a wrong confirmation code: %s, want 400 showing the same key again and no session", bad)
+	}
+	done := g.do(t, c, "POST", "/login/2fa/enrol", url.Values{"enrollment_id": {id[1]}, "code": {totpAt(t, m[1], time.Now())}})
+	checkHTML(t, "the recovery codes", done, false)
+	codes := regexp.MustCompile(`<li><code>([0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4})</code></li>`).FindAllStringSubmatch(done.Body, -1)
+	if done.Status != http.StatusOK || sessionCookie(done) == nil || len(codes) != 10 {
+		t.Fatalf("confirming the enrolment: %s, want 200 with a session cookie and 10 recovery codes", done)
+	}
+	me := g.do(t, c, "GET", "/v1/me", nil)
+	if me.Status != http.StatusOK || !strings.Contains(me.Body, `"mfa_enabled":true`) {
+		t.Fatalf("GET /v1/me after the enrolment: %s, want 200 with mfa_enabled true", me)
+	}
+	// The next sign-in is an ordinary challenge: a recovery code finishes it.
+	c2 := browserClient(t)
+	if p := g.login(t, c2, email, testPassword, ""); p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Header.Get("Location"), "/login/2fa") {
+		t.Fatalf("the next sign-in: %s, want 303 to /login/2fa", p)
+	}
+	fin := g.do(t, c2, "POST", "/login/2fa", url.Values{"recovery_code": {codes[0][1]}})
+	if fin.Status != http.StatusSeeOther || sessionCookie(fin) == nil {
+		t.Fatalf("the next sign-in with a recovery code: %s", fin)
+	}
 }

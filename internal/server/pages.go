@@ -36,7 +36,13 @@ type pageData struct {
 	Providers             []providerLink
 	Passkeys              bool // passkey sign-in is available
 	Recovery              bool // /login/2fa shows the recovery-code form
-	Account               *accountView
+	// More of /login/2fa: the methods the account lacks, an enrolment to
+	// confirm, the recovery codes to show once and where to go next.
+	NoRecovery, NoCode bool
+	Enrol              *totpEnrolView
+	Codes              []string
+	Next               string
+	Account            *accountView
 }
 
 // providerLink is one configured identity provider on the login page.

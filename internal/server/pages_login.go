@@ -23,6 +23,7 @@ func (s *Server) registerPageRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /login", s.handleLoginSubmit)
 	mux.HandleFunc("GET /login/2fa", s.handleSecondStepPage)
 	mux.HandleFunc("POST /login/2fa", s.handleSecondStepSubmit)
+	mux.HandleFunc("POST /login/2fa/enrol", s.handleSecondStepEnrol)
 	mux.HandleFunc("GET /register", s.handleRegisterPage)
 	mux.HandleFunc("POST /register", s.handleRegisterSubmit)
 	mux.HandleFunc("GET /logout", s.handleLogoutPage)
