@@ -32,3 +32,25 @@ func BenchmarkAllow(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkConfirmedTOTPMiss is what SPEC §13 adds to the password login of
+// a user without a second factor: one indexed lookup of a confirmed TOTP
+// authenticator that is not there.
+func BenchmarkConfirmedTOTPMiss(b *testing.B) {
+	ctx := context.Background()
+	db, err := sqlstore.OpenSQLite(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := db.ConfirmedTOTP(ctx, "no-such-user"); err == nil {
+			b.Fatal("found an authenticator")
+		}
+	}
+}
