@@ -25,6 +25,10 @@ type Stores struct {
 	Challenges ChallengeStore
 	Mail       MailQueue
 	MFA        MFAStore
+	// OAuth2 / OpenID Connect provider (SPEC §14).
+	Clients   ClientStore
+	Consents  ConsentStore
+	AuthCodes AuthCodeStore
 	// Limiter and Lockout count rate limits and failed logins. They are
 	// required unless Options.Limits.Off says, explicitly, that this
 	// service runs without rate limits and lockout.
