@@ -52,6 +52,9 @@ type RefreshFamily struct {
 	ACR      string
 	AMR      []string
 	AuthTime time.Time
+	// SessionID is the browser session an authorization code was issued
+	// to (SPEC §14); RP-initiated logout of that session ends the family.
+	SessionID string
 }
 
 // RefreshToken is one member of a family. Only the SHA-256 of the token
@@ -142,6 +145,9 @@ type RefreshStore interface {
 	// RevokeUserFamiliesAt revokes every family of a user whose level is
 	// acr (a TOTP confirmation ends the user's aal1 families).
 	RevokeUserFamiliesAt(ctx context.Context, userID, acr string, now time.Time) error
+	// RevokeSessionFamilies revokes every family whose SessionID is
+	// sessionID ("" revokes nothing).
+	RevokeSessionFamilies(ctx context.Context, sessionID string, now time.Time) error
 }
 
 // AuditStore appends to and reads the audit log.

@@ -42,7 +42,10 @@ type Options struct {
 	Hasher PasswordHasher
 	Policy PasswordPolicy
 	Issuer AccessTokenIssuer
-	Roles  *RoleModel
+	// IDTokens signs ID tokens (the OpenID provider); without it, a grant
+	// with the scope openid fails.
+	IDTokens IDTokenSigner
+	Roles    *RoleModel
 	// RootSecret is the server's root secret (at least 32 bytes). Every key
 	// the service uses is derived from it for one purpose (HKDF-SHA256, one
 	// info string per purpose); no key is ever used for two purposes.
@@ -105,6 +108,9 @@ func New(o Options) (*Service, error) {
 	need(st.Challenges != nil, "Stores.Challenges")
 	need(st.Mail != nil, "Stores.Mail")
 	need(st.MFA != nil, "Stores.MFA")
+	need(st.Clients != nil, "Stores.Clients")
+	need(st.Consents != nil, "Stores.Consents")
+	need(st.AuthCodes != nil, "Stores.AuthCodes")
 	if !o.Limits.Off {
 		need(st.Limiter != nil, "Stores.Limiter (or Limits.Off)")
 		need(st.Lockout != nil, "Stores.Lockout (or Limits.Off)")
@@ -140,11 +146,17 @@ func New(o Options) (*Service, error) {
 		m.TOTPIssuer = "Gatehouse"
 	}
 	m.TOTPSkew = min(max(m.TOTPSkew, 0), 2)
+	if c.IDTokenTTL <= 0 {
+		c.IDTokenTTL = 15 * time.Minute
+	}
+	if c.AuthCodeTTL <= 0 {
+		c.AuthCodeTTL = time.Minute
+	}
 	if o.Limits.Off {
 		st.Limiter, st.Lockout = noLimits{}, noLimits{}
 		o.Limits = Limits{Off: true}
 	}
-	s := &Service{st: st, hasher: o.Hasher, policy: o.Policy, issuer: o.Issuer, roles: o.Roles,
+	s := &Service{st: st, hasher: o.Hasher, policy: o.Policy, issuer: o.Issuer, idTokens: o.IDTokens, roles: o.Roles,
 		cfg: c, limits: o.Limits, metrics: o.Metrics, log: o.Log, clock: o.Now}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -40,6 +40,9 @@ type AccessClaims struct {
 	Roles     []string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// NoRoles leaves the roles claim out: tokens of third-party clients
+	// and of client_credentials carry none (SPEC §14).
+	NoRoles bool
 	// RFC 9068 §2.2.1 (SPEC §13).
 	ACR      string
 	AMR      []string
@@ -63,6 +66,10 @@ type Config struct {
 	// RequireVerifiedEmail refuses password login until the email is verified.
 	RequireVerifiedEmail bool
 	MFA                  MFAConfig
+	// OpenID provider (SPEC §14); New fills zero TTLs with the defaults.
+	IDTokenTTL  time.Duration // 15m
+	AuthCodeTTL time.Duration // 60s
+	ConsentTTL  time.Duration // 0: until revoked
 }
 
 // MFAConfig holds the settings of SPEC §13. New fills zero durations and
@@ -91,17 +98,18 @@ type Metrics struct {
 // authorization policy. Build it with New: every field is unexported, so no
 // protection can be switched off by leaving a field nil.
 type Service struct {
-	st      Stores
-	hasher  PasswordHasher
-	policy  PasswordPolicy
-	issuer  AccessTokenIssuer
-	roles   *RoleModel
-	cfg     Config
-	limits  Limits
-	metrics Metrics
-	log     *slog.Logger
-	clock   func() time.Time
-	keys    derivedKeys
+	st       Stores
+	hasher   PasswordHasher
+	policy   PasswordPolicy
+	issuer   AccessTokenIssuer
+	idTokens IDTokenSigner
+	roles    *RoleModel
+	cfg      Config
+	limits   Limits
+	metrics  Metrics
+	log      *slog.Logger
+	clock    func() time.Time
+	keys     derivedKeys
 
 	users  userCache // see TokenUser
 	keyUse keyUsage  // see FlushAPIKeyUse

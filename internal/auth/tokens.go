@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 )
@@ -108,38 +109,90 @@ func (s *Service) startFamily(ctx context.Context, u *User, clientID string, req
 // whole family is revoked (RFC 9700 §4.14.2) — except within the grace
 // window, where the same successor is returned again.
 func (s *Service) RefreshGrant(ctx context.Context, tok, scope string, m Meta) (*TokenResponse, error) {
-	if err := s.limitIP(ctx, "refresh", m); err != nil {
-		return nil, err
-	}
-	if tok == "" || len(tok) > 512 {
-		return nil, ErrInvalidRefreshToken
-	}
-	rt, fam, err := s.st.Refresh.RefreshTokenByHash(ctx, HashToken(tok))
-	if errors.Is(err, ErrNotFound) {
-		return nil, ErrInvalidRefreshToken
-	}
+	succ, fam, u, scopes, err := s.refresh(ctx, nil, tok, scope, m)
 	if err != nil {
 		return nil, err
 	}
+	at, err := s.issueAccess(ctx, u, fam.ClientID, scopes, familyAssurance(fam))
+	if err != nil {
+		return nil, err
+	}
+	return &TokenResponse{AccessToken: at, ExpiresIn: int(s.cfg.AccessTokenTTL / time.Second), RefreshToken: succ, Scope: scopes}, nil
+}
+
+// RefreshGrantFor is the refresh grant of a registered client c (already
+// authenticated, or public): the family must be c's, and the answer
+// carries a new ID token (same sub, the original auth_time) when the
+// scope holds openid (SPEC §14).
+func (s *Service) RefreshGrantFor(ctx context.Context, c *Client, tok, scope string, m Meta) (*ClientTokens, error) {
+	if !slices.Contains(c.GrantTypes, GrantRefreshToken) {
+		return nil, &Error{Code: EFORBIDDEN, Reason: "unauthorized_client", Message: "this client may not use the refresh_token grant"}
+	}
+	succ, fam, u, scopes, err := s.refresh(ctx, c, tok, scope, m)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.clientTokens(ctx, c, u, scopes, familyAssurance(fam), "", "")
+	if err != nil {
+		return nil, err
+	}
+	out.RefreshToken = succ
+	return out, nil
+}
+
+// refresh rotates a refresh token (see RefreshGrant) and returns the
+// successor, the family, its user and the scopes to grant. c is the
+// registered client presenting it, nil for Gatehouse's own clients; a
+// family of a registered client is refreshed by that client only.
+func (s *Service) refresh(ctx context.Context, c *Client, tok, scope string, m Meta) (string, *RefreshFamily, *User, []string, error) {
+	if err := s.limitIP(ctx, "refresh", m); err != nil {
+		return "", nil, nil, nil, err
+	}
+	if tok == "" || len(tok) > 512 {
+		return "", nil, nil, nil, ErrInvalidRefreshToken
+	}
+	rt, fam, err := s.st.Refresh.RefreshTokenByHash(ctx, HashToken(tok))
+	if errors.Is(err, ErrNotFound) {
+		return "", nil, nil, nil, ErrInvalidRefreshToken
+	}
+	if err != nil {
+		return "", nil, nil, nil, err
+	}
+	if c != nil && fam.ClientID != c.ID {
+		return "", nil, nil, nil, ErrInvalidRefreshToken
+	}
+	if c == nil && fam.ClientID != "" {
+		// A family of a registered client needs that client's credentials.
+		if _, err := s.st.Clients.ClientByID(ctx, fam.ClientID); err == nil {
+			return "", nil, nil, nil, ErrInvalidRefreshToken
+		} else if !errors.Is(err, ErrNotFound) {
+			return "", nil, nil, nil, err
+		}
+	}
+	succ, u, scopes, err := s.rotate(ctx, c, rt, fam, tok, scope, m)
+	return succ, fam, u, scopes, err
+}
+
+func (s *Service) rotate(ctx context.Context, c *Client, rt *RefreshToken, fam *RefreshFamily, tok, scope string, m Meta) (string, *User, []string, error) {
 	now := s.now()
 	if fam.RevokedAt != nil || !now.Before(fam.ExpiresAt) {
-		return nil, ErrInvalidRefreshToken
+		return "", nil, nil, ErrInvalidRefreshToken
 	}
 	// Reuse is detected before anything else is checked, so no variation of
 	// the request (another scope, say) can replay a rotated token without
 	// revoking its family.
 	if err := s.detectReuse(ctx, rt, fam, now, m); err != nil {
-		return nil, err
+		return "", nil, nil, err
 	}
 	u, err := s.st.Users.UserByID(ctx, fam.UserID)
 	if errors.Is(err, ErrNotFound) {
-		return nil, ErrInvalidRefreshToken
+		return "", nil, nil, ErrInvalidRefreshToken
 	}
 	if err != nil {
-		return nil, err
+		return "", nil, nil, err
 	}
 	if u.Disabled {
-		return nil, ErrInvalidRefreshToken
+		return "", nil, nil, ErrInvalidRefreshToken
 	}
 	// A refresh may narrow the scope, never widen it (RFC 6749 §6); the
 	// user's current roles bound it too, so a role change shows at once.
@@ -147,14 +200,18 @@ func (s *Service) RefreshGrant(ctx context.Context, tok, scope string, m Meta) (
 	if req := ParseScope(scope); len(req) > 0 {
 		for _, sc := range req {
 			if !strings.Contains(" "+fam.Scope+" ", " "+sc+" ") {
-				return nil, ErrInvalidScope
+				return "", nil, nil, ErrInvalidScope
 			}
 		}
 		granted = req
 	}
-	scopes, err := s.roles.Negotiate(granted, u.Roles)
-	if err != nil {
-		return nil, err
+	var scopes []string
+	if c != nil {
+		// A registered client's family: OIDC scopes stay, API scopes
+		// within the current roles.
+		scopes = s.grantable(c, u, granted)
+	} else if scopes, err = s.roles.Negotiate(granted, u.Roles); err != nil {
+		return "", nil, nil, err
 	}
 
 	succ := s.successorToken(tok)
@@ -162,23 +219,23 @@ func (s *Service) RefreshGrant(ctx context.Context, tok, scope string, m Meta) (
 		next := &RefreshToken{ID: NewID(), FamilyID: fam.ID, Hash: HashToken(succ), CreatedAt: now}
 		won, err := s.st.Refresh.RotateRefreshToken(ctx, rt.ID, next, now)
 		if err != nil {
-			return nil, err
+			return "", nil, nil, err
 		}
 		if !won {
 			// Another request rotated it a moment ago: read it again and
 			// treat this as a repeat presentation.
 			rt, fam, err = s.st.Refresh.RefreshTokenByHash(ctx, HashToken(tok))
 			if err != nil {
-				return nil, err
+				return "", nil, nil, err
 			}
 			if fam.RevokedAt != nil || rt.RotatedAt == nil {
-				return nil, ErrInvalidRefreshToken
+				return "", nil, nil, ErrInvalidRefreshToken
 			}
 		}
 	}
 	if rt.RotatedAt != nil {
 		if err := s.detectReuse(ctx, rt, fam, now, m); err != nil {
-			return nil, err
+			return "", nil, nil, err
 		}
 		// Inside the grace window: the successor is the same one the first
 		// rotation stored. It is handed out again only while it is still
@@ -186,23 +243,19 @@ func (s *Service) RefreshGrant(ctx context.Context, tok, scope string, m Meta) (
 		// used, presenting its predecessor walks back the chain — reuse.
 		srt, f2, err := s.st.Refresh.RefreshTokenByHash(ctx, HashToken(succ))
 		if errors.Is(err, ErrNotFound) {
-			return nil, ErrInvalidRefreshToken
+			return "", nil, nil, ErrInvalidRefreshToken
 		}
 		if err != nil {
-			return nil, err
+			return "", nil, nil, err
 		}
 		if f2.RevokedAt != nil {
-			return nil, ErrInvalidRefreshToken
+			return "", nil, nil, ErrInvalidRefreshToken
 		}
 		if srt.RotatedAt != nil {
-			return nil, s.revokeReused(ctx, fam, now, m)
+			return "", nil, nil, s.revokeReused(ctx, fam, now, m)
 		}
 	}
-	at, err := s.issueAccess(ctx, u, fam.ClientID, scopes, familyAssurance(fam))
-	if err != nil {
-		return nil, err
-	}
-	return &TokenResponse{AccessToken: at, ExpiresIn: int(s.cfg.AccessTokenTTL / time.Second), RefreshToken: succ, Scope: scopes}, nil
+	return succ, u, scopes, nil
 }
 
 // RevokeRefresh revokes the family of a refresh token (RFC 7009). Unknown

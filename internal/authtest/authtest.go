@@ -39,11 +39,12 @@ func New(t TB, db *sqlstore.DB, configure ...func(*auth.Options)) *auth.Service 
 	params.Memory, params.Iterations, params.Parallelism = 64, 1, 1
 	o := auth.Options{
 		Stores: auth.Stores{Users: db, Refresh: db, Audit: db, Sessions: db, Tokens: db, APIKeys: db,
-			Identities: db, Passkeys: db, Challenges: db, Mail: db, MFA: db},
+			Identities: db, Passkeys: db, Challenges: db, Mail: db, MFA: db,
+			Clients: db, Consents: db, AuthCodes: db},
 		Limits: auth.Limits{Off: true},
 		Hasher: password.NewHasher(params, password.NewLimiter(password.LimiterOptions{Concurrency: 2, MaxWait: time.Minute, MaxQueue: 100})),
 		Policy: password.Policy{MinLength: 8, MaxLength: 256},
-		Issuer: keys,
+		Issuer: keys, IDTokens: keys,
 		Roles: auth.NewRoleModel(map[string][]string{"user": {"read", "write"}, "admin": {"read", "write", "admin"}},
 			[]string{"read", "write", "admin", "introspect"}),
 		RootSecret: []byte(RootSecret),

@@ -144,7 +144,7 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		return nil, err
 	}
 	a.keys, err = token.New(ctx, token.Options{
-		Issuer: cfg.PublicURL, Audience: cfg.Audience, Alg: cfg.SigningAlg, Secret: secret,
+		Issuer: cfg.PublicURL, Audience: cfg.Audience, Alg: cfg.SigningAlg, IDTokenAlg: cfg.IDTokenAlg, Secret: secret,
 		Store: db, AccessTTL: cfg.AccessTokenTTL, Log: log,
 	})
 	if err != nil {
@@ -189,8 +189,9 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		Stores: auth.Stores{
 			Users: db, Refresh: db, Audit: db, Sessions: sessions, Limiter: limiter, Lockout: lockout,
 			Tokens: tokens, APIKeys: db, Identities: db, Passkeys: db, Challenges: challenges,
-			Mail: &notifyingQueue{MailQueue: db, worker: a.mailer},
-			MFA:  db,
+			Mail:    &notifyingQueue{MailQueue: db, worker: a.mailer},
+			MFA:     db,
+			Clients: db, Consents: db, AuthCodes: db,
 		},
 		Limits: auth.Limits{
 			LoginPerAccountIP: cfg.RateLimits.LoginPerAccountIP, PerIP: cfg.RateLimits.LoginPerIP, Window: cfg.RateLimits.Window,
@@ -199,6 +200,7 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		Hasher:     password.NewHasher(params, hashLimiter),
 		Policy:     policy,
 		Issuer:     a.keys,
+		IDTokens:   a.keys,
 		Roles:      auth.NewRoleModel(cfg.Roles, scopes),
 		RootSecret: secret,
 		Config: auth.Config{
@@ -218,6 +220,16 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		return nil, err
 	}
 	a.mailer.Accounts = mailAccounts{DB: db, svc: a.auth}
+	// The OAuth clients of the configuration file (clients:) replace the
+	// ones of the last start; removed ones are deleted.
+	clients := make([]auth.ClientInput, len(cfg.Clients))
+	for i, c := range cfg.Clients {
+		clients[i] = c.Input()
+	}
+	if err := a.auth.SyncConfigClients(ctx, clients); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("clients from the configuration file: %w", err)
+	}
 	return a, nil
 }
 

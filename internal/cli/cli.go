@@ -6,6 +6,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -47,6 +48,9 @@ Usage:
   gatehouse migrate                apply database migrations and exit
   gatehouse user create --email E [--role R]... [--name N] [--password-stdin]
   gatehouse user set-role --email E --role R [--role R]...
+  gatehouse client create --name N --type confidential|public --redirect-uri U [--redirect-uri U]...
+        [--grant G]... [--scope S]... [--first-party] [--no-require-pkce] [--post-logout-redirect-uri U]...
+                                   register an OAuth client and print it as JSON (its secret only this once)
   gatehouse keys rotate            add a new signing key (the previous ones keep verifying)
   gatehouse keys list              list signing keys
   gatehouse version                print the version
@@ -78,6 +82,10 @@ func Run(ctx context.Context, e Env) error {
 		}
 		if len(rest) > 0 && rest[0] == "set-role" {
 			return cmdUserSetRole(ctx, e, rest[1:])
+		}
+	case "client":
+		if len(rest) > 0 && rest[0] == "create" {
+			return cmdClientCreate(ctx, e, rest[1:])
 		}
 	case "keys":
 		if len(rest) > 0 && rest[0] == "rotate" {
@@ -253,6 +261,60 @@ func cmdUserSetRole(ctx context.Context, e Env, args []string) error {
 	}
 	fmt.Fprintf(e.Stdout, "user %s <%s> roles=%s\n", u.ID, u.Email, strings.Join(roles, ","))
 	return nil
+}
+
+func cmdClientCreate(ctx context.Context, e Env, args []string) error {
+	var (
+		in                                 auth.ClientInput
+		redirects, postLogout, grants, scp multi
+		noPKCE                             bool
+	)
+	_, cfg, err := parse(e, "client create", "Register an OAuth client of the OpenID provider (docs/oidc-provider.md) and print it as JSON. A confidential client's\nsecret (client_secret) is printed this once; only its hash is stored. Defaults: grants authorization_code and\nrefresh_token; scopes openid, profile and email (and offline_access with refresh_token); PKCE required.", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&in.Name, "name", "", "name shown on the consent page (required)")
+		fs.StringVar(&in.Type, "type", "", "confidential (a server that keeps a secret) or public (a browser or native app) (required)")
+		fs.Var(&redirects, "redirect-uri", "redirect URI, compared as an exact string (repeatable; required with the authorization_code grant):\nhttps, http only on 127.0.0.1, [::1] or localhost (any port), or a private-use scheme with a dot (com.example.app:/cb)")
+		fs.Var(&postLogout, "post-logout-redirect-uri", "where RP-initiated logout may return to (repeatable; same rules as --redirect-uri)")
+		fs.Var(&grants, "grant", "grant type: authorization_code, refresh_token, client_credentials (confidential only) (repeatable;\ndefault authorization_code and refresh_token)")
+		fs.Var(&scp, "scope", "a scope the client may ask for: a configured scope, or openid, profile, email, offline_access (repeatable)")
+		fs.BoolVar(&in.FirstParty, "first-party", false, "no consent page, and roles in access tokens")
+		fs.BoolVar(&noPKCE, "no-require-pkce", false, "do not require PKCE (confidential clients only: legacy relying parties, the conformance suite)")
+		fs.StringVar(&in.TokenEndpointAuthMethod, "token-endpoint-auth-method", "", "client_secret_basic (the default for confidential clients) or client_secret_post; none for public clients")
+		fs.StringVar(&in.IDTokenAlg, "id-token-signed-response-alg", "", "algorithm of the client's ID tokens: RS256, ES256 or EdDSA (default: the server's --id-token-alg)")
+		fs.BoolVar(&in.IDTokenClaims, "id-token-claims", false, "put the profile and email claims in the ID token too")
+		fs.StringVar(&in.LogoURL, "client-logo-url", "", "https URL of the client's logo, for the consent page (--logo-url is the server's own)")
+	})
+	if err != nil {
+		return err
+	}
+	if in.Name == "" || in.Type == "" {
+		fmt.Fprintln(e.Stderr, "gatehouse client create: --name and --type are required")
+		return errUsage
+	}
+	in.RedirectURIs, in.PostLogoutRedirectURIs, in.GrantTypes, in.Scopes = redirects, postLogout, grants, scp
+	if noPKCE {
+		f := false
+		in.RequirePKCE = &f
+	}
+	a, err := openApp(ctx, cfg, newLogger(cfg, e.Stderr))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	c, secret, err := a.auth.CreateClient(ctx, in, auth.Meta{IP: "cli"}, false)
+	if err != nil {
+		var de *auth.Error
+		if !errors.As(err, &de) {
+			return fmt.Errorf("gatehouse client create: %w", err)
+		}
+		if de.Field != "" {
+			return fmt.Errorf("gatehouse client create: %s: %s", de.Field, de.Message)
+		}
+		return fmt.Errorf("gatehouse client create: %s", de.Message)
+	}
+	enc := json.NewEncoder(e.Stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(server.CreatedClientBody{ClientBody: server.NewClientBody(c), ClientSecret: secret})
 }
 
 func cmdKeys(ctx context.Context, e Env, sub string, args []string) error {

@@ -92,8 +92,9 @@ func TestZeroConfigServeCreatesDataDir(t *testing.T) {
 		t.Errorf("no SQLite database: %v", err)
 	}
 	jwks := s.do(t, "GET", "/.well-known/jwks.json", "", nil).JSON(t)
-	if keys, _ := jwks["keys"].([]any); len(keys) != 1 {
-		t.Errorf("want one generated signing key, got %v", jwks)
+	// The access-token key and the ID-token key (RS256 by default).
+	if keys, _ := jwks["keys"].([]any); len(keys) != 2 {
+		t.Errorf("want two generated signing keys (access and ID tokens), got %v", jwks)
 	}
 }
 

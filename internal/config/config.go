@@ -6,7 +6,8 @@
 // Load takes each setting from the first source that gives it a non-empty
 // value, in the order flags > environment > YAML file > built-in default.
 // The YAML-only sections (roles, scopes, default_roles, password, argon2,
-// rate_limits, registration, providers) come from the file or the defaults.
+// rate_limits, registration, providers, clients) come from the file or the
+// defaults.
 //
 // Load validates everything and reports every problem at once in a
 // *ValidationError, each problem naming its key as spelled in its source.
@@ -22,6 +23,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"gatehouse/internal/auth"
 )
 
 // Config is Gatehouse's complete, validated configuration.
@@ -68,6 +71,12 @@ type Config struct {
 
 	MFA MFAConfig
 
+	// OAuth2 / OpenID Connect provider (SPEC §14).
+	IDTokenAlg  string        // RS256, ES256 or EdDSA: ID tokens of clients that registered no algorithm
+	IDTokenTTL  time.Duration // ID-token lifetime
+	AuthCodeTTL time.Duration // authorization-code lifetime, at most 10 minutes
+	ConsentTTL  time.Duration // remembered consent expires after this; 0 means until revoked
+
 	// ConfigFile is the YAML file that was loaded, or "".
 	ConfigFile string
 
@@ -83,6 +92,10 @@ type Config struct {
 	RateLimits   RateLimitConfig
 	Registration RegistrationConfig
 	Providers    []Provider
+	// Clients are the OAuth clients of the OpenID provider declared in the
+	// file (SPEC §14); they are synced into the store at start-up and are
+	// read-only over the API.
+	Clients []ClientConfig
 }
 
 // MFAConfig holds the two-factor settings (SPEC §13).
@@ -150,6 +163,53 @@ type Provider struct {
 // client secret of the provider with the given id.
 func ProviderSecretEnv(id string) string {
 	return EnvPrefix + "PROVIDER_" + strings.ToUpper(strings.ReplaceAll(id, "-", "_")) + "_CLIENT_SECRET"
+}
+
+// ClientConfig is an OAuth client of the OpenID provider (YAML list
+// clients:): the settings of POST /v1/admin/clients plus its id and
+// secret. Load checks it with the same rules as the API
+// (auth.ValidateConfigClient).
+type ClientConfig struct {
+	ID string // the client_id: 1–64 of A-Z a-z 0-9 . _ ~ -, unique
+	// Secret is a confidential client's secret, at least 32 characters;
+	// the environment variable ClientSecretEnv(ID) wins.
+	Secret                  string
+	Name                    string
+	Type                    string // confidential or public
+	RedirectURIs            []string
+	PostLogoutRedirectURIs  []string
+	GrantTypes              []string
+	Scopes                  []string
+	FirstParty              bool
+	RequirePKCE             *bool // nil: true
+	TokenEndpointAuthMethod string
+	IDTokenAlg              string // id_token_signed_response_alg
+	IDTokenClaims           bool
+	LogoURL                 string
+}
+
+// Input returns cl as the client registry takes it.
+func (cl ClientConfig) Input() auth.ClientInput {
+	return auth.ClientInput{ID: cl.ID, Secret: cl.Secret, Name: cl.Name, Type: cl.Type,
+		RedirectURIs: cl.RedirectURIs, PostLogoutRedirectURIs: cl.PostLogoutRedirectURIs, GrantTypes: cl.GrantTypes,
+		Scopes: cl.Scopes, FirstParty: cl.FirstParty, RequirePKCE: cl.RequirePKCE,
+		TokenEndpointAuthMethod: cl.TokenEndpointAuthMethod, IDTokenAlg: cl.IDTokenAlg, IDTokenClaims: cl.IDTokenClaims,
+		LogoURL: cl.LogoURL}
+}
+
+// ClientSecretEnv returns the environment variable that sets the secret
+// of the client with the given id: the id in upper case, every character
+// other than a letter or digit replaced by "_".
+func ClientSecretEnv(id string) string {
+	return EnvPrefix + "CLIENT_" + strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		case r >= 'A' && r <= 'Z' || r >= '0' && r <= '9':
+			return r
+		}
+		return '_'
+	}, id) + "_SECRET"
 }
 
 func defaultRoles() map[string][]string {
@@ -272,7 +332,8 @@ func (c *Config) IsHTTPS() bool {
 const redactedText = "REDACTED"
 
 // Redacted returns a deep copy that is safe to log: the secret, passwords
-// in URLs and provider client secrets are replaced by "REDACTED".
+// in URLs, provider client secrets and client secrets are replaced by
+// "REDACTED".
 func (c *Config) Redacted() Config {
 	r := *c
 	if r.Secret != "" {
@@ -300,6 +361,23 @@ func (c *Config) Redacted() Config {
 				p.ClientSecret = redactedText
 			}
 			r.Providers[i] = p
+		}
+	}
+	if c.Clients != nil {
+		r.Clients = make([]ClientConfig, len(c.Clients))
+		for i, cl := range c.Clients {
+			cl.RedirectURIs = slices.Clone(cl.RedirectURIs)
+			cl.PostLogoutRedirectURIs = slices.Clone(cl.PostLogoutRedirectURIs)
+			cl.GrantTypes = slices.Clone(cl.GrantTypes)
+			cl.Scopes = slices.Clone(cl.Scopes)
+			if cl.RequirePKCE != nil {
+				v := *cl.RequirePKCE
+				cl.RequirePKCE = &v
+			}
+			if cl.Secret != "" {
+				cl.Secret = redactedText
+			}
+			r.Clients[i] = cl
 		}
 	}
 	return r

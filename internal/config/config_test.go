@@ -100,6 +100,10 @@ func TestDefaults(t *testing.T) {
 		HashMaxWait:       10 * time.Second,
 		MFA: MFAConfig{ChallengeTTL: 5 * time.Minute, MaxAttempts: 5, TOTPIssuer: "Gatehouse", TOTPSkew: 1,
 			RecoveryCodeCount: 10, StepUpMaxAge: 10 * time.Minute, PasskeyIsMFA: true},
+		IDTokenAlg:  "RS256",
+		IDTokenTTL:  15 * time.Minute,
+		AuthCodeTTL: 60 * time.Second,
+		ConsentTTL:  0, // until revoked
 		Roles: map[string][]string{
 			"user":   {"read", "write"},
 			"editor": {"read", "write"},
@@ -287,6 +291,15 @@ func TestDurations(t *testing.T) {
 		{name: "grace zero allowed", env: "GATEHOUSE_REFRESH_REUSE_GRACE", value: "0", want: 0},
 		{name: "grace positive", env: "GATEHOUSE_REFRESH_REUSE_GRACE", value: "30s", want: 30 * time.Second},
 		{name: "grace negative refused", env: "GATEHOUSE_REFRESH_REUSE_GRACE", value: "-1s", wantErr: "must be zero or a positive duration"},
+		{name: "id token ttl", env: "GATEHOUSE_ID_TOKEN_TTL", value: "5m", want: 5 * time.Minute},
+		{name: "id token ttl zero refused", env: "GATEHOUSE_ID_TOKEN_TTL", value: "0", wantErr: "must be a positive duration"},
+		{name: "auth code ttl", env: "GATEHOUSE_AUTH_CODE_TTL", value: "30s", want: 30 * time.Second},
+		{name: "auth code ttl 10m", env: "GATEHOUSE_AUTH_CODE_TTL", value: "10m", want: 10 * time.Minute},
+		{name: "auth code ttl over 10m refused", env: "GATEHOUSE_AUTH_CODE_TTL", value: "10m1s", wantErr: "must be at most 10m"},
+		{name: "auth code ttl zero refused", env: "GATEHOUSE_AUTH_CODE_TTL", value: "0s", wantErr: "must be a positive duration"},
+		{name: "consent zero allowed", env: "GATEHOUSE_CONSENT_TTL", value: "0", want: 0},
+		{name: "consent positive", env: "GATEHOUSE_CONSENT_TTL", value: "2160h", want: 2160 * time.Hour},
+		{name: "consent negative refused", env: "GATEHOUSE_CONSENT_TTL", value: "-1h", wantErr: "must be zero or a positive duration"},
 	}
 	field := map[string]func(*Config) time.Duration{
 		"GATEHOUSE_ACCESS_TOKEN_TTL":    func(c *Config) time.Duration { return c.AccessTokenTTL },
@@ -296,6 +309,9 @@ func TestDurations(t *testing.T) {
 		"GATEHOUSE_LOCKOUT_DURATION":    func(c *Config) time.Duration { return c.LockoutDuration },
 		"GATEHOUSE_HASH_MAX_WAIT":       func(c *Config) time.Duration { return c.HashMaxWait },
 		"GATEHOUSE_REFRESH_REUSE_GRACE": func(c *Config) time.Duration { return c.RefreshReuseGrace },
+		"GATEHOUSE_ID_TOKEN_TTL":        func(c *Config) time.Duration { return c.IDTokenTTL },
+		"GATEHOUSE_AUTH_CODE_TTL":       func(c *Config) time.Duration { return c.AuthCodeTTL },
+		"GATEHOUSE_CONSENT_TTL":         func(c *Config) time.Duration { return c.ConsentTTL },
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -374,6 +390,9 @@ func TestInvalidValues(t *testing.T) {
 		{name: "redis http", env: "GATEHOUSE_REDIS_URL", value: "http://redis:6379", wantErr: "redis:// or rediss://"},
 		{name: "secret short", env: "GATEHOUSE_SECRET", value: "short", wantErr: "at least 32 bytes"},
 		{name: "signing alg wrong case", env: "GATEHOUSE_SIGNING_ALG", value: "eddsa", wantErr: "must be one of"},
+		{name: "id token alg HS256", env: "GATEHOUSE_ID_TOKEN_ALG", value: "HS256", wantErr: `must be one of RS256, ES256, EdDSA, got "HS256"`},
+		{name: "id token alg none", env: "GATEHOUSE_ID_TOKEN_ALG", value: "none", wantErr: "must be one of RS256, ES256, EdDSA"},
+		{name: "id token alg wrong case", env: "GATEHOUSE_ID_TOKEN_ALG", value: "rs256", wantErr: "must be one of"},
 		{name: "smtp http", env: "GATEHOUSE_SMTP_URL", value: "http://mail", wantErr: "smtp:// or smtps://"},
 		{name: "mail from", env: "GATEHOUSE_MAIL_FROM", value: "not an address", wantErr: "not a mail address"},
 		{name: "cors with path", env: "GATEHOUSE_CORS_ORIGINS", value: "https://a.example,https://b.example/app", wantErr: `"https://b.example/app" is not an origin`},
@@ -440,6 +459,10 @@ func TestValidValues(t *testing.T) {
 			check: func(c *Config) bool { return c.LockoutThreshold == 3 }},
 		{name: "bool forms", env: map[string]string{"GATEHOUSE_REQUIRE_VERIFIED_EMAIL": "T", "GATEHOUSE_PASSWORD_GRANT": "0"},
 			check: func(c *Config) bool { return c.RequireVerifiedEmail && !c.PasswordGrant }},
+		{name: "id token alg ES256 with EdDSA access tokens", env: map[string]string{"GATEHOUSE_ID_TOKEN_ALG": "ES256", "GATEHOUSE_SIGNING_ALG": "EdDSA"},
+			check: func(c *Config) bool { return c.IDTokenAlg == "ES256" && c.SigningAlg == "EdDSA" }},
+		{name: "id token alg EdDSA", env: map[string]string{"GATEHOUSE_ID_TOKEN_ALG": "EdDSA"},
+			check: func(c *Config) bool { return c.IDTokenAlg == "EdDSA" }},
 		{name: "unknown gatehouse env ignored", env: map[string]string{"GATEHOUSE_NOPE": "x", "GATEHOUSE_TEST_DB": "y"},
 			check: func(c *Config) bool { return c.Addr == "127.0.0.1:8080" }},
 	}

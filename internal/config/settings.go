@@ -306,6 +306,30 @@ var settings = []setting{
 		apply: durationSetting(func(c *Config) *time.Duration { return &c.MFA.StepUpMaxAge }, false)},
 	{name: "passkey_is_mfa", def: "true", isBool: true, help: "a passkey sign-in with user verification counts as two factors (aal2)",
 		apply: boolSetting(func(c *Config) *bool { return &c.MFA.PasskeyIsMFA })},
+	// OAuth2 / OpenID Connect provider (SPEC §14).
+	{name: "id_token_alg", def: "RS256", help: "ID-token signing algorithm: RS256, ES256 or EdDSA (its key joins the JWKS whatever signing_alg is)",
+		apply: func(c *Config, in input) (err error) {
+			// Not HS256: relying parties verify ID tokens with the JWKS.
+			c.IDTokenAlg, err = oneOf(in.text, c.IDTokenAlg, "RS256", "ES256", "EdDSA")
+			return err
+		}},
+	{name: "id_token_ttl", def: "15m", help: "lifetime of ID tokens",
+		apply: durationSetting(func(c *Config) *time.Duration { return &c.IDTokenTTL }, false)},
+	{name: "auth_code_ttl", def: "60s", help: "lifetime of authorization codes (at most 10m)",
+		apply: func(c *Config, in input) error {
+			d, err := parseDuration(in.text, false)
+			if err != nil {
+				return err
+			}
+			// RFC 6749 §4.1.2: a code lives at most 10 minutes.
+			if d > 10*time.Minute {
+				return fmt.Errorf("must be at most 10m, got %q", in.text)
+			}
+			c.AuthCodeTTL = d
+			return nil
+		}},
+	{name: "consent_ttl", help: "remembered consent expires after this (0 or none: until the user revokes it)",
+		apply: durationSetting(func(c *Config) *time.Duration { return &c.ConsentTTL }, true)},
 }
 
 // startProcs is the number of CPUs the process may use (GOMAXPROCS as it

@@ -15,6 +15,10 @@ func TestSettingsSpellings(t *testing.T) {
 		{"public_url", "public-url", "GATEHOUSE_PUBLIC_URL"},
 		{"access_token_ttl", "access-token-ttl", "GATEHOUSE_ACCESS_TOKEN_TTL"},
 		{"hash_max_wait", "hash-max-wait", "GATEHOUSE_HASH_MAX_WAIT"},
+		{"id_token_alg", "id-token-alg", "GATEHOUSE_ID_TOKEN_ALG"},
+		{"id_token_ttl", "id-token-ttl", "GATEHOUSE_ID_TOKEN_TTL"},
+		{"auth_code_ttl", "auth-code-ttl", "GATEHOUSE_AUTH_CODE_TTL"},
+		{"consent_ttl", "consent-ttl", "GATEHOUSE_CONSENT_TTL"},
 	}
 	byName := map[string]Setting{}
 	for _, s := range Settings() {
@@ -34,8 +38,8 @@ func TestSettingsSpellings(t *testing.T) {
 			}
 		})
 	}
-	if len(byName) != 36 {
-		t.Errorf("got %d settings, want 36", len(byName))
+	if len(byName) != 40 {
+		t.Errorf("got %d settings, want 40", len(byName))
 	}
 }
 

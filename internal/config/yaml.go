@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"gatehouse/internal/auth"
 )
 
 // reporter collects problems found in one YAML file.
@@ -189,7 +191,7 @@ func (f *yamlFile) value(name string) (input, bool) {
 
 // sectionNames are the YAML-only top-level keys, in decoding order.
 func sectionNames() []string {
-	return []string{"scopes", "roles", "default_roles", "password", "argon2", "rate_limits", "registration", "providers"}
+	return []string{"scopes", "roles", "default_roles", "password", "argon2", "rate_limits", "registration", "providers", "clients"}
 }
 
 func findSetting(name string) *setting {
@@ -344,6 +346,8 @@ func (d *sectionDecoder) decode(c *Config, f *yamlFile, getenv func(string) stri
 			})
 		case "providers":
 			d.providers(c, n, getenv)
+		case "clients":
+			d.clients(c, n, getenv)
 		}
 		if len(d.problems) > before {
 			rolesOK = rolesOK && name != "roles"
@@ -368,6 +372,7 @@ func (d *sectionDecoder) decode(c *Config, f *yamlFile, getenv func(string) stri
 			}
 		}
 	}
+	d.checkClients(c, scopesOK)
 }
 
 // scopes decodes the scopes section, which replaces the default scopes.
@@ -486,6 +491,114 @@ func (d *sectionDecoder) providers(c *Config, n *yaml.Node, getenv func(string) 
 		out = append(out, p)
 	}
 	c.Providers = out
+}
+
+// clients decodes the clients list (OAuth clients of the OpenID provider);
+// a client's secret may come from the environment, which wins. The rules
+// of the client registry are checked afterwards, in checkClients.
+func (d *sectionDecoder) clients(c *Config, n *yaml.Node, getenv func(string) string) {
+	n = resolve(n)
+	if n.Kind != yaml.SequenceNode {
+		d.add("clients", "must be a list of clients")
+		return
+	}
+	var out []ClientConfig
+	for i, item := range n.Content {
+		path := fmt.Sprintf("clients[%d]", i)
+		if isNull(item) {
+			d.add(path, "must be a mapping of client settings")
+			continue
+		}
+		var cl ClientConfig
+		str := func(dst *string) func(*yaml.Node, string) {
+			return func(n *yaml.Node, key string) {
+				if s, ok := d.scalar(n, key); ok {
+					*dst = s
+				}
+			}
+		}
+		list := func(dst *[]string) func(*yaml.Node, string) {
+			return func(n *yaml.Node, key string) {
+				if s, ok := d.list(n, key); ok {
+					*dst = s
+				}
+			}
+		}
+		flag := func(dst *bool) func(*yaml.Node, string) {
+			return func(n *yaml.Node, key string) {
+				if v, ok := d.bool(n, key); ok {
+					*dst = v
+				}
+			}
+		}
+		d.fields(item, path, map[string]func(*yaml.Node, string){
+			"id":                        str(&cl.ID),
+			"secret":                    str(&cl.Secret),
+			"name":                      str(&cl.Name),
+			"type":                      str(&cl.Type),
+			"redirect_uris":             list(&cl.RedirectURIs),
+			"post_logout_redirect_uris": list(&cl.PostLogoutRedirectURIs),
+			"grant_types":               list(&cl.GrantTypes),
+			"scopes": func(n *yaml.Node, key string) {
+				if n.Kind == yaml.ScalarNode {
+					cl.Scopes = strings.FieldsFunc(n.Value, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+					return
+				}
+				if s, ok := d.list(n, key); ok {
+					cl.Scopes = s
+				}
+			},
+			"first_party": flag(&cl.FirstParty),
+			"require_pkce": func(n *yaml.Node, key string) {
+				if v, ok := d.bool(n, key); ok {
+					cl.RequirePKCE = &v
+				}
+			},
+			"token_endpoint_auth_method":   str(&cl.TokenEndpointAuthMethod),
+			"id_token_signed_response_alg": str(&cl.IDTokenAlg),
+			"id_token_claims":              flag(&cl.IDTokenClaims),
+			"logo_url":                     str(&cl.LogoURL),
+		})
+		if cl.ID != "" {
+			if s := strings.TrimSpace(getenv(ClientSecretEnv(cl.ID))); s != "" {
+				cl.Secret = s
+			}
+		}
+		out = append(out, cl)
+	}
+	c.Clients = out
+}
+
+// checkClients checks the clients with the rules of the client registry
+// (auth.ValidateConfigClient): the scopes of the scopes section (when it
+// is valid) and OpenID Connect's, unique ids, one environment variable per
+// secret.
+func (d *sectionDecoder) checkClients(c *Config, scopesOK bool) {
+	known := func(s string) bool { _, ok := c.Scopes[s]; return ok }
+	if !scopesOK {
+		known = func(string) bool { return true } // reported in scopes already
+	}
+	ids := map[string]int{}
+	envs := map[string]int{}
+	for i, cl := range c.Clients {
+		path := fmt.Sprintf("clients[%d]", i)
+		for _, e := range auth.ValidateConfigClient(cl.Input(), known) {
+			key := path
+			if e.Field != "" {
+				key = path + "." + e.Field
+			}
+			d.add(key, "%s", e.Message)
+		}
+		if cl.ID == "" {
+			continue
+		}
+		if j, dup := ids[cl.ID]; dup {
+			d.add(path+".id", "duplicate client id %q (also clients[%d])", cl.ID, j)
+		} else if j, dup := envs[ClientSecretEnv(cl.ID)]; dup {
+			d.add(path+".id", "client ids %q and %q share the secret variable %s: rename one", c.Clients[j].ID, cl.ID, ClientSecretEnv(cl.ID))
+		}
+		ids[cl.ID], envs[ClientSecretEnv(cl.ID)] = i, i
+	}
 }
 
 func validScopeName(s string) bool {

@@ -476,6 +476,16 @@ func TestAdminRefusals(t *testing.T) {
 	}
 	g.setRoles(t, demoted.ID, "user")
 
+	// The OAuth client the client operations name (SPEC §14).
+	client := g.createClient(t, map[string]any{"name": "refusal", "type": "confidential", "redirect_uris": []string{"https://refusal.example/cb"}})
+	clientBefore := g.get(t, "/v1/admin/clients/"+client.ClientID, bearer(g.root.Access)).String()
+	fill := func(path string) string {
+		if strings.HasPrefix(path, "/v1/admin/clients/") {
+			return strings.ReplaceAll(path, "{id}", client.ClientID)
+		}
+		return strings.ReplaceAll(path, "{id}", bystander.ID)
+	}
+
 	ops := adminOperations(t, g)
 	type cred struct {
 		name   string
@@ -498,10 +508,15 @@ func TestAdminRefusals(t *testing.T) {
 		{"a demoted admin's API key with admin", apiKey(demotedKey), http.StatusForbidden},
 	}
 	for _, op := range ops {
-		path := strings.ReplaceAll(op.path, "{id}", bystander.ID)
+		path := fill(op.path)
 		var body any
-		if op.method == http.MethodPatch {
+		switch {
+		case op.method == http.MethodPatch && strings.HasPrefix(op.path, "/v1/admin/clients/"):
+			body = `{"redirect_uris":["https://evil.example/cb"],"first_party":true}`
+		case op.method == http.MethodPatch:
 			body = `{"disabled":true,"roles":["admin"],"email_verified":true}`
+		case op.method == http.MethodPost && op.body:
+			body = `{"name":"forged","type":"confidential","redirect_uris":["https://evil.example/cb"],"first_party":true}`
 		}
 		for _, c := range creds {
 			t.Run(op.method+" "+op.path+"/"+c.name, func(t *testing.T) {
@@ -521,6 +536,12 @@ func TestAdminRefusals(t *testing.T) {
 	if r := g.get(t, "/v1/me", g.cookie(bystander)); r.Status != http.StatusOK {
 		t.Fatalf("refused requests ended the account's session: %s", r)
 	}
+	if after := g.get(t, "/v1/admin/clients/"+client.ClientID, bearer(g.root.Access)).String(); after != clientBefore {
+		t.Fatalf("refused requests changed the client: %s, was %s", after, clientBefore)
+	}
+	if r := g.get(t, "/v1/admin/clients", bearer(g.root.Access)); strings.Contains(string(r.Body), "forged") {
+		t.Fatalf("a refused request registered a client: %s", r.Body)
+	}
 
 	// The control: a real admin's token, session and admin API key pass
 	// on every safe operation.
@@ -528,7 +549,7 @@ func TestAdminRefusals(t *testing.T) {
 		if op.method != http.MethodGet {
 			continue
 		}
-		path := strings.ReplaceAll(op.path, "{id}", bystander.ID)
+		path := fill(op.path)
 		for name, h := range map[string][]string{"token": bearer(admin.Access), "session": g.cookie(admin), "API key": apiKey(adminKey)} {
 			if r := g.get(t, path, h); r.Status != http.StatusOK {
 				t.Errorf("GET %s with an admin's %s: %s", path, name, r)

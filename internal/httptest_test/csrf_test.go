@@ -1,6 +1,7 @@
 package httptest_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -30,6 +31,7 @@ type victim struct {
 	g         *gh
 	other     string   // id of the second session
 	bystander *account // another account
+	client    string   // id of an OAuth client (clientID)
 }
 
 var victims atomic.Int64
@@ -60,6 +62,29 @@ func (v *victim) bystanderID(t *testing.T) string {
 	return v.bystander.ID
 }
 
+// clientID is the id of a confidential OAuth client registered by root
+// for the victim, named after its domain (see snapshot). The victim that is
+// no one of TestProblemDocumentsEveryOperation, without a server, gets
+// "unknown".
+func (v *victim) clientID(t *testing.T) string {
+	t.Helper()
+	if v.client == "" && v.g == nil {
+		return "unknown"
+	}
+	if v.client == "" {
+		r := v.g.send(t, http.MethodPost, "/v1/admin/clients", map[string]any{"name": "app " + victimTag(v),
+			"type": "confidential", "redirect_uris": []string{"https://app.example/cb"}}, bearer(v.g.root.Access))
+		if r.Status != http.StatusCreated {
+			t.Fatalf("register a client for %s: %s", v.domain, r)
+		}
+		v.client = str(t, r.JSON(t), "client_id")
+	}
+	return v.client
+}
+
+// victimTag marks the names of the OAuth clients made for v: "(domain)".
+func victimTag(v *victim) string { return "(" + v.domain + ")" }
+
 // snapshot is what a forged request could change, read with other
 // credentials than the victim's cookie: the accounts of the victim's
 // domain (roles, disabled, email_verified, name, updated_at), the newest
@@ -88,6 +113,21 @@ func (g *gh) snapshot(t *testing.T, v *victim) string {
 		add(p, g.get(t, p, bearer(v.Access)))
 	}
 	add("refresh token", g.send(t, http.MethodPost, "/oauth2/introspect", url.Values{"token": {v.Refresh}}, root))
+	// The OAuth clients named after the victim (clientID, and those a
+	// forged POST /v1/admin/clients would make).
+	r := g.get(t, "/v1/admin/clients", root)
+	var clients struct {
+		Clients []map[string]any `json:"clients"`
+	}
+	if err := json.Unmarshal(r.Body, &clients); err != nil {
+		t.Fatalf("GET /v1/admin/clients: %v: %s", err, r.Body)
+	}
+	for _, c := range clients.Clients {
+		if name, _ := c["name"].(string); strings.HasSuffix(name, " "+victimTag(v)) {
+			j, _ := json.Marshal(c)
+			fmt.Fprintf(&b, "client: %s\n", j)
+		}
+	}
 	return b.String()
 }
 
@@ -158,6 +198,18 @@ var csrfCases = map[string]csrfCase{
 	"DELETE /v1/admin/users/{id}/mfa": {func(t *testing.T, v *victim) (string, any) {
 		return "/v1/admin/users/" + v.bystanderID(t) + "/mfa", nil
 	}, 204, true},
+	// OAuth clients (SPEC §14).
+	"POST /v1/admin/clients": {func(t *testing.T, v *victim) (string, any) {
+		return "/v1/admin/clients", map[string]any{"name": "forged " + victimTag(v), "type": "confidential",
+			"redirect_uris": []string{"https://evil.example/cb"}, "first_party": true}
+	}, 201, true},
+	"PATCH /v1/admin/clients/{id}": {func(t *testing.T, v *victim) (string, any) {
+		return "/v1/admin/clients/" + v.clientID(t), `{"redirect_uris":["https://evil.example/cb"],"first_party":true}`
+	}, 200, true},
+	"DELETE /v1/admin/clients/{id}": {func(t *testing.T, v *victim) (string, any) { return "/v1/admin/clients/" + v.clientID(t), nil }, 204, true},
+	"POST /v1/admin/clients/{id}/secret": {func(t *testing.T, v *victim) (string, any) {
+		return "/v1/admin/clients/" + v.clientID(t) + "/secret", nil
+	}, 200, true},
 
 	// OAuth2.
 	"POST /oauth2/token": {func(t *testing.T, v *victim) (string, any) {

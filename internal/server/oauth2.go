@@ -117,6 +117,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m := auth.Meta{IP: clientIP(r.Context()), UserAgent: r.UserAgent()}
+	if s.clientGrant(w, r, form, m) {
+		return
+	}
 	switch gt := form.Get("grant_type"); gt {
 	case "":
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "grant_type is required")
@@ -166,7 +169,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 		writeTokenResponse(w, c.Tokens)
 	default:
-		writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "supported grant types: password, refresh_token, "+auth.GrantTypeMFA)
+		writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "supported grant types: password, refresh_token, authorization_code, client_credentials, "+auth.GrantTypeMFA)
 	}
 }
 
@@ -305,28 +308,11 @@ func (s *Server) introspect(ctx context.Context, tok string) (map[string]any, er
 	return out, nil
 }
 
-// handleMetadata is GET /.well-known/oauth-authorization-server (RFC 8414).
+// handleMetadata is GET /.well-known/oauth-authorization-server (RFC
+// 8414): the same metadata as the OpenID discovery document.
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
-	base := s.cfg.PublicURL
-	grants := []string{"refresh_token", auth.GrantTypeMFA}
-	if s.cfg.PasswordGrant {
-		grants = append([]string{"password"}, grants...)
-	}
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	writeJSON(w, http.StatusOK, map[string]any{
-		"issuer":                                        base,
-		"token_endpoint":                                base + "/oauth2/token",
-		"jwks_uri":                                      base + "/.well-known/jwks.json",
-		"revocation_endpoint":                           base + "/oauth2/revoke",
-		"introspection_endpoint":                        base + "/oauth2/introspect",
-		"grant_types_supported":                         grants,
-		"response_types_supported":                      []string{},
-		"scopes_supported":                              s.auth.Roles().Scopes(),
-		"token_endpoint_auth_methods_supported":         []string{"none", "client_secret_basic"},
-		"revocation_endpoint_auth_methods_supported":    []string{"none"},
-		"introspection_endpoint_auth_methods_supported": []string{"bearer"},
-		"service_documentation":                         base + "/docs",
-	})
+	writeJSON(w, http.StatusOK, s.providerMetadata())
 }
 
 // handleJWKS is GET /.well-known/jwks.json.

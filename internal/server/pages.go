@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"strings"
 
 	"gatehouse/internal/auth"
 )
@@ -39,10 +40,14 @@ type pageData struct {
 	// More of /login/2fa: the methods the account lacks, an enrolment to
 	// confirm, the recovery codes to show once and where to go next.
 	NoRecovery, NoCode bool
-	Enrol              *totpEnrolView
-	Codes              []string
-	Next               string
-	Account            *accountView
+	// The OpenID provider's consent page, and origins its form may
+	// redirect to (CSP form-action).
+	Consent    *consentView
+	FormTarget string
+	Enrol      *totpEnrolView
+	Codes      []string
+	Next       string
+	Account    *accountView
 }
 
 // providerLink is one configured identity provider on the login page.
@@ -53,7 +58,7 @@ type providerLink struct {
 func (s *Server) parsePages() map[string]*template.Template {
 	out := map[string]*template.Template{}
 	funcs := template.FuncMap{"when": when, "ago": ago, "device": describeDevice, "dict": dict}
-	for _, name := range []string{"reset", "verify", "forgot", "error", "login", "register", "registered", "logout", "account", "login2fa"} {
+	for _, name := range []string{"reset", "verify", "forgot", "error", "login", "register", "registered", "logout", "account", "login2fa", "consent", "rplogout"} {
 		out[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(webFS, "web/layout.html", "web/"+name+".html"))
 	}
 	return out
@@ -84,7 +89,13 @@ func (s *Server) renderPage(w http.ResponseWriter, status int, name string, d pa
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", s.pageCSP(d.Script))
+	csp := s.pageCSP(d.Script)
+	if d.FormTarget != "" {
+		// The form's answer redirects there (a client's redirect_uri):
+		// Chrome applies form-action to that redirect too.
+		csp = strings.Replace(csp, "form-action ", "form-action "+d.FormTarget+" ", 1)
+	}
+	h.Set("Content-Security-Policy", csp)
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(b.Bytes())

@@ -34,12 +34,21 @@ type accountView struct {
 
 	Providers []providerRow
 
+	// Applications the user granted access (SPEC §14).
+	Consents []consentRow
+
 	// Two-factor (SPEC §13).
 	TOTP             *auth.TOTPAuthenticator
 	Recovery         *auth.RecoveryCodeSet
 	Enrol            *totpEnrolView // a pending enrolment to confirm, shown with its QR
 	NewRecoveryCodes []string       // shown this once
 	StepUp           bool           // an action needs the step-up form
+}
+
+type consentRow struct {
+	ClientID, Name string
+	Scopes         []string
+	CreatedAt      time.Time
 }
 
 type totpEnrolView struct {
@@ -143,6 +152,17 @@ func (s *Server) accountView(ctx context.Context, sess *auth.Session, u *auth.Us
 		if v.Passkeys, err = s.auth.ListPasskeys(ctx, u.ID); err != nil {
 			return nil, err
 		}
+	}
+	grants, err := s.auth.Consents(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range grants {
+		row := consentRow{ClientID: c.ClientID, Name: c.ClientID, Scopes: c.Scopes, CreatedAt: c.CreatedAt}
+		if cl, err := s.auth.ClientByID(ctx, c.ClientID); err == nil {
+			row.Name = cl.Name
+		}
+		v.Consents = append(v.Consents, row)
 	}
 	st, err := s.auth.MFAStatus(ctx, u.ID)
 	if err != nil {
@@ -449,5 +469,11 @@ func (s *Server) handleAccountRevokeKey() http.HandlerFunc {
 func (s *Server) handleAccountUnlink() http.HandlerFunc {
 	return s.accountAction("linked", "identity-unlinked", func(r *http.Request, _ *auth.Session, u *auth.User) error {
 		return s.auth.UnlinkIdentity(r.Context(), u.ID, r.PathValue("id"), meta(r.Context()))
+	})
+}
+
+func (s *Server) handleAccountRevokeConsent() http.HandlerFunc {
+	return s.accountAction("consents", "consent-revoked", func(r *http.Request, _ *auth.Session, u *auth.User) error {
+		return s.auth.RevokeConsent(r.Context(), u.ID, r.PathValue("client_id"), meta(r.Context()))
 	})
 }

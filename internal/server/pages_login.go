@@ -40,6 +40,7 @@ func (s *Server) registerPageRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /account/passkeys/{id}/rename", s.handleAccountRenamePasskey())
 	mux.HandleFunc("POST /account/passkeys/{id}/delete", s.handleAccountDeletePasskey())
 	s.registerAccountMFARoutes(mux)
+	mux.HandleFunc("POST /account/consents/{client_id}/revoke", s.handleAccountRevokeConsent())
 }
 
 // Messages shown after a redirect, chosen by a fixed code in the query
@@ -58,6 +59,7 @@ var doneMessages = map[string]string{
 	"identity-unlinked": "The linked account was removed.",
 	"totp-removed":      "Two-factor authentication with an authenticator app is off.",
 	"stepped-up":        "Thanks, you are confirmed. Try the change again.",
+	"consent-revoked":   "The application's access was removed. It is signed out of your account.",
 }
 
 // Generic messages of the login form. One message for every failed
@@ -116,12 +118,16 @@ func (s *Server) minPassword() int {
 
 func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if currentSession(r.Context()) != nil && q.Get("method") == "" {
-		// Signed in already: go where the login would have gone.
+	if currentSession(r.Context()) != nil && q.Get("method") == "" && q.Get("prompt") != "login" {
+		// Signed in already: go where the login would have gone (unless
+		// an application asked for a new sign-in: prompt=login).
 		seeOther(w, r, s.safeReturnTo(q.Get("return_to")))
 		return
 	}
 	d := s.authPageData("Sign in", q.Get("return_to"))
+	if h := strings.TrimSpace(q.Get("login_hint")); h != "" && len(h) <= 320 && strings.Contains(h, "@") {
+		d.Email = h // an application's hint (OIDC login_hint) prefills the address
+	}
 	if q.Get("method") == "passkey" {
 		d.Error = msgNoPasskeyJ
 	}

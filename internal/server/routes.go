@@ -37,6 +37,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /oauth2/token", s.handleToken)
 	mux.HandleFunc("POST /oauth2/revoke", s.handleRevoke)
 	mux.HandleFunc("POST /oauth2/introspect", s.handleIntrospect)
+	s.registerProviderRoutes(mux)
 
 	// JSON API (/v1) through huma, which also writes /openapi.json.
 	api := humago.New(mux, s.humaConfig())
@@ -45,9 +46,11 @@ func (s *Server) routes() http.Handler {
 	s.registerEmailRoutes(api)
 	s.registerAPIKeyRoutes(api)
 	s.registerAdminRoutes(api)
+	s.registerClientRoutes(api)
 	s.registerIdentityRoutes(api)
 	s.registerPasskeyRoutes(api)
 	s.registerMFARoutes(api)
+	s.registerConsentRoutes(api)
 	documentOAuth2(api.OpenAPI())
 	documentOIDC(api.OpenAPI())
 

@@ -59,4 +59,7 @@ func runContracts(t *testing.T, open func(t *testing.T) *sqlstore.DB) {
 	t.Run("MFA", func(t *testing.T) {
 		storetest.RunMFA(t, func(t *testing.T) storetest.MFABackend { return open(t) })
 	})
+	t.Run("OAuthProvider", func(t *testing.T) {
+		storetest.RunOAuthProvider(t, func(t *testing.T) storetest.OAuthBackend { return open(t) })
+	})
 }

@@ -52,8 +52,9 @@ func (db *DB) allowOn(ctx context.Context, q querier, key string, limit int, win
 }
 
 // PurgeCounters deletes rate-limit windows that ended before t and expired,
-// reset lockout rows, and the ceremony challenges, MFA challenges and
-// pending TOTP enrolments that expired before t (see PurgeMFA).
+// reset lockout rows, and the ceremony challenges, MFA challenges, pending
+// TOTP enrolments and authorization codes that expired before t (see
+// PurgeMFA and PurgeAuthCodes).
 func (db *DB) PurgeCounters(ctx context.Context, before time.Time) error {
 	if _, err := db.exec(ctx, `DELETE FROM rate_counters WHERE window_start < ?`, ts(before)); err != nil {
 		return err
@@ -64,7 +65,10 @@ func (db *DB) PurgeCounters(ctx context.Context, before time.Time) error {
 	if _, err := db.exec(ctx, `DELETE FROM challenges WHERE expires_at < ?`, ts(before)); err != nil {
 		return err
 	}
-	return db.PurgeMFA(ctx, before)
+	if err := db.PurgeMFA(ctx, before); err != nil {
+		return err
+	}
+	return db.PurgeAuthCodes(ctx, before)
 }
 
 // BeginAttempt counts a login attempt before the password is checked; see

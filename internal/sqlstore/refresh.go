@@ -18,9 +18,9 @@ func (db *DB) CreateFamily(ctx context.Context, f *auth.RefreshFamily, first *au
 
 // insertFamily inserts a family and, when not nil, its first token, in tx.
 func (db *DB) insertFamily(ctx context.Context, tx *sql.Tx, f *auth.RefreshFamily, first *auth.RefreshToken) error {
-	if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_families (id, user_id, client_id, scope, created_at, expires_at, acr, amr, auth_time)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		f.ID, f.UserID, f.ClientID, f.Scope, ts(f.CreatedAt), ts(f.ExpiresAt), acrOrDefault(f.ACR), auth.JoinAMR(f.AMR), authTS(f.AuthTime)); err != nil {
+	if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_families (id, user_id, client_id, scope, created_at, expires_at, acr, amr, auth_time, session_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		f.ID, f.UserID, f.ClientID, f.Scope, ts(f.CreatedAt), ts(f.ExpiresAt), acrOrDefault(f.ACR), auth.JoinAMR(f.AMR), authTS(f.AuthTime), f.SessionID); err != nil {
 		return err
 	}
 	if first == nil {
@@ -32,7 +32,7 @@ func (db *DB) insertFamily(ctx context.Context, tx *sql.Tx, f *auth.RefreshFamil
 }
 
 const refreshQuery = `SELECT t.id, t.family_id, t.token_hash, t.created_at, t.rotated_at,
-	f.id, f.user_id, f.client_id, f.scope, f.created_at, f.expires_at, f.revoked_at, f.acr, f.amr, f.auth_time
+	f.id, f.user_id, f.client_id, f.scope, f.created_at, f.expires_at, f.revoked_at, f.acr, f.amr, f.auth_time, f.session_id
 	FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = ?`
 
 func scanRefresh(row *sql.Row) (*auth.RefreshToken, *auth.RefreshFamily, error) {
@@ -43,7 +43,7 @@ func scanRefresh(row *sql.Row) (*auth.RefreshToken, *auth.RefreshFamily, error) 
 		rotated, revoked sql.NullInt64
 		amr              string
 	)
-	err := row.Scan(&t.ID, &t.FamilyID, &t.Hash, &tc, &rotated, &f.ID, &f.UserID, &f.ClientID, &f.Scope, &fc, &fe, &revoked, &f.ACR, &amr, &fa)
+	err := row.Scan(&t.ID, &t.FamilyID, &t.Hash, &tc, &rotated, &f.ID, &f.UserID, &f.ClientID, &f.Scope, &fc, &fe, &revoked, &f.ACR, &amr, &fa, &f.SessionID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, auth.ErrNotFound
 	}
@@ -128,4 +128,14 @@ func (db *DB) FinishPasswordLogin(ctx context.Context, lockKey string, e *auth.A
 		}
 		return db.insertFamily(ctx, tx, f, first)
 	})
+}
+
+// RevokeSessionFamilies revokes every live family issued to a browser
+// session (through the authorization code flow).
+func (db *DB) RevokeSessionFamilies(ctx context.Context, sessionID string, now time.Time) error {
+	if sessionID == "" {
+		return nil
+	}
+	_, err := db.exec(ctx, `UPDATE refresh_families SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL`, ts(now), sessionID)
+	return err
 }

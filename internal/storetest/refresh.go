@@ -190,6 +190,42 @@ func testRefreshLevels(t *testing.T, open func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("RevokeSessionFamilies", func(t *testing.T) {
+		s := open(t)
+		createUser(t, s, minimalUser("u-1", "one@example.com"))
+		family := func(id, session string) {
+			t.Helper()
+			f := newFamily(id, "u-1")
+			f.SessionID = session
+			if err := s.CreateFamily(t.Context(), f, newToken("tok-"+id, id, f.CreatedAt)); err != nil {
+				t.Fatalf("CreateFamily(%s): %v", id, err)
+			}
+			if _, got := getRefresh(t, s, "tok-"+id); got.SessionID != session {
+				t.Fatalf("family %s: SessionID %q, want %q", id, got.SessionID, session)
+			}
+		}
+		family("f-a1", "sess-a")
+		family("f-a2", "sess-a")
+		family("f-b", "sess-b")
+		family("f-none", "")
+		now := at(time.Hour)
+		if err := s.RevokeSessionFamilies(t.Context(), "sess-a", now); err != nil {
+			t.Fatalf("RevokeSessionFamilies: %v", err)
+		}
+		if err := s.RevokeSessionFamilies(t.Context(), "", now); err != nil {
+			t.Fatalf("RevokeSessionFamilies of no session: %v", err)
+		}
+		for _, tc := range []struct {
+			family      string
+			wantRevoked *time.Time
+		}{{"f-a1", &now}, {"f-a2", &now}, {"f-b", nil}, {"f-none", nil}} {
+			_, f := getRefresh(t, s, "tok-"+tc.family)
+			if !equalTimePtr(f.RevokedAt, tc.wantRevoked) {
+				t.Errorf("family %s: RevokedAt = %s, want %s", tc.family, fmtTimePtr(f.RevokedAt), fmtTimePtr(tc.wantRevoked))
+			}
+		}
+	})
+
 	t.Run("RevokeUserFamiliesAt", func(t *testing.T) {
 		s := open(t)
 		createUser(t, s, minimalUser("u-1", "one@example.com"))

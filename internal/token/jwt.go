@@ -26,7 +26,7 @@ type claims struct {
 	jwt.RegisteredClaims
 	ClientID string           `json:"client_id"`
 	Scope    string           `json:"scope"`
-	Roles    []string         `json:"roles"`
+	Roles    *[]string        `json:"roles,omitempty"` // absent for third-party clients (SPEC §14)
 	Email    string           `json:"email,omitempty"`
 	ACR      string           `json:"acr,omitempty"`
 	AMR      []string         `json:"amr,omitempty"`
@@ -64,9 +64,13 @@ func (k *Keyring) Issue(_ context.Context, c *auth.AccessClaims) (string, error)
 	if cur == nil {
 		return "", errors.New("token: no signing key")
 	}
-	roles := c.Roles
-	if roles == nil {
-		roles = []string{}
+	var roles *[]string
+	if !c.NoRoles {
+		r := c.Roles
+		if r == nil {
+			r = []string{}
+		}
+		roles = &r
 	}
 	t := jwt.NewWithClaims(method(cur.alg), claims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -127,10 +131,13 @@ func (k *Keyring) Verify(tok string) (*auth.AccessClaims, error) {
 	}
 	out := &auth.AccessClaims{
 		ID: cl.ID, Subject: cl.Subject, Email: cl.Email, ClientID: cl.ClientID,
-		Scopes: auth.ParseScope(cl.Scope), Roles: cl.Roles, ExpiresAt: cl.ExpiresAt.Time,
+		Scopes: auth.ParseScope(cl.Scope), ExpiresAt: cl.ExpiresAt.Time,
 	}
 	if cl.IssuedAt != nil {
 		out.IssuedAt = cl.IssuedAt.Time
+	}
+	if cl.Roles != nil {
+		out.Roles = *cl.Roles
 	}
 	out.ACR, out.AMR = cl.ACR, cl.AMR
 	if cl.AuthTime != nil {
@@ -147,11 +154,28 @@ func (k *Keyring) Verify(tok string) (*auth.AccessClaims, error) {
 // keyFunc picks the verification key by kid and pins the algorithm to the
 // key's own: a token cannot choose HS256 to be checked with a public key.
 // Keys embedded in the header (jwk, jku, x5c, x5u) are never used.
+//
+// Only typ at+jwt passes: an ID token (typ JWT) is never an access token.
+// Any trusted key may have signed an access token: while a cluster is
+// upgraded, a node from before ID-token keys existed signs with the newest
+// key of the ring, which may be one.
 func (k *Keyring) keyFunc(t *jwt.Token) (any, error) {
 	if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
 		return nil, errors.New("typ is not at+jwt")
 	}
 	kid, _ := t.Header["kid"].(string)
+	x := k.lookup(kid)
+	if x == nil {
+		return nil, errors.New("unknown kid")
+	}
+	if t.Method.Alg() != x.alg {
+		return nil, errors.New("algorithm does not match the key")
+	}
+	return x.pub, nil
+}
+
+// lookup returns the trusted key named kid, or nil.
+func (k *Keyring) lookup(kid string) *key {
 	k.mu.RLock()
 	x := k.verifiers[kid]
 	stale := k.opts.Now().Sub(k.lastReload) > 2*time.Second // lastReload is on the same clock
@@ -166,13 +190,7 @@ func (k *Keyring) keyFunc(t *jwt.Token) (any, error) {
 		x = k.verifiers[kid]
 		k.mu.RUnlock()
 	}
-	if x == nil {
-		return nil, errors.New("unknown kid")
-	}
-	if t.Method.Alg() != x.alg {
-		return nil, errors.New("algorithm does not match the key")
-	}
-	return x.pub, nil
+	return x
 }
 
 func contains(s []string, v string) bool {

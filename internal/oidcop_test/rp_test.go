@@ -1,0 +1,234 @@
+// Package oidcop_test runs real relying-party libraries against a running
+// Gatehouse acting as OpenID provider (SPEC §14): coreos/go-oidc with
+// golang.org/x/oauth2 walk discovery → authorize → consent → token →
+// ID-token verification → userinfo → refresh → logout.
+package oidcop_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"gatehouse/internal/testserver"
+)
+
+const (
+	adminEmail = "admin@op.example.test"
+	password   = "correct horse battery staple"
+	redirect   = "https://rp.example/cb"
+	loggedOut  = "https://rp.example/logged-out"
+)
+
+// op is a Gatehouse with an administrator, and its admin access token.
+type op struct {
+	*testserver.Server
+	admin string
+}
+
+func startOP(t *testing.T) *op {
+	t.Helper()
+	yaml := "rate_limits: {login_per_account_ip: 100000, login_per_ip: 100000, window: 1m}\n"
+	s := testserver.Start(t, testserver.Options{Env: testserver.Env(t, yaml, nil),
+		Before: func(s *testserver.Server) {
+			s.Command(t, password+"\n", "user", "create", "--email", adminEmail, "--role", "admin", "--password-stdin")
+		}})
+	r := testserver.Send(t, "POST", s.Direct+"/oauth2/token", url.Values{"grant_type": {"password"}, "username": {adminEmail}, "password": {password}})
+	if r.Status != http.StatusOK {
+		t.Fatalf("admin password grant: %s", r)
+	}
+	return &op{Server: s, admin: r.JSON(t)["access_token"].(string)}
+}
+
+// client registers a confidential client and returns its id and secret.
+func (o *op) client(t *testing.T) (string, string) {
+	t.Helper()
+	r := testserver.Send(t, "POST", o.Direct+"/v1/admin/clients", map[string]any{
+		"name": "Example RP", "type": "confidential", "redirect_uris": []string{redirect},
+		"post_logout_redirect_uris": []string{loggedOut}, "grant_types": []string{"authorization_code", "refresh_token"},
+		"scopes": []string{"openid", "profile", "email", "offline_access"}, "token_endpoint_auth_method": "client_secret_basic",
+	}, "Authorization", "Bearer "+o.admin)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("POST /v1/admin/clients: %s", r)
+	}
+	j := r.JSON(t)
+	id, _ := j["client_id"].(string)
+	secret, _ := j["client_secret"].(string)
+	if id == "" || !strings.HasPrefix(secret, "ghcs_") {
+		t.Fatalf("POST /v1/admin/clients: no client_id or ghcs_ secret in %s", r)
+	}
+	return id, secret
+}
+
+// browser is a user agent with a cookie jar that does not follow
+// redirects, signed in to o as email.
+func (o *op) browser(t *testing.T, email string) *http.Client {
+	t.Helper()
+	o.Register(t, email, password)
+	jar, _ := cookiejar.New(nil)
+	b := &http.Client{Jar: jar, Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest("POST", o.Direct+"/v1/sessions", strings.NewReader(`{"email":"`+email+`","password":"`+password+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	res, err := b.Do(req)
+	if err != nil || res.StatusCode != http.StatusCreated {
+		t.Fatalf("session login: %v %v", res, err)
+	}
+	res.Body.Close()
+	return b
+}
+
+func get(t *testing.T, b *http.Client, target string) (*http.Response, string) {
+	t.Helper()
+	res, err := b.Get(target)
+	if err != nil {
+		t.Fatalf("GET %s: %v", target, err)
+	}
+	defer res.Body.Close()
+	var sb strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := res.Body.Read(buf)
+		sb.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return res, sb.String()
+}
+
+func postForm(t *testing.T, b *http.Client, target string, v url.Values) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("POST", target, strings.NewReader(v.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	res, err := b.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", target, err)
+	}
+	res.Body.Close()
+	return res
+}
+
+var consentID = regexp.MustCompile(`name="consent_id" value="([^"]+)"`)
+
+// TestGoOIDCRelyingParty: the whole code flow with coreos/go-oidc and
+// x/oauth2 as the relying party.
+func TestGoOIDCRelyingParty(t *testing.T) {
+	o := startOP(t)
+	id, secret := o.client(t)
+	ctx := context.Background()
+
+	provider, err := oidc.NewProvider(ctx, o.URL)
+	if err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	cfg := oauth2.Config{ClientID: id, ClientSecret: secret, Endpoint: provider.Endpoint(), RedirectURL: redirect,
+		Scopes: []string{oidc.ScopeOpenID, "profile", "email", oidc.ScopeOfflineAccess}}
+	if cfg.Endpoint.AuthStyle != oauth2.AuthStyleAutoDetect && cfg.Endpoint.AuthStyle != oauth2.AuthStyleInHeader {
+		t.Fatalf("auth style %v", cfg.Endpoint.AuthStyle)
+	}
+	b := o.browser(t, "ada@op.example.test")
+	verifier, state, nonce := oauth2.GenerateVerifier(), "st-"+oauth2.GenerateVerifier()[:8], "n-"+oauth2.GenerateVerifier()[:8]
+	start := cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce))
+	// The browser reaches the server at its direct address.
+	start = strings.Replace(start, o.URL, o.Direct, 1)
+	res, page := get(t, b, start)
+	m := consentID.FindStringSubmatch(page)
+	if res.StatusCode != http.StatusOK || m == nil {
+		t.Fatalf("GET /oauth2/authorize: %d, want the consent page: %.400s", res.StatusCode, page)
+	}
+	res = postForm(t, b, o.Direct+"/oauth2/consent", url.Values{"consent_id": {m[1]}, "decision": {"allow"}})
+	loc, err := res.Location()
+	if err != nil || !strings.HasPrefix(loc.String(), redirect+"?") {
+		t.Fatalf("POST /oauth2/consent (allow): %d %v, want a redirect to %s", res.StatusCode, loc, redirect)
+	}
+	q := loc.Query()
+	if q.Get("state") != state || q.Get("iss") != o.URL || q.Get("code") == "" {
+		t.Fatalf("redirect %s: want the code, state %q and iss %q", loc, state, o.URL)
+	}
+
+	tok, err := cfg.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("code exchange: %v", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := provider.Verifier(&oidc.Config{ClientID: id}).Verify(ctx, raw)
+	if err != nil {
+		t.Fatalf("ID token verification: %v", err)
+	}
+	if idt.Nonce != nonce {
+		t.Fatalf("ID token nonce %q, want %q", idt.Nonce, nonce)
+	}
+	if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+		t.Fatalf("at_hash: %v", err)
+	}
+	var claims struct {
+		AuthTime int64  `json:"auth_time"`
+		ACR      string `json:"acr"`
+		AZP      string `json:"azp"`
+		SID      string `json:"sid"`
+	}
+	if err := idt.Claims(&claims); err != nil || claims.AuthTime == 0 || claims.ACR != "aal1" || claims.AZP != id || claims.SID == "" {
+		t.Fatalf("ID token claims %+v (%v)", claims, err)
+	}
+	// A second exchange of the code is refused.
+	if _, err := cfg.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier)); err == nil {
+		t.Fatal("the code was exchanged twice")
+	}
+
+	info, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err != nil || info.Email != "ada@op.example.test" || info.Subject != idt.Subject {
+		t.Fatalf("userinfo: %+v %v", info, err)
+	}
+
+	if tok.RefreshToken == "" {
+		t.Fatal("no refresh token with offline_access")
+	}
+	// The refresh family was revoked by the second exchange of the code
+	// (RFC 6749 §4.1.2): a new sign-in gives a fresh one to refresh.
+	res, page = get(t, b, start)
+	if res.StatusCode != http.StatusFound {
+		t.Fatalf("second authorization with the consent remembered: %d %.300s, want a redirect", res.StatusCode, page)
+	}
+	loc, _ = res.Location()
+	tok2, err := cfg.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("second code exchange: %v", err)
+	}
+	refreshed, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tok2.RefreshToken}).Token()
+	if err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	raw2, _ := refreshed.Extra("id_token").(string)
+	idt2, err := provider.Verifier(&oidc.Config{ClientID: id}).Verify(ctx, raw2)
+	if err != nil || idt2.Subject != idt.Subject {
+		t.Fatalf("refreshed ID token: %v (sub %v)", err, idt2)
+	}
+	var c2 struct {
+		AuthTime int64 `json:"auth_time"`
+	}
+	_ = idt2.Claims(&c2)
+	if c2.AuthTime != claims.AuthTime {
+		t.Fatalf("refresh changed auth_time from %d to %d", claims.AuthTime, c2.AuthTime)
+	}
+
+	// RP-initiated logout with the ID token as hint: back to the client,
+	// signed out.
+	lq := url.Values{"id_token_hint": {raw}, "post_logout_redirect_uri": {loggedOut}, "state": {"bye"}}
+	res, _ = get(t, b, o.Direct+"/oauth2/logout?"+lq.Encode())
+	loc, err = res.Location()
+	if err != nil || loc.String() != loggedOut+"?state=bye" {
+		t.Fatalf("logout: %d %v, want a redirect to %s?state=bye", res.StatusCode, loc, loggedOut)
+	}
+	if res, _ := get(t, b, o.Direct+"/v1/me"); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET /v1/me after the logout: %d, want 401", res.StatusCode)
+	}
+}
