@@ -484,7 +484,7 @@ func (s *Service) CreateClient(ctx context.Context, in ClientInput, m Meta, from
 	if err := s.st.Clients.CreateClient(ctx, c); err != nil {
 		return nil, "", err
 	}
-	s.audit(ctx, EventClientCreated, "", m, clientDetails(c, fromConfig))
+	s.audit(ctx, EventClientCreated, m.Actor, m, clientDetails(c, fromConfig))
 	if fromConfig {
 		secret = "" // the operator has it; it is not shown again
 	}
@@ -573,7 +573,7 @@ func (s *Service) UpdateClient(ctx context.Context, id string, p ClientPatch, m 
 	}
 	d := clientDetails(c, false)
 	d["changed"] = changed
-	s.audit(ctx, EventClientUpdated, "", m, d)
+	s.audit(ctx, EventClientUpdated, m.Actor, m, d)
 	return redacted(c), nil
 }
 
@@ -598,7 +598,7 @@ func (s *Service) DeleteClient(ctx context.Context, id string, m Meta) error {
 	if err := s.st.Clients.DeleteClient(ctx, id, s.now()); err != nil {
 		return err
 	}
-	s.audit(ctx, EventClientDeleted, "", m, map[string]any{"client_id": id, "name": c.Name})
+	s.audit(ctx, EventClientDeleted, m.Actor, m, map[string]any{"client_id": id, "name": c.Name})
 	return nil
 }
 
@@ -623,7 +623,7 @@ func (s *Service) RotateClientSecret(ctx context.Context, id string, m Meta) (st
 	if err := s.st.Clients.RotateClientSecret(ctx, id, HashToken(secret), until, now); err != nil {
 		return "", time.Time{}, err
 	}
-	s.audit(ctx, EventClientSecretRotated, "", m, map[string]any{"client_id": id, "previous_valid_until": until})
+	s.audit(ctx, EventClientSecretRotated, m.Actor, m, map[string]any{"client_id": id, "previous_valid_until": until})
 	return secret, until, nil
 }
 
@@ -708,7 +708,7 @@ func (s *Service) SyncConfigClients(ctx context.Context, ins []ClientInput) erro
 		if err := s.st.Clients.DeleteClient(ctx, c.ID, s.now()); err != nil && !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("client %s: %w", c.ID, err)
 		}
-		s.audit(ctx, EventClientDeleted, "", m, map[string]any{"client_id": c.ID, "name": c.Name, "source": "config"})
+		s.audit(ctx, EventClientDeleted, m.Actor, m, map[string]any{"client_id": c.ID, "name": c.Name, "source": "config"})
 	}
 	return nil
 }
@@ -722,7 +722,7 @@ func (s *Service) syncConfigClient(ctx context.Context, c *Client, m Meta) error
 		c.CreatedAt, c.UpdatedAt = now, now
 		err = s.st.Clients.CreateClient(ctx, c)
 		if err == nil {
-			s.audit(ctx, EventClientCreated, "", m, clientDetails(c, true))
+			s.audit(ctx, EventClientCreated, m.Actor, m, clientDetails(c, true))
 			return nil
 		}
 		if ErrorCode(err) != ECONFLICT {
@@ -742,7 +742,7 @@ func (s *Service) syncConfigClient(ctx context.Context, c *Client, m Meta) error
 		if err := s.st.Clients.UpdateClient(ctx, c); err != nil {
 			return err
 		}
-		s.audit(ctx, EventClientUpdated, "", m, clientDetails(c, true))
+		s.audit(ctx, EventClientUpdated, m.Actor, m, clientDetails(c, true))
 	}
 	if subtle.ConstantTimeCompare([]byte(hash), []byte(old.SecretHash)) != 1 {
 		// The old secret ends now: an operator who changes a secret in
@@ -750,7 +750,7 @@ func (s *Service) syncConfigClient(ctx context.Context, c *Client, m Meta) error
 		if err := s.st.Clients.RotateClientSecret(ctx, c.ID, hash, now, now); err != nil {
 			return err
 		}
-		s.audit(ctx, EventClientSecretRotated, "", m, map[string]any{"client_id": c.ID, "source": "config"})
+		s.audit(ctx, EventClientSecretRotated, m.Actor, m, map[string]any{"client_id": c.ID, "source": "config"})
 	}
 	return nil
 }

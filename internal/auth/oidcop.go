@@ -527,3 +527,27 @@ const (
 	EventAuthorizeDenied = "oauth.authorize.denied"
 	EventLogoutRP        = "logout.rp_initiated"
 )
+
+// RevokeRefreshFor revokes the family of a refresh token for the client
+// that presents it (RFC 7009): only a token of that client's own family;
+// anything else is not an error, and nothing is revoked.
+func (s *Service) RevokeRefreshFor(ctx context.Context, c *Client, tok string, m Meta) error {
+	if tok == "" || len(tok) > 512 {
+		return nil
+	}
+	_, fam, err := s.st.Refresh.RefreshTokenByHash(ctx, HashToken(tok))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fam.ClientID != c.ID {
+		return nil
+	}
+	if err := s.st.Refresh.RevokeFamily(ctx, fam.ID, s.now()); err != nil {
+		return err
+	}
+	s.audit(ctx, EventRefreshRevoked, fam.UserID, m, map[string]any{"family_id": fam.ID, "client_id": c.ID})
+	return nil
+}

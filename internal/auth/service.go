@@ -130,6 +130,10 @@ type Meta struct {
 	// SessionStarted when that session was made (a fresh sign-in).
 	SessionID      string
 	SessionStarted time.Time
+	// Actor is the authenticated caller's user id, for events about
+	// something else than the caller's account (an administrator's
+	// changes to a client).
+	Actor string
 }
 
 // FreshSessionAge is how recent a sign-in must be to stand in for the

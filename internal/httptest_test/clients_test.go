@@ -239,6 +239,11 @@ func TestAdminClients(t *testing.T) {
 		if !strings.Contains(string(audit.Body), `"`+typ+`"`) {
 			t.Errorf("no %s in the audit log", typ)
 		}
+		// The administrator who acted is the event's user.
+		byAdmin := g.get(t, "/v1/admin/audit?limit=1000&type="+typ+"&user_id="+g.root.ID, root)
+		if !strings.Contains(string(byAdmin.Body), `"`+typ+`"`) {
+			t.Errorf("%s does not name the administrator %s as its user: %s", typ, g.root.ID, byAdmin)
+		}
 	}
 	for _, s := range []string{secret, next, configClientSecret} {
 		if strings.Contains(string(audit.Body), s) || strings.Contains(g.Log(), s) {

@@ -6,6 +6,7 @@ package oidcop_test
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -231,4 +232,65 @@ func TestGoOIDCRelyingParty(t *testing.T) {
 	if res, _ := get(t, b, o.Direct+"/v1/me"); res.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("GET /v1/me after the logout: %d, want 401", res.StatusCode)
 	}
+}
+
+// TestClientRevokeAndIntrospect: a client authenticates at /oauth2/revoke
+// and /oauth2/introspect and reaches only its own tokens (SPEC §14).
+func TestClientRevokeAndIntrospect(t *testing.T) {
+	o := startOP(t)
+	id, secret := o.client(t)
+	otherID, otherSecret := o.client(t)
+	ctx := context.Background()
+	provider, err := oidc.NewProvider(ctx, o.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := oauth2.Config{ClientID: id, ClientSecret: secret, Endpoint: provider.Endpoint(), RedirectURL: redirect,
+		Scopes: []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}}
+	b := o.browser(t, "bo@op.example.test")
+	verifier := oauth2.GenerateVerifier()
+	start := strings.Replace(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), o.URL, o.Direct, 1)
+	_, page := get(t, b, start)
+	m := consentID.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no consent page: %.300s", page)
+	}
+	loc, _ := postForm(t, b, o.Direct+"/oauth2/consent", url.Values{"consent_id": {m[1]}, "decision": {"allow"}}).Location()
+	tok, err := cfg.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	introspect := func(cid, csecret, token string) map[string]any {
+		t.Helper()
+		r := testserver.Send(t, "POST", o.Direct+"/oauth2/introspect", url.Values{"token": {token}}, "Authorization", basic(cid, csecret))
+		if r.Status != http.StatusOK {
+			t.Fatalf("introspect as %s: %s", cid, r)
+		}
+		return r.JSON(t)
+	}
+	if j := introspect(id, secret, tok.AccessToken); j["active"] != true || j["client_id"] != id {
+		t.Fatalf("the client introspecting its own access token: %v", j)
+	}
+	if j := introspect(otherID, otherSecret, tok.AccessToken); j["active"] != false || len(j) != 1 {
+		t.Fatalf("another client introspecting the token: %v, want only active false", j)
+	}
+	if r := testserver.Send(t, "POST", o.Direct+"/oauth2/introspect", url.Values{"token": {tok.AccessToken}}, "Authorization", basic(id, "ghcs_wrong")); r.Status != http.StatusUnauthorized || r.Header.Get("WWW-Authenticate") == "" {
+		t.Fatalf("introspect with a wrong secret: %s, want 401 with a Basic challenge", r)
+	}
+	// Another client cannot revoke it; the owner can.
+	testserver.Send(t, "POST", o.Direct+"/oauth2/revoke", url.Values{"token": {tok.RefreshToken}}, "Authorization", basic(otherID, otherSecret))
+	next, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if err != nil {
+		t.Fatalf("refresh after another client's revocation attempt: %v", err)
+	}
+	if r := testserver.Send(t, "POST", o.Direct+"/oauth2/revoke", url.Values{"token": {next.RefreshToken}}, "Authorization", basic(id, secret)); r.Status != http.StatusOK {
+		t.Fatalf("the owner's revocation: %s", r)
+	}
+	if _, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: next.RefreshToken}).Token(); err == nil {
+		t.Fatal("the refresh token works after its client revoked it")
+	}
+}
+
+func basic(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
 }

@@ -65,8 +65,13 @@ type changePasswordInput struct {
 // meta describes the request for the audit log and session records.
 func meta(ctx context.Context) auth.Meta {
 	m := auth.Meta{IP: clientIP(ctx), UserAgent: userAgent(ctx)}
-	if res, _ := ctx.Value(keyPrincipal).(*authResult); res != nil && res.session != nil {
-		m.SessionID, m.SessionStarted = res.session.ID, res.session.CreatedAt
+	if res, _ := ctx.Value(keyPrincipal).(*authResult); res != nil {
+		if res.session != nil {
+			m.SessionID, m.SessionStarted = res.session.ID, res.session.CreatedAt
+		}
+		if res.p != nil && !res.p.Enrolment {
+			m.Actor = res.p.UserID
+		}
 	}
 	return m
 }

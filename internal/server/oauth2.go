@@ -212,9 +212,24 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "token is required")
 		return
 	}
+	m := auth.Meta{IP: clientIP(r.Context()), UserAgent: r.UserAgent()}
+	if s.registeredClient(r, form) {
+		// A registered client authenticates and revokes its own tokens only.
+		c, ok := s.tokenClient(w, r, form)
+		if !ok {
+			return
+		}
+		if err := s.auth.RevokeRefreshFor(r.Context(), c, tok, m); err != nil {
+			s.oauthDomainError(w, r, err, "invalid token")
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	// Access tokens are self-contained JWTs that expire on their own; only
 	// refresh tokens (and their families) are revocable here.
-	if err := s.auth.RevokeRefresh(r.Context(), tok, auth.Meta{IP: clientIP(r.Context()), UserAgent: r.UserAgent()}); err != nil {
+	if err := s.auth.RevokeRefresh(r.Context(), tok, m); err != nil {
 		s.oauthDomainError(w, r, err, "invalid token")
 		return
 	}
@@ -225,6 +240,12 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 // handleIntrospect is POST /oauth2/introspect (RFC 7662), for credentials
 // with scope admin or introspect (typically a resource server's API key).
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
+	if _, _, basic := r.BasicAuth(); basic || (r.Header.Get("Authorization") == "" && r.Header.Get("X-API-Key") == "") {
+		// A registered client introspects its own tokens (client
+		// authentication instead of a bearer credential).
+		s.introspectAsClient(w, r)
+		return
+	}
 	res, _ := r.Context().Value(keyPrincipal).(*authResult)
 	if res == nil || res.p == nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
@@ -327,4 +348,36 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// introspectAsClient is POST /oauth2/introspect with client
+// authentication: the answer describes only the client's own tokens;
+// every other token is {"active": false}.
+func (s *Server) introspectAsClient(w http.ResponseWriter, r *http.Request) {
+	form, ok := oauthForm(w, r)
+	if !ok {
+		return
+	}
+	c, ok := s.tokenClient(w, r, form)
+	if !ok {
+		return
+	}
+	tok := form.Get("token")
+	if tok == "" {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "token is required")
+		return
+	}
+	out := map[string]any{"active": false}
+	if !auth.IsAPIKey(tok) && strings.Contains(tok, ".") || strings.HasPrefix(tok, "ghr_") {
+		in, err := s.introspect(r.Context(), tok)
+		if err != nil {
+			s.oauthDomainError(w, r, err, "introspection failed")
+			return
+		}
+		if in["active"] == true && in["client_id"] == c.ID {
+			out = in
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, out)
 }
