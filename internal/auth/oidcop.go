@@ -134,14 +134,16 @@ func (s *Service) CheckAuthorize(ctx context.Context, req AuthorizeRequest) (*Au
 		}
 		a.maxAge = n
 	}
-	a.Scopes = ParseScope(req.Scope)
-	if len(a.Scopes) == 0 {
-		return a, authzErr("invalid_scope", "scope is required")
-	}
-	for _, sc := range a.Scopes {
-		if !slices.Contains(c.Scopes, sc) {
-			return a, authzErr("invalid_scope", "this client may not ask for the scope "+sc)
+	// Scopes the client is not registered for are dropped, as OIDC Core
+	// §3.1.2.1 asks of unknown ones (relying parties often ask for phone
+	// or address by default); nothing left is invalid_scope.
+	for _, sc := range ParseScope(req.Scope) {
+		if slices.Contains(c.Scopes, sc) && !slices.Contains(a.Scopes, sc) {
+			a.Scopes = append(a.Scopes, sc)
 		}
+	}
+	if len(a.Scopes) == 0 {
+		return a, authzErr("invalid_scope", "none of the requested scopes is allowed for this client")
 	}
 	return a, nil
 }

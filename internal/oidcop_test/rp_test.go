@@ -294,3 +294,25 @@ func TestClientRevokeAndIntrospect(t *testing.T) {
 func basic(id, secret string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
 }
+
+// TestPasswordGrantRefusedToThirdPartyClients: a registered third-party
+// client cannot take a user's password (OAuth 2.1), and one with a wrong
+// secret is refused as a client first.
+func TestPasswordGrantRefusedToThirdPartyClients(t *testing.T) {
+	o := startOP(t)
+	id, secret := o.client(t)
+	o.Register(t, "pat@op.example.test", password)
+	form := url.Values{"grant_type": {"password"}, "username": {"pat@op.example.test"}, "password": {password}}
+	r := testserver.Send(t, "POST", o.Direct+"/oauth2/token", form, "Authorization", basic(id, secret))
+	if r.Status != http.StatusBadRequest || r.JSON(t)["error"] != "unauthorized_client" {
+		t.Fatalf("password grant by a third-party client: %s, want 400 unauthorized_client", r)
+	}
+	r = testserver.Send(t, "POST", o.Direct+"/oauth2/token", form, "Authorization", basic(id, "ghcs_wrong"))
+	if r.Status != http.StatusUnauthorized || r.JSON(t)["error"] != "invalid_client" {
+		t.Fatalf("password grant with a wrong client secret: %s, want 401 invalid_client", r)
+	}
+	// Gatehouse's own clients (no registration) keep the grant.
+	if r := testserver.Send(t, "POST", o.Direct+"/oauth2/token", form); r.Status != http.StatusOK {
+		t.Fatalf("password grant without a registered client: %s", r)
+	}
+}

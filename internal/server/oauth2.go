@@ -133,6 +133,19 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "username and password are required")
 			return
 		}
+		if s.registeredClient(r, form) {
+			// A registered client authenticates, and only a first-party
+			// one may take a password (OAuth 2.1 drops the grant for
+			// everyone else).
+			c, ok := s.tokenClient(w, r, form)
+			if !ok {
+				return
+			}
+			if !c.FirstParty {
+				writeOAuthError(w, http.StatusBadRequest, "unauthorized_client", "the password grant is for first-party clients only: use the authorization code flow")
+				return
+			}
+		}
 		t, err := s.auth.PasswordGrant(r.Context(), user, pw, form.Get("scope"), clientID(r, form), m)
 		if err != nil {
 			s.oauthDomainError(w, r, err, "invalid credentials")
@@ -240,13 +253,13 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 // handleIntrospect is POST /oauth2/introspect (RFC 7662), for credentials
 // with scope admin or introspect (typically a resource server's API key).
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
-	if _, _, basic := r.BasicAuth(); basic || (r.Header.Get("Authorization") == "" && r.Header.Get("X-API-Key") == "") {
-		// A registered client introspects its own tokens (client
-		// authentication instead of a bearer credential).
+	res, _ := r.Context().Value(keyPrincipal).(*authResult)
+	if _, _, basic := r.BasicAuth(); basic || res == nil {
+		// No bearer, API key or session: a registered client introspects
+		// its own tokens (client authentication in the body or Basic).
 		s.introspectAsClient(w, r)
 		return
 	}
-	res, _ := r.Context().Value(keyPrincipal).(*authResult)
 	if res == nil || res.p == nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
 		if res != nil {
