@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/sha256"
+	"math"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -168,7 +169,9 @@ func (s *Service) NextStep(ctx context.Context, a *Authorization, sess *Session,
 		if at.IsZero() {
 			at = sess.CreatedAt
 		}
-		needLogin = s.now().Sub(at) > time.Duration(a.maxAge)*time.Second
+		// Clamped: a huge max_age must not overflow into "always too old".
+		limit := time.Duration(min(int64(a.maxAge), int64(math.MaxInt64/time.Second))) * time.Second
+		needLogin = s.now().Sub(at) > limit
 	}
 	if needLogin {
 		if none {
@@ -317,10 +320,15 @@ func (s *Service) ExchangeCode(ctx context.Context, c *Client, code, redirectURI
 		return nil, err
 	}
 	now := s.now()
+	// Another client's code is refused before anything else: it neither
+	// spends the code nor, once used, revokes its owner's tokens.
+	if ac.ClientID != c.ID {
+		return nil, ErrInvalidGrant
+	}
 	if ac.UsedAt != nil {
 		return nil, s.codeReused(ctx, ac, m)
 	}
-	if ac.ClientID != c.ID || ac.RedirectURI != redirectURI || !now.Before(ac.ExpiresAt) {
+	if ac.RedirectURI != redirectURI || !now.Before(ac.ExpiresAt) {
 		return nil, ErrInvalidGrant
 	}
 	if ac.CodeChallenge != "" || verifier != "" {

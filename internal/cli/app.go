@@ -208,6 +208,7 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 			SessionTTL: cfg.SessionTTL, SessionIdleTTL: cfg.SessionIdleTTL,
 			DefaultRoles: cfg.DefaultRoles, RevealExisting: cfg.Registration.RevealExisting,
 			RequireVerifiedEmail: cfg.RequireVerifiedEmail,
+			IDTokenTTL:           cfg.IDTokenTTL, AuthCodeTTL: cfg.AuthCodeTTL, ConsentTTL: cfg.ConsentTTL,
 			MFA: auth.MFAConfig{RequiredRoles: cfg.MFA.RequiredRoles, ChallengeTTL: cfg.MFA.ChallengeTTL, MaxAttempts: cfg.MFA.MaxAttempts,
 				TOTPIssuer: cfg.MFA.TOTPIssuer, TOTPSkew: cfg.MFA.TOTPSkew, RecoveryCodeCount: cfg.MFA.RecoveryCodeCount,
 				StepUpMaxAge: cfg.MFA.StepUpMaxAge, PasskeyIsMFA: cfg.MFA.PasskeyIsMFA},

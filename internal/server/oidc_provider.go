@@ -275,6 +275,10 @@ func (s *Server) tokenClient(w http.ResponseWriter, r *http.Request, form url.Va
 	if basic {
 		id, _ = url.QueryUnescape(id)
 		secret, _ = url.QueryUnescape(secret)
+		if body := form.Get("client_id"); body != "" && body != id {
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "client_id in the body differs from the authenticated client")
+			return nil, false
+		}
 	} else {
 		id, secret = form.Get("client_id"), form.Get("client_secret")
 	}
