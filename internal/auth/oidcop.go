@@ -3,10 +3,10 @@ package auth
 import (
 	"context"
 	"crypto/sha256"
-	"math"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
