@@ -100,6 +100,8 @@ func (s *Service) CheckAuthorize(ctx context.Context, req AuthorizeRequest) (*Au
 		return a, authzErr("request_not_supported", "request objects are not supported")
 	case req.RequestURI != "":
 		return a, authzErr("request_uri_not_supported", "request_uri is not supported")
+	case req.ResponseType == "":
+		return a, authzErr("invalid_request", "response_type is required (code)")
 	case req.ResponseType != "code":
 		return a, authzErr("unsupported_response_type", "only response_type=code is supported")
 	case req.ResponseMode != "" && req.ResponseMode != "query":

@@ -320,7 +320,7 @@ func cmdClientCreate(ctx context.Context, e Env, args []string) error {
 func cmdKeys(ctx context.Context, e Env, sub string, args []string) error {
 	summary := "List the signing keys: the current one signs, published ones verify."
 	if sub == "rotate" {
-		summary = "Add a new signing key of the configured algorithm. It signs every token issued after it (running servers pick it up within a minute); tokens signed by the previous key stay valid until they expire."
+		summary = "Add a new signing key for access tokens (the configured algorithm) and one for ID tokens (each ID-token algorithm in use). They sign every token issued after them (running servers pick them up within a minute); tokens signed by the previous keys stay valid until they expire."
 	}
 	_, cfg, err := parse(e, "keys "+sub, summary, args, nil)
 	if err != nil {
@@ -332,16 +332,23 @@ func cmdKeys(ctx context.Context, e Env, sub string, args []string) error {
 	}
 	defer a.Close()
 	if sub == "rotate" {
-		kid, err := a.keys.Rotate(ctx)
+		keys, err := a.keys.RotateAll(ctx)
 		if err != nil {
 			return err
 		}
-		_ = a.db.AppendAudit(ctx, &auth.AuditEvent{ID: auth.NewID(), Type: auth.EventKeyRotated, At: time.Now().UTC(), IP: "cli", Details: map[string]any{"kid": kid, "alg": cfg.SigningAlg}})
-		fmt.Fprintf(e.Stdout, "new signing key %s (%s)\n", kid, cfg.SigningAlg)
+		for _, k := range keys {
+			use := "access tokens"
+			if k.IDToken {
+				use = "ID tokens"
+			}
+			_ = a.db.AppendAudit(ctx, &auth.AuditEvent{ID: auth.NewID(), Type: auth.EventKeyRotated, At: time.Now().UTC(), IP: "cli",
+				Details: map[string]any{"kid": k.KID, "alg": k.Alg, "id_token": k.IDToken}})
+			fmt.Fprintf(e.Stdout, "new signing key %s (%s, %s)\n", k.KID, k.Alg, use)
+		}
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KID\tALG\tCREATED\tSTATE")
+	fmt.Fprintln(tw, "KID\tALG\tSIGNS\tCREATED\tSTATE")
 	for _, k := range a.keys.Keys() {
 		state := "retired"
 		switch {
@@ -350,7 +357,11 @@ func cmdKeys(ctx context.Context, e Env, sub string, args []string) error {
 		case k.Published:
 			state = "verifying"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.KID, k.Alg, k.CreatedAt.Format(time.RFC3339), state)
+		signs := "access tokens"
+		if k.IDToken {
+			signs = "ID tokens"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.KID, k.Alg, signs, k.CreatedAt.Format(time.RFC3339), state)
 	}
 	return tw.Flush()
 }

@@ -270,6 +270,10 @@ func TestKeysRotateWhileRunning(t *testing.T) {
 	if err != nil {
 		t.Fatalf("keys rotate: %v %s", err, stderr)
 	}
+	// It names every new key: the access-token key and the ID-token key.
+	if !strings.Contains(out, "EdDSA, access tokens") || !strings.Contains(out, "RS256, ID tokens") {
+		t.Fatalf("keys rotate said %q, want the new access-token and ID-token keys", out)
+	}
 	// The running server picks the new key up on its next reload; until
 	// then the old one still signs. Either way the old token must verify.
 	if r := s.do(t, "GET", "/v1/me", "", nil, "Authorization", "Bearer "+old); r.Status != 200 {

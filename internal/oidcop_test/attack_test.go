@@ -1411,3 +1411,18 @@ func TestAttackMalformedNo500(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackMissingResponseType: no response_type is a malformed request
+// (invalid_request, RFC 6749 §4.1.2.1), sent back with state and iss.
+func TestAttackMissingResponseType(t *testing.T) {
+	o := startOP(t)
+	id, _ := o.client(t)
+	b := o.browser(t, "rt@op.example.test")
+	q, _ := atkQuery(id, redirect, "openid")
+	q.Del("response_type")
+	res, _ := get(t, b, o.authorizeURL(q))
+	loc, err := res.Location()
+	if err != nil || loc.Query().Get("error") != "invalid_request" || loc.Query().Get("state") != q.Get("state") || loc.Query().Get("iss") != o.URL {
+		t.Fatalf("authorization request without response_type: %d %v, want an invalid_request redirect with state and iss", res.StatusCode, loc)
+	}
+}
