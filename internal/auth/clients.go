@@ -481,6 +481,13 @@ func (s *Service) CreateClient(ctx context.Context, in ClientInput, m Meta, from
 	c.FromConfig = fromConfig
 	c.CreatedAt = s.now()
 	c.UpdatedAt = c.CreatedAt
+	// A key of the client's ID-token algorithm exists before its first
+	// ID token, so every node publishes it in time.
+	if s.idTokens != nil && c.IDTokenAlg != "" {
+		if err := s.idTokens.PrepareIDTokenAlg(ctx, c.IDTokenAlg); err != nil {
+			return nil, "", err
+		}
+	}
 	if err := s.st.Clients.CreateClient(ctx, c); err != nil {
 		return nil, "", err
 	}
@@ -568,6 +575,11 @@ func (s *Service) UpdateClient(ctx context.Context, id string, p ClientPatch, m 
 	}
 	keep(c, old)
 	c.UpdatedAt = s.now()
+	if s.idTokens != nil && c.IDTokenAlg != "" {
+		if err := s.idTokens.PrepareIDTokenAlg(ctx, c.IDTokenAlg); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.st.Clients.UpdateClient(ctx, c); err != nil {
 		return nil, err
 	}

@@ -162,6 +162,10 @@ type IDTokenSigner interface {
 	// SignIDToken signs c with a key of alg (RS256 when empty: the
 	// server's GATEHOUSE_ID_TOKEN_ALG).
 	SignIDToken(ctx context.Context, alg string, c *IDClaims) (string, error)
+	// PrepareIDTokenAlg makes sure a key of alg exists (a client
+	// registering that algorithm), so every node publishes it before the
+	// first ID token it signs.
+	PrepareIDTokenAlg(ctx context.Context, alg string) error
 	// ParseIDTokenHint verifies an ID token this server issued — the
 	// signature and the issuer, but not its expiry, as an
 	// id_token_hint may be expired (OIDC RP-Initiated Logout §2).

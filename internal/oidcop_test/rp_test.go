@@ -316,3 +316,57 @@ func TestPasswordGrantRefusedToThirdPartyClients(t *testing.T) {
 		t.Fatalf("password grant without a registered client: %s", r)
 	}
 }
+
+// TestClientIDTokenAlgKeyPublishedAtRegistration: registering a client
+// with id_token_signed_response_alg ES256 puts an ES256 key in the JWKS at
+// once (before its first ID token, so every node can publish it in time),
+// and that client's ID tokens verify with go-oidc as ES256.
+func TestClientIDTokenAlgKeyPublishedAtRegistration(t *testing.T) {
+	o := startOP(t)
+	jwksHas := func(alg string) bool {
+		r := testserver.Send(t, "GET", o.Direct+"/.well-known/jwks.json", nil)
+		keys, _ := r.JSON(t)["keys"].([]any)
+		for _, k := range keys {
+			if m, _ := k.(map[string]any); m["alg"] == alg {
+				return true
+			}
+		}
+		return false
+	}
+	if jwksHas("ES256") {
+		t.Fatal("an ES256 key before any client asked for it")
+	}
+	r := testserver.Send(t, "POST", o.Direct+"/v1/admin/clients", map[string]any{
+		"name": "ES RP", "type": "confidential", "redirect_uris": []string{redirect}, "scopes": []string{"openid"},
+		"id_token_signed_response_alg": "ES256",
+	}, "Authorization", "Bearer "+o.admin)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("register: %s", r)
+	}
+	if !jwksHas("ES256") {
+		t.Fatal("no ES256 key in the JWKS right after the client registered it")
+	}
+	id, secret := r.JSON(t)["client_id"].(string), r.JSON(t)["client_secret"].(string)
+	ctx := context.Background()
+	provider, err := oidc.NewProvider(ctx, o.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := oauth2.Config{ClientID: id, ClientSecret: secret, Endpoint: provider.Endpoint(), RedirectURL: redirect, Scopes: []string{oidc.ScopeOpenID}}
+	b := o.browser(t, "es@op.example.test")
+	verifier := oauth2.GenerateVerifier()
+	_, page := get(t, b, strings.Replace(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), o.URL, o.Direct, 1))
+	m := consentID.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no consent page: %.200s", page)
+	}
+	loc, _ := postForm(t, b, o.Direct+"/oauth2/consent", url.Values{"consent_id": {m[1]}, "decision": {"allow"}}).Location()
+	tok, err := cfg.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if _, err := provider.Verifier(&oidc.Config{ClientID: id, SupportedSigningAlgs: []string{oidc.ES256}}).Verify(ctx, raw); err != nil {
+		t.Fatalf("ES256 ID token: %v", err)
+	}
+}

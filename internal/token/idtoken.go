@@ -40,6 +40,20 @@ type idClaims struct {
 var reservedIDClaims = []string{"iss", "sub", "aud", "azp", "exp", "iat", "nbf", "jti",
 	"auth_time", "nonce", "acr", "amr", "sid", "at_hash", "c_hash", "client_id", "scope"}
 
+// PrepareIDTokenAlg makes sure a key of alg exists for ID tokens, so that
+// it is in every node's JWKS before the first ID token it signs (a client
+// registering id_token_signed_response_alg calls it).
+func (k *Keyring) PrepareIDTokenAlg(ctx context.Context, alg string) error {
+	if alg == "" {
+		return nil
+	}
+	if !slices.Contains(IDTokenAlgorithms, alg) {
+		return fmt.Errorf("%w: %q", ErrIDTokenAlg, alg)
+	}
+	_, err := k.idKey(ctx, alg)
+	return err
+}
+
 // SignIDToken signs an ID token (OIDC Core §2) with the current ID-token key
 // of alg: the configured IDTokenAlg when alg is "", else RS256, ES256 or
 // EdDSA, as the client registered (id_token_signed_response_alg). A key of
