@@ -494,7 +494,7 @@ func (s *Service) redeem(ctx context.Context, u *User, r *MFARedemption, finish 
 		}
 	}
 	if r.Family != nil {
-		at, err := s.issueAccess(ctx, u, clientID, scopes, asr)
+		at, err := s.issueAccess(ctx, u, clientID, scopes, asr, r.Family.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -1027,7 +1027,7 @@ func (s *Service) StepUp(ctx context.Context, p *Principal, in StepUpInput, m Me
 		}
 		return nil, err
 	}
-	at, err := s.issueAccess(ctx, u, p.ClientID, p.Scopes, asr)
+	at, err := s.issueAccess(ctx, u, p.ClientID, p.Scopes, asr, p.SID)
 	if err != nil {
 		return nil, err
 	}

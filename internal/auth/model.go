@@ -190,6 +190,8 @@ type Principal struct {
 	KeyID    string // the API key, for Kind "api_key"
 	// SessionID is the cookie session, for Kind "session".
 	SessionID string
+	// SID is an access token's sid (its refresh family, or session).
+	SID string
 	// ExpiresAt is when the credential stops working.
 	ExpiresAt time.Time
 	// How the user signed in, for sessions and access tokens (SPEC §13);

@@ -372,7 +372,11 @@ func (s *Service) ExchangeCode(ctx context.Context, c *Client, code, redirectURI
 	case err != nil:
 		return nil, err
 	}
-	out, err := s.clientTokens(ctx, c, u, scopes, asr, ac.Nonce, ac.SessionID)
+	famID := ""
+	if f != nil {
+		famID = f.ID
+	}
+	out, err := s.clientTokens(ctx, c, u, scopes, asr, ac.Nonce, ac.SessionID, famID)
 	if err != nil {
 		return nil, err
 	}
@@ -394,9 +398,14 @@ func (s *Service) codeReused(ctx context.Context, ac *AuthCode, m Meta) error {
 
 // clientTokens signs the access token (and the ID token with openid) of a
 // client grant.
-func (s *Service) clientTokens(ctx context.Context, c *Client, u *User, scopes []string, asr assurance, nonce, sid string) (*ClientTokens, error) {
+// sid is the browser session (the ID token's sid); tokenSID the access
+// token's: the refresh family's id, else the session's.
+func (s *Service) clientTokens(ctx context.Context, c *Client, u *User, scopes []string, asr assurance, nonce, sid, tokenSID string) (*ClientTokens, error) {
 	now := s.now()
-	claims := &AccessClaims{ID: NewID(), Subject: u.ID, ClientID: c.ID, Scopes: scopes,
+	if tokenSID == "" {
+		tokenSID = sid
+	}
+	claims := &AccessClaims{ID: NewID(), Subject: u.ID, ClientID: c.ID, Scopes: scopes, SID: tokenSID,
 		IssuedAt: now, ExpiresAt: now.Add(s.cfg.AccessTokenTTL), ACR: asr.acr, AMR: asr.amr, AuthTime: asr.at}
 	if c.FirstParty {
 		claims.Roles, claims.Email = u.Roles, u.Email

@@ -40,6 +40,9 @@ type AccessClaims struct {
 	Roles     []string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// SID is the refresh family's id, or the cookie session's for tokens
+	// minted without a family (SPEC §15): what a revocation names.
+	SID string
 	// NoRoles leaves the roles claim out: tokens of third-party clients
 	// and of client_credentials carry none (SPEC §14).
 	NoRoles bool

@@ -16,10 +16,10 @@ type TokenResponse struct {
 	Scope        []string
 }
 
-func (s *Service) issueAccess(ctx context.Context, u *User, clientID string, scopes []string, asr assurance) (string, error) {
+func (s *Service) issueAccess(ctx context.Context, u *User, clientID string, scopes []string, asr assurance, sid string) (string, error) {
 	now := s.now()
 	return s.issuer.Issue(ctx, &AccessClaims{
-		ID: NewID(), Subject: u.ID, Email: u.Email, ClientID: clientID,
+		ID: NewID(), Subject: u.ID, Email: u.Email, ClientID: clientID, SID: sid,
 		Scopes: scopes, Roles: u.Roles, IssuedAt: now, ExpiresAt: now.Add(s.cfg.AccessTokenTTL),
 		ACR: asr.acr, AMR: asr.amr, AuthTime: asr.at,
 	})
@@ -97,7 +97,7 @@ func (s *Service) startFamily(ctx context.Context, u *User, clientID string, req
 			return nil, err
 		}
 	}
-	at, err := s.issueAccess(ctx, u, clientID, scopes, asr)
+	at, err := s.issueAccess(ctx, u, clientID, scopes, asr, f.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +113,7 @@ func (s *Service) RefreshGrant(ctx context.Context, tok, scope string, m Meta) (
 	if err != nil {
 		return nil, err
 	}
-	at, err := s.issueAccess(ctx, u, fam.ClientID, scopes, familyAssurance(fam))
+	at, err := s.issueAccess(ctx, u, fam.ClientID, scopes, familyAssurance(fam), fam.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +132,7 @@ func (s *Service) RefreshGrantFor(ctx context.Context, c *Client, tok, scope str
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.clientTokens(ctx, c, u, scopes, familyAssurance(fam), "", "")
+	out, err := s.clientTokens(ctx, c, u, scopes, familyAssurance(fam), "", fam.SessionID, fam.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -476,3 +476,28 @@ func TestRevokeRefresh(t *testing.T) {
 	h.refresh(t, other.RefreshToken, "")
 	h.assertAuditClean(t, r1.RefreshToken, r2.RefreshToken)
 }
+
+// TestAccessTokenSID: an access token's sid is its refresh family's id
+// (SPEC §15): a refresh keeps it, another sign-in (another family) gets
+// another, and a second factor's tokens carry their new family's.
+func TestAccessTokenSID(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.register(t, "sid@example.com", goodPass)
+	first := h.grant(t, "sid@example.com", goodPass, "")
+	sid := h.claimsOf(t, first.AccessToken).SID
+	if sid == "" {
+		t.Fatal("the password grant's access token has no sid")
+	}
+	r, err := h.svc.RefreshGrant(ctx, first.RefreshToken, "", meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := h.claimsOf(t, r.AccessToken).SID; got != sid {
+		t.Fatalf("a refresh changed sid from %q to %q", sid, got)
+	}
+	second := h.grant(t, "sid@example.com", goodPass, "")
+	if got := h.claimsOf(t, second.AccessToken).SID; got == "" || got == sid {
+		t.Fatalf("a second sign-in's sid %q, want a new one (not %q)", got, sid)
+	}
+}

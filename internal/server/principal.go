@@ -71,7 +71,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				res.err = err
 			} else {
 				res.p = &auth.Principal{UserID: c.Subject, Kind: auth.KindAccessToken, Scopes: c.Scopes, Roles: c.Roles, ClientID: c.ClientID, ExpiresAt: c.ExpiresAt,
-					ACR: c.ACR, AMR: c.AMR, AuthTime: c.AuthTime}
+					ACR: c.ACR, AMR: c.AMR, AuthTime: c.AuthTime, SID: c.SID}
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyPrincipal, res)))
 			return

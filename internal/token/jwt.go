@@ -31,6 +31,7 @@ type claims struct {
 	ACR      string           `json:"acr,omitempty"`
 	AMR      []string         `json:"amr,omitempty"`
 	AuthTime *jwt.NumericDate `json:"auth_time,omitempty"`
+	SID      string           `json:"sid,omitempty"`
 }
 
 func authTime(t time.Time) *jwt.NumericDate {
@@ -89,6 +90,7 @@ func (k *Keyring) Issue(_ context.Context, c *auth.AccessClaims) (string, error)
 		ACR:      c.ACR,
 		AMR:      c.AMR,
 		AuthTime: authTime(c.AuthTime),
+		SID:      c.SID,
 	})
 	t.Header["kid"] = cur.kid
 	t.Header["typ"] = "at+jwt" // RFC 9068 §2.1
@@ -139,7 +141,7 @@ func (k *Keyring) Verify(tok string) (*auth.AccessClaims, error) {
 	if cl.Roles != nil {
 		out.Roles = *cl.Roles
 	}
-	out.ACR, out.AMR = cl.ACR, cl.AMR
+	out.ACR, out.AMR, out.SID = cl.ACR, cl.AMR, cl.SID
 	if cl.AuthTime != nil {
 		out.AuthTime = cl.AuthTime.Time
 	}
