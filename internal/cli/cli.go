@@ -51,7 +51,7 @@ Usage:
   gatehouse client create --name N --type confidential|public --redirect-uri U [--redirect-uri U]...
         [--grant G]... [--scope S]... [--first-party] [--no-require-pkce] [--post-logout-redirect-uri U]...
                                    register an OAuth client and print it as JSON (its secret only this once)
-  gatehouse keys rotate            add a new signing key (the previous ones keep verifying)
+  gatehouse keys rotate            add new signing keys, for access and ID tokens (the previous ones keep verifying)
   gatehouse keys list              list signing keys
   gatehouse version                print the version
 
