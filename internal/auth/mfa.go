@@ -6,7 +6,6 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base32"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -154,7 +153,7 @@ func (s *Service) challenge(ctx context.Context, a *Authentication) error {
 	if enrol {
 		methods = []string{}
 	}
-	tok := MFATokenPrefix + randomToken()
+	tok := MFATokenPrefix + newSessionToken()
 	now := s.now()
 	ch := &MFAChallenge{Hash: HashToken(tok), UserID: u.ID, ClientID: a.ClientID, Scope: strings.Join(a.Scope, " "),
 		AMR: a.Methods, AuthTime: a.Time, Finish: a.Finish, EnrolOnly: enrol, CreatedAt: now,
@@ -208,12 +207,6 @@ func (s *Service) ChallengeMethods(ctx context.Context, tok string) (methods []s
 	}
 	methods, err = s.secondFactors(ctx, ch.UserID, t)
 	return methods, false, err
-}
-
-func randomToken() string {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // liveChallenge reads the challenge of an mfa_token.
@@ -1027,7 +1020,14 @@ func (s *Service) StepUp(ctx context.Context, p *Principal, in StepUpInput, m Me
 		}
 		return nil, err
 	}
-	at, err := s.issueAccess(ctx, u, p.ClientID, p.Scopes, asr, p.SID)
+	// The fresh token is the presented one renewed: its client, scopes and
+	// sid; a third-party client's token had no roles or email, and gets
+	// none now (SPEC §18: a credential mints nothing more than it holds).
+	claims := s.accessClaims(u, p.ClientID, p.Scopes, asr, p.SID)
+	if p.Roles == nil {
+		claims.NoRoles, claims.Email = true, ""
+	}
+	at, err := s.issuer.Issue(ctx, claims)
 	if err != nil {
 		return nil, err
 	}

@@ -261,7 +261,7 @@ func (s *Service) DenyAuthorization(ctx context.Context, a *Authorization, u *Us
 func (s *Service) IssueCode(ctx context.Context, a *Authorization, sess *Session, u *User) (string, error) {
 	scopes := s.grantable(a.Client, u, a.Scopes)
 	now := s.now()
-	code := randomToken()
+	code := newSessionToken() // 256 random bits, like every opaque token
 	at := sess.AuthTime
 	if at.IsZero() {
 		at = sess.CreatedAt
@@ -405,12 +405,10 @@ func (s *Service) clientTokens(ctx context.Context, c *Client, u *User, scopes [
 	if tokenSID == "" {
 		tokenSID = sid
 	}
-	claims := &AccessClaims{ID: NewID(), Subject: u.ID, ClientID: c.ID, Scopes: scopes, SID: tokenSID,
-		IssuedAt: now, ExpiresAt: now.Add(s.cfg.AccessTokenTTL), ACR: asr.acr, AMR: asr.amr, AuthTime: asr.at}
-	if c.FirstParty {
-		claims.Roles, claims.Email = u.Roles, u.Email
-	} else {
-		claims.NoRoles = true
+	claims := s.accessClaims(u, c.ID, scopes, asr, tokenSID)
+	if !c.FirstParty {
+		// Roles and email go to first-party clients only (SPEC §14).
+		claims.Roles, claims.NoRoles, claims.Email = nil, true, ""
 	}
 	at, err := s.issuer.Issue(ctx, claims)
 	if err != nil {
@@ -496,9 +494,32 @@ func (s *Service) Userinfo(ctx context.Context, c *AccessClaims) (map[string]any
 	return out, nil
 }
 
-// Consents lists the user's grants.
-func (s *Service) Consents(ctx context.Context, userID string) ([]*Consent, error) {
-	return s.st.Consents.ListConsents(ctx, userID)
+// GrantedConsent is a grant as the user sees it: with the client's name.
+type GrantedConsent struct {
+	*Consent
+	ClientName string
+}
+
+// Consents lists the user's grants, each with its client's name (the id
+// when the client is gone).
+func (s *Service) Consents(ctx context.Context, userID string) ([]GrantedConsent, error) {
+	list, err := s.st.Consents.ListConsents(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]GrantedConsent, 0, len(list))
+	for _, c := range list {
+		g := GrantedConsent{Consent: c, ClientName: c.ClientID}
+		cl, err := s.st.Clients.ClientByID(ctx, c.ClientID)
+		switch {
+		case err == nil:
+			g.ClientName = cl.Name
+		case !errors.Is(err, ErrNotFound):
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, nil
 }
 
 // RevokeConsent removes the user's grant to a client and ends that

@@ -129,19 +129,13 @@ func (s *Service) Roles() *RoleModel { return s.roles }
 type Meta struct {
 	IP        string
 	UserAgent string
-	// SessionID is the caller's own cookie session, when it has one, and
-	// SessionStarted when that session was made (a fresh sign-in).
-	SessionID      string
-	SessionStarted time.Time
+	// SessionID is the caller's own cookie session, when it has one.
+	SessionID string
 	// Actor is the authenticated caller's user id, for events about
 	// something else than the caller's account (an administrator's
 	// changes to a client).
 	Actor string
 }
-
-// FreshSessionAge is how recent a sign-in must be to stand in for the
-// password when deleting the account.
-const FreshSessionAge = 10 * time.Minute
 
 // NewID returns an opaque, random identifier (26 lower-case base32 characters).
 func NewID() string {

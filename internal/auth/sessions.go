@@ -59,6 +59,9 @@ type SessionUserStore interface {
 // session cookie.
 var ErrInvalidSession = &Error{Code: EUNAUTHORIZED, Message: "the session is invalid or expired"}
 
+// newSessionToken is an opaque token of 256 random bits (session cookies,
+// mfa_tokens, authorization codes, one-time tokens): only its hash is
+// stored.
 func newSessionToken() string {
 	var b [32]byte
 	_, _ = rand.Read(b[:])

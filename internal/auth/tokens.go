@@ -17,12 +17,17 @@ type TokenResponse struct {
 }
 
 func (s *Service) issueAccess(ctx context.Context, u *User, clientID string, scopes []string, asr assurance, sid string) (string, error) {
+	return s.issuer.Issue(ctx, s.accessClaims(u, clientID, scopes, asr, sid))
+}
+
+// accessClaims are the claims of an access token of u issued now.
+func (s *Service) accessClaims(u *User, clientID string, scopes []string, asr assurance, sid string) *AccessClaims {
 	now := s.now()
-	return s.issuer.Issue(ctx, &AccessClaims{
+	return &AccessClaims{
 		ID: NewID(), Subject: u.ID, Email: u.Email, ClientID: clientID, SID: sid,
 		Scopes: scopes, Roles: u.Roles, IssuedAt: now, ExpiresAt: now.Add(s.cfg.AccessTokenTTL),
 		ACR: asr.acr, AMR: asr.amr, AuthTime: asr.at,
-	})
+	}
 }
 
 // familyAssurance is the level a family records (families made before

@@ -7,6 +7,7 @@ package oidcop_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -368,5 +369,55 @@ func TestClientIDTokenAlgKeyPublishedAtRegistration(t *testing.T) {
 	raw, _ := tok.Extra("id_token").(string)
 	if _, err := provider.Verifier(&oidc.Config{ClientID: id, SupportedSigningAlgs: []string{oidc.ES256}}).Verify(ctx, raw); err != nil {
 		t.Fatalf("ES256 ID token: %v", err)
+	}
+}
+
+// TestStepUpKeepsThirdPartyTokenShape: a third-party client's access token
+// (no roles, no email) stepped up with the password gives a fresh token
+// of the same shape: step-up mints nothing the presented token did not
+// hold (SPEC §18).
+func TestStepUpKeepsThirdPartyTokenShape(t *testing.T) {
+	o := startOP(t)
+	id, secret := o.client(t)
+	ctx := context.Background()
+	provider, err := oidc.NewProvider(ctx, o.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := oauth2.Config{ClientID: id, ClientSecret: secret, Endpoint: provider.Endpoint(), RedirectURL: redirect, Scopes: []string{oidc.ScopeOpenID}}
+	b := o.browser(t, "su@op.example.test")
+	verifier := oauth2.GenerateVerifier()
+	_, page := get(t, b, strings.Replace(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), o.URL, o.Direct, 1))
+	m := consentID.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no consent page: %.200s", page)
+	}
+	loc, _ := postForm(t, b, o.Direct+"/oauth2/consent", url.Values{"consent_id": {m[1]}, "decision": {"allow"}}).Location()
+	tok, err := cfg.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := testserver.Send(t, "POST", o.Direct+"/v1/mfa/step-up", map[string]string{"password": password}, "Authorization", "Bearer "+tok.AccessToken)
+	if r.Status != http.StatusOK {
+		t.Fatalf("step-up with the third-party token: %s", r)
+	}
+	fresh, _ := r.JSON(t)["access_token"].(string)
+	parts := strings.Split(fresh, ".")
+	if len(parts) != 3 {
+		t.Fatalf("step-up answered %s", r)
+	}
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	if _, has := claims["roles"]; has {
+		t.Fatalf("the stepped-up third-party token gained roles: %s", payload)
+	}
+	if _, has := claims["email"]; has {
+		t.Fatalf("the stepped-up third-party token gained the email: %s", payload)
+	}
+	if claims["client_id"] != id || claims["acr"] != "aal1" {
+		t.Fatalf("the stepped-up token's claims %s: want the same client and acr aal1", payload)
 	}
 }

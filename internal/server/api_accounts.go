@@ -67,7 +67,7 @@ func meta(ctx context.Context) auth.Meta {
 	m := auth.Meta{IP: clientIP(ctx), UserAgent: userAgent(ctx)}
 	if res, _ := ctx.Value(keyPrincipal).(*authResult); res != nil {
 		if res.session != nil {
-			m.SessionID, m.SessionStarted = res.session.ID, res.session.CreatedAt
+			m.SessionID = res.session.ID
 		}
 		if res.p != nil && !res.p.Enrolment {
 			m.Actor = res.p.UserID

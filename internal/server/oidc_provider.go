@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -360,7 +361,7 @@ func (s *Server) clientGrant(w http.ResponseWriter, r *http.Request, form url.Va
 	ctx := r.Context()
 	switch gt {
 	case auth.GrantAuthorizationCode:
-		if !containsStr(c.GrantTypes, auth.GrantAuthorizationCode) {
+		if !slices.Contains(c.GrantTypes, auth.GrantAuthorizationCode) {
 			writeOAuthError(w, http.StatusBadRequest, "unauthorized_client", "this client may not use the authorization code grant")
 			return true
 		}
@@ -404,15 +405,6 @@ func (s *Server) clientGrant(w http.ResponseWriter, r *http.Request, form url.Va
 		writeClientTokens(w, t)
 	}
 	return true
-}
-
-func containsStr(l []string, v string) bool {
-	for _, x := range l {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // ---------------------------------------------------------------------------
@@ -508,7 +500,7 @@ func (s *Server) handleRPLogout(w http.ResponseWriter, r *http.Request) {
 		}
 		client = c
 	}
-	if redirect != "" && (client == nil || !containsStr(client.PostLogoutRedirectURIs, redirect)) {
+	if redirect != "" && (client == nil || !slices.Contains(client.PostLogoutRedirectURIs, redirect)) {
 		s.authorizePage(w, http.StatusBadRequest, "The address the application asked to return to after signing out is not registered for it.")
 		return
 	}
@@ -596,7 +588,7 @@ func (s *Server) providerMetadata() map[string]any {
 	}
 	scopes := auth.OIDCScopes()
 	for _, sc := range s.auth.Roles().Scopes() {
-		if !containsStr(scopes, sc) {
+		if !slices.Contains(scopes, sc) {
 			scopes = append(scopes, sc)
 		}
 	}
@@ -677,11 +669,8 @@ func (s *Server) registerConsentRoutes(api huma.API) {
 		out := &consentsOutput{CacheControl: "no-store"}
 		out.Body.Consents = make([]ConsentBody, 0, len(list))
 		for _, c := range list {
-			b := ConsentBody{ClientID: c.ClientID, ClientName: c.ClientID, Scopes: nonNil(c.Scopes), CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, ExpiresAt: c.ExpiresAt}
-			if cl, err := s.auth.ClientByID(ctx, c.ClientID); err == nil {
-				b.ClientName = cl.Name
-			}
-			out.Body.Consents = append(out.Body.Consents, b)
+			out.Body.Consents = append(out.Body.Consents, ConsentBody{ClientID: c.ClientID, ClientName: c.ClientName, Scopes: nonNil(c.Scopes),
+				CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, ExpiresAt: c.ExpiresAt})
 		}
 		return out, nil
 	})

@@ -158,11 +158,7 @@ func (s *Server) accountView(ctx context.Context, sess *auth.Session, u *auth.Us
 		return nil, err
 	}
 	for _, c := range grants {
-		row := consentRow{ClientID: c.ClientID, Name: c.ClientID, Scopes: c.Scopes, CreatedAt: c.CreatedAt}
-		if cl, err := s.auth.ClientByID(ctx, c.ClientID); err == nil {
-			row.Name = cl.Name
-		}
-		v.Consents = append(v.Consents, row)
+		v.Consents = append(v.Consents, consentRow{ClientID: c.ClientID, Name: c.ClientName, Scopes: c.Scopes, CreatedAt: c.CreatedAt})
 	}
 	st, err := s.auth.MFAStatus(ctx, u.ID)
 	if err != nil {
