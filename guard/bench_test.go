@@ -1,11 +1,17 @@
 package guard_test
 
 import (
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strconv"
 	"testing"
+	"time"
 
 	"gatehouse/guard"
+	"gatehouse/internal/revfeed"
 )
 
 var sink *guard.Principal
@@ -79,4 +85,103 @@ func BenchmarkVerifyUncached(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// feedBenchGuard is a Guard following a feed whose snapshot holds 10,000
+// revoked sessions, 1,000 subjects with a not_before (the caller's among
+// them, older than its token) and 100 clients; and a token that passes.
+func feedBenchGuard(b *testing.B) (*guard.Guard, string) {
+	clock := newClock()
+	ed := newKey(b, "k1", "EdDSA")
+	f := newFakeGatehouse(b, clock, ed)
+	past := clock.Now().Add(-time.Minute).Unix()
+	for i := range 10_000 {
+		f.revoke(revfeed.Event{Type: revfeed.TypeSessionRevoked, SID: "fam-" + strconv.Itoa(i)})
+	}
+	for i := range 1_000 {
+		f.revoke(revfeed.Event{Type: revfeed.TypeSubjectRevoked, Sub: "user-" + strconv.Itoa(i), NotBefore: past})
+	}
+	for i := range 100 {
+		f.revoke(revfeed.Event{Type: revfeed.TypeClientRevoked, ClientID: "client-" + strconv.Itoa(i), NotBefore: past})
+	}
+	f.revoke(revfeed.Event{Type: revfeed.TypeSubjectRevoked, Sub: "alice", NotBefore: past})
+	g := newFeedGuard(b, f)
+	// The fake's copy of the events is not the guard's cost: let it go.
+	f.set(func(f *fakeGatehouse) { f.feedEvents = nil })
+	runtime.GC()
+	return g, sign(b, ed, withSID(f.claims("alice", "user"), "fam-live"))
+}
+
+// BenchmarkMiddlewareJWTFeed is BenchmarkMiddlewareJWT with the revocation
+// feed on: the token is looked up in the set on every request.
+func BenchmarkMiddlewareJWTFeed(b *testing.B) {
+	g, tok := feedBenchGuard(b)
+	h := g.Middleware(benchHandler())
+	r := request("GET", bearer(tok))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusNoContent {
+		b.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(w, r)
+	}
+}
+
+// benchServe measures requests per second to h over loopback HTTP, from
+// as many goroutines as there are cores, as bench/run.sh does with wrk.
+// The ratio of two of these is the figure docs/BENCHMARKS.md targets.
+func benchServe(b *testing.B, h http.Handler, tok string) {
+	srv := httptest.NewServer(h)
+	b.Cleanup(srv.Close)
+	tr := &http.Transport{MaxIdleConnsPerHost: 256}
+	b.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr}
+	get := func() error {
+		req, _ := http.NewRequest("GET", srv.URL+"/posts/1", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusNoContent {
+			return fmt.Errorf("status %d", res.StatusCode)
+		}
+		return nil
+	}
+	if err := get(); err != nil {
+		b.Fatal(err)
+	}
+	b.SetParallelism(16) // 32 connections on two cores, like wrk -c64 on its share
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := get(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
+// BenchmarkHTTPBare, BenchmarkHTTPGuard and BenchmarkHTTPGuardFeed are the
+// handler bare, behind the guard, and behind the guard with the feed on
+// (10,000 revocations), over HTTP.
+func BenchmarkHTTPBare(b *testing.B) { benchServe(b, benchHandler(), "x") }
+
+func BenchmarkHTTPGuard(b *testing.B) {
+	clock := newClock()
+	ed := newKey(b, "k1", "EdDSA")
+	f := newFakeGatehouse(b, clock, ed)
+	g := newGuard(b, f)
+	benchServe(b, g.Middleware(benchHandler()), sign(b, ed, f.claims("alice", "user")))
+}
+
+func BenchmarkHTTPGuardFeed(b *testing.B) {
+	g, tok := feedBenchGuard(b)
+	benchServe(b, g.Middleware(benchHandler()), tok)
 }

@@ -71,7 +71,7 @@ func (c *ttlCache[K, V]) delete(k K) {
 // burst of requests with the same credential costs one introspection.
 type flightGroup struct {
 	mu sync.Mutex
-	m  map[[32]byte]*flightCall
+	m  map[introKey]*flightCall
 }
 
 var errAborted = errors.New("guard: introspection aborted")
@@ -82,7 +82,7 @@ type flightCall struct {
 	err  error
 }
 
-func (f *flightGroup) do(k [32]byte, fn func() (*Principal, error)) (*Principal, error) {
+func (f *flightGroup) do(k introKey, fn func() (*Principal, error)) (*Principal, error) {
 	f.mu.Lock()
 	if c, ok := f.m[k]; ok {
 		f.mu.Unlock()
@@ -90,7 +90,7 @@ func (f *flightGroup) do(k [32]byte, fn func() (*Principal, error)) (*Principal,
 		return c.p, c.err
 	}
 	if f.m == nil {
-		f.m = make(map[[32]byte]*flightCall)
+		f.m = make(map[introKey]*flightCall)
 	}
 	// Should fn panic, the waiters get an error, never a principal.
 	c := &flightCall{done: make(chan struct{}), err: errAborted}

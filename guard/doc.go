@@ -105,9 +105,62 @@
 //     http:// is refused except to loopback addresses unless
 //     Config.AllowInsecureHTTP is set.
 //
+// # Revocations within a second: the revocation feed
+//
+// An access token is verified locally, so on its own a Guard accepts it
+// until it expires, logout or not. With Config.RevocationFeed the Guard
+// follows Gatehouse's revocation feed (GET /v1/revocations/stream,
+// server-sent events, authenticated with the IntrospectionKey) and, about a
+// second after Gatehouse commits a revocation, refuses with 401
+// error="invalid_token":
+//
+//   - tokens of a revoked session or refresh family (their sid claim):
+//     logout, a session or family revoked, refresh-token reuse;
+//   - tokens of a user issued before the user's not_before: password change
+//     or reset, account disabled, role change, MFA reset (the client
+//     refreshes and gets a token with the new roles);
+//   - tokens of a client issued before the client's not_before, and tokens
+//     signed by a revoked key.
+//
+// A revoked API key or session also loses its cached introspection answer
+// at once instead of after Config.CacheTTL. The check is a few lock-free
+// map lookups, made on every request, for a token verified before too; no
+// request calls Gatehouse while the feed is up.
+//
+//	g, err := guard.New(guard.Config{
+//		Issuer:           "https://auth.example.com",
+//		IntrospectionKey: os.Getenv("GATEHOUSE_INTROSPECTION_KEY"),
+//		RevocationFeed:   true,
+//	})
+//	...
+//	defer g.Close()                        // stops the feed's goroutine
+//	registry.MustRegister(g.Collector())   // guard_revocation_feed_lag_seconds
+//
+// New starts one goroutine that holds one streaming connection; Close
+// stops it (a Guard without the feed has nothing to close, and Close is
+// then a no-op). The connection is made again after an error with a
+// backoff of at most 5 seconds, resuming where it stopped (Last-Event-ID),
+// and dropped when nothing, not even a heartbeat, arrived for 45 seconds.
+//
+// When the feed is down, for Config.FeedStaleAfter (10 s) the Guard goes on
+// with what it knows: a reconnection replays what it missed. Past that,
+// Config.OnStale applies: [StaleIntrospect] (the default) asks Gatehouse
+// about each access token, caching each answer for a second — which
+// catches a disabled or deleted account, not a revoked session, since
+// introspection describes an access token as issued; [StaleReject]
+// answers 503. Before the first snapshot the Guard knows no revocation, so
+// it introspects each access token until FeedStaleAfter has passed since
+// New, then OnStale applies. [Guard.FeedHealthy] tells a readiness probe
+// whether the feed is up, and the gauge guard_revocation_feed_lag_seconds
+// of [Guard.Collector] how long it has not been (0 while it is); nothing
+// is registered on the global registry. Revocations are kept for
+// Config.FeedRetain (1 hour), which must be at least Gatehouse's
+// access-token lifetime.
+//
 // # Concurrency
 //
 // A Guard is safe for concurrent use by any number of goroutines and is
-// meant to be shared by the whole process: its caches and its JWKS live in
-// it. A [Principal] may be shared between requests; treat it as read-only.
+// meant to be shared by the whole process: its caches, its JWKS and its
+// revocation feed live in it. A [Principal] may be shared between
+// requests; treat it as read-only.
 package guard

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"gatehouse/guard"
 )
 
@@ -194,4 +197,34 @@ func ExampleRequireFreshAuth() {
 	// Output:
 	// 2m0s 204
 	// 1h0m0s 401 Bearer realm="gatehouse", error="insufficient_user_authentication", error_description="this action requires a sign-in within the last 10 minutes", max_age=600
+}
+
+// With the revocation feed, a token is refused about a second after it is
+// revoked (logout, password change, role change), not when it expires.
+func ExampleConfig_revocationFeed() {
+	g, err := guard.New(guard.Config{
+		Issuer:           "https://auth.example.com",
+		IntrospectionKey: os.Getenv("GATEHOUSE_INTROSPECTION_KEY"), // the feed needs scope introspect
+		RevocationFeed:   true,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer g.Close() // New started the feed; Close stops it
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(g.Collector()) // guard_revocation_feed_lag_seconds
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !g.FeedHealthy() { // out of rotation until the revocations are known
+			http.Error(w, "revocation feed not up to date", http.StatusServiceUnavailable)
+		}
+	})
+	mux.Handle("GET /posts", g.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	srv := &http.Server{Addr: "127.0.0.1:8081", Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		log.Print(err) // and the deferred Close runs
+	}
 }

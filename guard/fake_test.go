@@ -1,6 +1,7 @@
 package guard_test
 
 import (
+	"bufio"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -9,10 +10,12 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,6 +24,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"gatehouse/guard"
+	"gatehouse/internal/revfeed"
 )
 
 // fakeClock is a settable clock shared by the fake Gatehouse and the guard.
@@ -116,13 +120,23 @@ type fakeGatehouse struct {
 	jwksHits  atomic.Int32
 	introHits atomic.Int32
 	gate      chan struct{} // when set, introspection waits for it
+
+	// The revocation feed (GET /v1/revocations/stream).
+	feedSeq    int64
+	feedEvents []revfeed.Event             // every event so far: the snapshot
+	feedDown   int                         // a status code to answer the stream with, 0 = serve it
+	feedSubs   map[chan revfeed.Event]bool // the open streams
+	feedKill   chan struct{}               // closed to end the open streams
+	feedHits   atomic.Int32                // stream requests
+	feedOpen   atomic.Int32                // streams open now
 }
 
 const introKey = "gth_introspectionKeyOfTheResourceServer000"
 
 func newFakeGatehouse(t testing.TB, clock *fakeClock, keys ...*signingKey) *fakeGatehouse {
 	t.Helper()
-	f := &fakeGatehouse{t: t, clock: clock, published: keys, active: map[string]map[string]any{}}
+	f := &fakeGatehouse{t: t, clock: clock, published: keys, active: map[string]map[string]any{},
+		feedSubs: map[chan revfeed.Event]bool{}, feedKill: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		f.jwksHits.Add(1)
@@ -169,10 +183,99 @@ func newFakeGatehouse(t testing.TB, clock *fakeClock, keys ...*signingKey) *fake
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(ans)
 	})
+	mux.HandleFunc("GET /v1/revocations/stream", f.serveFeed)
 	f.srv = httptest.NewServer(mux)
 	f.URL = f.srv.URL
 	t.Cleanup(f.srv.Close)
 	return f
+}
+
+// serveFeed is the revocation feed as Gatehouse serves it: every event
+// (the snapshot), ready, then live events.
+func (f *fakeGatehouse) serveFeed(w http.ResponseWriter, r *http.Request) {
+	f.feedHits.Add(1)
+	if r.Header.Get("X-API-Key") != introKey {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	f.mu.Lock()
+	if f.feedDown != 0 {
+		status := f.feedDown
+		f.mu.Unlock()
+		http.Error(w, "down", status)
+		return
+	}
+	snapshot := slices.Clone(f.feedEvents)
+	live := make(chan revfeed.Event, 64)
+	f.feedSubs[live] = true
+	kill := f.feedKill
+	f.mu.Unlock()
+	f.feedOpen.Add(1)
+	defer func() {
+		f.mu.Lock()
+		delete(f.feedSubs, live)
+		f.mu.Unlock()
+		f.feedOpen.Add(-1)
+	}()
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	bw := bufio.NewWriter(w)
+	write := func(ev revfeed.Event) {
+		b, _ := json.Marshal(ev)
+		fmt.Fprintf(bw, "id: %s\nevent: %s\ndata: %s\n\n", ev.ID, ev.Type, b)
+	}
+	cursor := "0-0"
+	for _, ev := range snapshot {
+		write(ev)
+		cursor = ev.ID
+	}
+	fmt.Fprintf(bw, "event: ready\ndata: {\"cursor\":%q}\n\n", cursor)
+	rc := http.NewResponseController(w)
+	flush := func() { _ = bw.Flush(); _ = rc.Flush() }
+	flush()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-kill:
+			return
+		case ev := <-live:
+			write(ev)
+			flush()
+		}
+	}
+}
+
+// revoke records a revocation event and sends it to the open streams, as
+// Gatehouse does when one commits.
+func (f *fakeGatehouse) revoke(ev revfeed.Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.feedSeq++
+	if ev.At.IsZero() {
+		ev.At = f.clock.Now()
+	}
+	ev.ID = revfeed.Cursor{Seq: f.feedSeq, At: ev.At}.String()
+	f.feedEvents = append(f.feedEvents, ev)
+	for live := range f.feedSubs {
+		select {
+		case live <- ev:
+		default:
+			f.t.Error("fake gatehouse: a feed stream is not reading")
+		}
+	}
+}
+
+// feedOutage ends the open streams and answers new ones with status; 0
+// serves them again.
+func (f *fakeGatehouse) feedOutage(status int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.feedDown = status
+	if status != 0 {
+		close(f.feedKill)
+		f.feedKill = make(chan struct{})
+	}
 }
 
 func (f *fakeGatehouse) publish(keys ...*signingKey) {
@@ -232,6 +335,7 @@ func newGuard(t testing.TB, f *fakeGatehouse, edit ...func(*guard.Config)) *guar
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = g.Close() }) // before the fake closes: cleanups run last first
 	return g
 }
 

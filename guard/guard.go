@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"gatehouse/internal/revfeed"
 )
 
 // Limits and intervals. They are not configurable: each is a security
@@ -36,6 +39,23 @@ const (
 	maxTokenLen      = 8 << 10                    // longer credentials are refused unparsed
 	maxBody          = 1 << 20                    // of a JWKS or introspection answer
 	realm            = `Bearer realm="gatehouse"` // the RFC 6750 challenge
+
+	defaultFeedStaleAfter = 10 * time.Second
+	defaultFeedRetain     = time.Hour
+	staleIntrospectTTL    = time.Second // a JWT's introspection answer while the feed is stale
+)
+
+// StalePolicy is what a Guard does with access tokens while its revocation
+// feed is stale (Config.OnStale).
+type StalePolicy int
+
+const (
+	// StaleIntrospect asks Gatehouse about each access token (RFC 7662),
+	// caching each answer for one second. The default.
+	StaleIntrospect StalePolicy = iota
+	// StaleReject refuses every access token with ErrUnavailable (503):
+	// fail closed.
+	StaleReject
 )
 
 // Kinds of credential, the values of Principal.Kind.
@@ -106,10 +126,32 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock, for tests. Default time.Now.
 	Now func() time.Time
+
+	// RevocationFeed makes the Guard follow Gatehouse's revocation feed
+	// (SPEC §15) and refuse access tokens revoked since they were issued
+	// (logout, a revoked session or refresh family, a password or role
+	// change, a revoked client or signing key) within about a second,
+	// with no call to Gatehouse per request. It needs IntrospectionKey.
+	// New starts a goroutine that holds one streaming connection to
+	// Gatehouse; Close stops it.
+	RevocationFeed bool
+	// FeedURL defaults to Issuer + "/v1/revocations/stream".
+	FeedURL string
+	// FeedStaleAfter is how long the feed may be down before the Guard
+	// stops trusting what it has and applies OnStale. Default 10 s.
+	FeedStaleAfter time.Duration
+	// OnStale is what happens to access tokens while the feed is stale:
+	// StaleIntrospect (default) or StaleReject.
+	OnStale StalePolicy
+	// FeedRetain is how long a revocation is kept after it happened: at
+	// least Gatehouse's access-token lifetime (GATEHOUSE_ACCESS_TOKEN_TTL,
+	// 15 minutes by default). Default 1 hour.
+	FeedRetain time.Duration
 }
 
 // Guard checks Gatehouse credentials. Make one with New and share it; it is
-// safe for concurrent use.
+// safe for concurrent use. Close it when done if it follows the revocation
+// feed.
 type Guard struct {
 	cfg    Config
 	algs   []string
@@ -129,12 +171,25 @@ type Guard struct {
 	lastErr     error     // guarded by fetchMu
 
 	tokens *ttlCache[string, tokenEntry]   // verified access tokens
-	intro  *ttlCache[[32]byte, *Principal] // introspection answers; nil Principal = refused
+	intro  *ttlCache[introKey, *Principal] // introspection answers; nil Principal = refused
 	flight flightGroup                     // concurrent introspections of one credential
+	// introGen counts credential.revoked events: an introspection that
+	// was under way when one arrived is not cached (its answer may
+	// predate the revocation).
+	introGen atomic.Uint64
+
+	// The revocation feed; all nil without Config.RevocationFeed.
+	revoked  *revfeed.Set
+	feed     *revfeed.Client
+	stopFeed context.CancelFunc
+	feedDone chan struct{}
+	lag      *feedCollector
 }
 
-// New checks cfg, fills in the defaults and returns a Guard. It does not
-// contact Gatehouse: the JWKS is fetched on first use.
+// New checks cfg, fills in the defaults and returns a Guard. The JWKS is
+// fetched on first use. With Config.RevocationFeed, New starts a goroutine
+// that follows the feed in the background (it does not wait for it to
+// connect); Close stops it.
 func New(cfg Config) (*Guard, error) {
 	var problems []error
 	cfg.Issuer = strings.TrimRight(strings.TrimSpace(cfg.Issuer), "/")
@@ -191,6 +246,34 @@ func New(cfg Config) (*Guard, error) {
 			problems = append(problems, fmt.Errorf("TrustedOrigins: %w", err))
 		}
 	}
+	if cfg.RevocationFeed {
+		if cfg.IntrospectionKey == "" {
+			problems = append(problems, errors.New("RevocationFeed needs an IntrospectionKey (the feed asks for scope introspect)"))
+		}
+		if cfg.FeedURL == "" && cfg.Issuer != "" {
+			cfg.FeedURL = cfg.Issuer + "/v1/revocations/stream"
+		}
+		if cfg.FeedURL != "" {
+			if err := checkURL(cfg.FeedURL, cfg.AllowInsecureHTTP); err != nil {
+				problems = append(problems, fmt.Errorf("FeedURL: %w", err))
+			}
+		}
+	}
+	switch {
+	case cfg.FeedStaleAfter == 0:
+		cfg.FeedStaleAfter = defaultFeedStaleAfter
+	case cfg.FeedStaleAfter < 0:
+		problems = append(problems, fmt.Errorf("FeedStaleAfter: %v is negative", cfg.FeedStaleAfter))
+	}
+	switch {
+	case cfg.FeedRetain == 0:
+		cfg.FeedRetain = defaultFeedRetain
+	case cfg.FeedRetain < 0:
+		problems = append(problems, fmt.Errorf("FeedRetain: %v is negative", cfg.FeedRetain))
+	}
+	if cfg.OnStale != StaleIntrospect && cfg.OnStale != StaleReject {
+		problems = append(problems, fmt.Errorf("OnStale: %d is neither StaleIntrospect nor StaleReject", cfg.OnStale))
+	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("guard: invalid Config: %w", errors.Join(problems...))
 	}
@@ -213,9 +296,16 @@ func New(cfg Config) (*Guard, error) {
 	g := &Guard{
 		cfg: cfg, algs: slices.Clone(algs), client: client, csrf: csrf, log: cfg.Logger, now: cfg.Now, customClock: customClock,
 		tokens: newTTLCache[string, tokenEntry](maxCached),
-		intro:  newTTLCache[[32]byte, *Principal](maxCached),
+		intro:  newTTLCache[introKey, *Principal](maxCached),
 	}
 	g.parser = newParser(g)
+	g.lag = &feedCollector{g: g, desc: prometheus.NewDesc("guard_revocation_feed_lag_seconds",
+		"Seconds since the revocation feed was last known up to date; 0 while it is.", nil, nil)}
+	if cfg.RevocationFeed {
+		if err := g.startFeed(); err != nil {
+			return nil, fmt.Errorf("guard: %w", err)
+		}
+	}
 	return g, nil
 }
 
@@ -260,7 +350,7 @@ func (g *Guard) Check(r *http.Request) (*Principal, error) {
 
 // check is Check, and also returns the introspection cache key of an
 // opaque credential (nil for an access token).
-func (g *Guard) check(r *http.Request) (*Principal, *[32]byte, error) {
+func (g *Guard) check(r *http.Request) (*Principal, *introKey, error) {
 	ctx := r.Context()
 	if key := r.Header.Get("X-API-Key"); key != "" || len(r.Header.Values("X-API-Key")) > 0 {
 		if len(r.Header.Values("X-API-Key")) > 1 {
@@ -343,13 +433,13 @@ func (g *Guard) Optional(next http.Handler) http.Handler {
 type checked struct {
 	p   *Principal
 	g   *Guard
-	key *[32]byte // the session's introspection cache entry; nil for other credentials
+	key *introKey // the session's introspection cache entry; nil for other credentials
 }
 
 // withPrincipal is WithPrincipal, plus what the step-up checks need. An
 // access token checked with the real clock, the common case, costs nothing
 // more.
-func (g *Guard) withPrincipal(ctx context.Context, p *Principal, key *[32]byte) context.Context {
+func (g *Guard) withPrincipal(ctx context.Context, p *Principal, key *introKey) context.Context {
 	if g.cfg.CacheTTL <= 0 || p.Kind != KindSession {
 		key = nil // only a session can step up: an API key never has a level
 	}

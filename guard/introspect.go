@@ -17,7 +17,7 @@ import (
 //
 // It also returns the cache key, for WriteError to drop the entry after a
 // step-up refusal.
-func (g *Guard) checkOpaque(ctx context.Context, kind, cred string) (*Principal, *[32]byte, error) {
+func (g *Guard) checkOpaque(ctx context.Context, kind, cred string) (*Principal, *introKey, error) {
 	if g.cfg.IntrospectionKey == "" {
 		return nil, nil, invalid(kind + " sent, but no IntrospectionKey is configured to check it")
 	}
@@ -25,9 +25,10 @@ func (g *Guard) checkOpaque(ctx context.Context, kind, cred string) (*Principal,
 		return nil, nil, invalid("malformed " + kind) // never sent to Gatehouse
 	}
 	// The cache key is a hash: a memory dump does not reveal credentials.
-	// The kind is part of it, so an answer about a cookie is never reused
-	// for an API key.
-	h := sha256.Sum256([]byte(kind + "\x00" + cred))
+	// It is the SHA-256 of the credential alone, the hash Gatehouse's
+	// credential.revoked events name; the kind sits beside it, so an
+	// answer about a cookie is never reused for an API key.
+	h := introKey{sum: sha256.Sum256([]byte(cred)), kind: kindCode(kind)}
 	if g.cfg.CacheTTL > 0 {
 		if p, ok := g.intro.get(h, g.now()); ok {
 			if p == nil {
@@ -37,11 +38,12 @@ func (g *Guard) checkOpaque(ctx context.Context, kind, cred string) (*Principal,
 		}
 	}
 	p, err := g.flight.do(h, func() (*Principal, error) {
+		gen := g.introGen.Load()
 		p, err := g.introspect(ctx, kind, cred)
 		if err != nil {
 			return nil, err // not cached: the next request asks again
 		}
-		if g.cfg.CacheTTL > 0 {
+		if g.cfg.CacheTTL > 0 && g.introGen.Load() == gen {
 			now := g.now()
 			if p == nil {
 				// Refusals are cached too, briefly, so a flood of one bad
@@ -64,6 +66,29 @@ func (g *Guard) checkOpaque(ctx context.Context, kind, cred string) (*Principal,
 		return nil, nil, invalid(kind + " refused by introspection")
 	}
 	return p.clone(), &h, nil
+}
+
+// introKey is the key of the introspection cache: the SHA-256 of the
+// credential and its kind.
+type introKey struct {
+	sum  [32]byte
+	kind uint8
+}
+
+const (
+	codeAPIKey uint8 = iota + 1
+	codeSession
+	codeAccessToken
+)
+
+func kindCode(kind string) uint8 {
+	switch kind {
+	case KindAPIKey:
+		return codeAPIKey
+	case KindSession:
+		return codeSession
+	}
+	return codeAccessToken
 }
 
 // plausible refuses, without asking anyone, what cannot be a Gatehouse

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"gatehouse/internal/revfeed"
 )
 
 // algKeyType pins each accepted algorithm to the only key type that may
@@ -43,12 +45,14 @@ type keySet struct {
 // tokenEntry is a verified access token.
 type tokenEntry struct {
 	p   *Principal
-	key *verifyKey // the key that verified it; the entry is void once it leaves the JWKS
+	key *verifyKey     // the key that verified it; the entry is void once it leaves the JWKS
+	rev revfeed.Claims // what the revocation feed is checked against, on every use
 }
 
 type claims struct {
 	jwt.RegisteredClaims
 	ClientID string           `json:"client_id"`
+	SID      string           `json:"sid"` // the refresh family or session (SPEC §15)
 	Scope    string           `json:"scope"`
 	Roles    []string         `json:"roles"`
 	Email    string           `json:"email"`
@@ -72,11 +76,17 @@ func newParser(g *Guard) *jwt.Parser {
 
 // verifyJWT checks an access token locally. A token verified before costs
 // a map lookup until it expires: a tampered token is another string and
-// misses the cache.
+// misses the cache. With the revocation feed, the token is checked against
+// it every time, cached or not.
 func (g *Guard) verifyJWT(ctx context.Context, tok string) (*Principal, error) {
 	now := g.now()
 	if e, ok := g.tokens.get(tok, now); ok {
 		if ks := g.currentKeys(ctx, now); ks != nil && ks.keys[e.key.kid] == e.key {
+			if g.revoked != nil {
+				if err := g.checkRevoked(ctx, tok, e.rev, now); err != nil {
+					return nil, err
+				}
+			}
 			return e.p.clone(), nil
 		}
 		g.tokens.delete(tok) // its key is gone from the JWKS: verify again, and fail
@@ -113,7 +123,16 @@ func (g *Guard) verifyJWT(ctx context.Context, tok string) (*Principal, error) {
 	if cl.AuthTime != nil {
 		p.AuthTime = unixTime(cl.AuthTime.Unix())
 	}
-	g.tokens.put(tok, tokenEntry{p: p, key: key}, cl.ExpiresAt.Add(g.cfg.Leeway), now)
+	rev := revfeed.Claims{SID: cl.SID, Sub: cl.Subject, ClientID: cl.ClientID, KID: key.kid}
+	if cl.IssuedAt != nil {
+		rev.IssuedAt = cl.IssuedAt.Time
+	}
+	g.tokens.put(tok, tokenEntry{p: p, key: key, rev: rev}, cl.ExpiresAt.Add(g.cfg.Leeway), now)
+	if g.revoked != nil {
+		if err := g.checkRevoked(ctx, tok, rev, now); err != nil {
+			return nil, err
+		}
+	}
 	return p.clone(), nil
 }
 

@@ -16,7 +16,9 @@ import (
 // Roles say what the user may do; Scopes say what the presented credential
 // may do (Gatehouse's model). For API keys and sessions the roles are the
 // user's current ones, as introspection reported them; for access tokens
-// they are those at issue time (a role change reaches JWTs at their expiry).
+// they are those at issue time (a role change reaches JWTs at their expiry,
+// or within a second with Config.RevocationFeed: the token is refused and
+// the client refreshes it).
 //
 // ACR, AMR and AuthTime say how and when the user last signed in fully
 // (RFC 9068 §2.2.1, the acr, amr and auth_time claims; the same members of

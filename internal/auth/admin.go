@@ -86,13 +86,18 @@ func (s *Service) AdminRevokeUser(ctx context.Context, actorID, id string, m Met
 // are refused once the account is gone).
 func (s *Service) AdminDeleteUser(ctx context.Context, actorID, id string, m Meta) error {
 	defer s.users.forget(id)
+	// Read first: the user.deleted webhook describes the account as it was.
+	u, err := s.st.Users.UserByID(ctx, id)
+	if err != nil {
+		return err
+	}
 	if err := s.revokeAll(ctx, id, true); err != nil {
 		return err
 	}
 	if err := s.st.Users.DeleteUser(ctx, id); err != nil {
 		return err
 	}
-	s.audit(ctx, EventUserDeleted, id, m, map[string]any{"actor": actorID})
+	s.auditAbout(ctx, EventUserDeleted, u, m, map[string]any{"actor": actorID})
 	return nil
 }
 

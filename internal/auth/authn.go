@@ -47,6 +47,9 @@ type Authentication struct {
 	// audit event) for Complete to make in the transaction that creates
 	// the token family.
 	deferred *loginSuccess
+	// provider is the identity provider of a social login (for the
+	// before_login hook).
+	provider string
 	done     bool
 }
 
@@ -66,8 +69,9 @@ type Completion struct {
 var errBadAuthentication = errors.New("auth: Complete needs an unused Authentication from this package")
 
 // Complete finishes a sign-in: it is the only way to a session or a token
-// family. It re-checks that the account is enabled, then makes what
-// a.Finish asks for.
+// family. It re-checks that the account is enabled, asks the before_login
+// hook (SPEC §16) once, before any second factor is asked for, then makes
+// what a.Finish asks for.
 func (s *Service) Complete(ctx context.Context, a *Authentication) (*Completion, error) {
 	if a == nil || a.User == nil || a.done || a.Time.IsZero() || len(a.Methods) == 0 || a.Finish&FinishBoth == 0 || a.Finish&^FinishBoth != 0 {
 		return nil, errBadAuthentication
@@ -75,6 +79,11 @@ func (s *Service) Complete(ctx context.Context, a *Authentication) (*Completion,
 	a.done = true
 	if a.User.Disabled {
 		return nil, ErrInvalidCredentials
+	}
+	// A refused sign-in makes no writes of a successful one: the lockout
+	// count stays, as while a second factor is awaited.
+	if err := s.beforeLogin(ctx, a); err != nil {
+		return nil, err
 	}
 	asr := s.assess(a.Methods, a.Time)
 	if asr.acr != ACR2 {
@@ -162,7 +171,9 @@ func (s *Service) ExternalAuthentication(ctx context.Context, ext ExternalIdenti
 	if err != nil {
 		return nil, err
 	}
-	return s.authentication(u, f, m, AMRFederated), nil
+	a := s.authentication(u, f, m, AMRFederated)
+	a.provider = ext.Provider
+	return a, nil
 }
 
 // SessionLogin checks an email and password and starts a cookie session.

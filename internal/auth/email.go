@@ -50,6 +50,9 @@ const (
 	// second factors of UserID.
 	MailRecoveryUsed = "mfa_recovery_used"
 	MailMFAReset     = "mfa_reset"
+	// SPEC §16: a webhook endpoint was disabled after five days of
+	// failures (to each administrator, UserID).
+	MailWebhookDisabled = "webhook_disabled"
 )
 
 // MailJob is a queued mail. Jobs name what to send, not the finished

@@ -120,13 +120,18 @@ func (s *Service) ExternalSignIn(ctx context.Context, ext ExternalIdentity, link
 	local, err := s.st.Users.UserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
 		name, _ := validName(ext.Name)
+		// A sign-up: the before_register hook decides (an address that is
+		// taken is linked below instead, never put to the hook).
+		if err := s.beforeRegister(ctx, registerHookData{Email: email, Name: name, Source: SourceSocial, Provider: ext.Provider}, m); err != nil {
+			return nil, err
+		}
 		u := &User{ID: NewID(), Email: email, EmailVerified: ext.EmailVerified, Name: name,
 			Roles: append([]string(nil), s.cfg.DefaultRoles...), CreatedAt: now, UpdatedAt: now}
 		ident.UserID = u.ID
 		if err := s.st.Identities.CreateUserWithIdentity(ctx, u, ident); err != nil {
 			return nil, err
 		}
-		s.audit(ctx, EventUserRegistered, u.ID, m, map[string]any{"provider": ext.Provider})
+		s.auditAbout(ctx, EventUserRegistered, u, m, map[string]any{"provider": ext.Provider, "source": SourceSocial})
 		s.audit(ctx, EventProviderLinked, u.ID, m, map[string]any{"provider": ext.Provider})
 		return u, nil
 	}
@@ -189,6 +194,7 @@ func (s *Service) dropUnproven(ctx context.Context, userID string) error {
 	if err := s.revokeAll(ctx, userID, true); err != nil {
 		return err
 	}
+	defer s.users.forget(userID)
 	if _, err := s.st.MFA.DeleteTOTP(ctx, userID, true); err != nil {
 		return err
 	}

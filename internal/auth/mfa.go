@@ -470,9 +470,13 @@ func (s *Service) redeem(ctx context.Context, u *User, r *MFARedemption, finish 
 			r.Session = c.Session
 		}
 	}
+	for _, e := range r.Audit {
+		s.attachWebhooks(ctx, e, u)
+	}
 	if err := s.st.MFA.RedeemMFA(ctx, r); err != nil {
 		return nil, err
 	}
+	s.webhooksQueued(r.Audit...)
 	for _, e := range later {
 		s.appendAudit(ctx, e)
 	}
@@ -575,9 +579,21 @@ func (s *Service) MFAStatus(ctx context.Context, userID string) (*MFAStatus, err
 
 // MFAEnabled reports whether the user has a confirmed TOTP authenticator
 // (mfa_enabled of /v1/me).
+//
+// The answer comes from a cache at most a second old (like TokenUser's):
+// changes made through this Service invalidate it at once, another node's
+// show within the second.
 func (s *Service) MFAEnabled(ctx context.Context, userID string) (bool, error) {
+	now := s.now()
+	if on, ok := s.users.getMFA(userID, now); ok {
+		return on, nil
+	}
 	t, err := s.confirmedTOTP(ctx, userID)
-	return t != nil, err
+	if err != nil {
+		return false, err
+	}
+	s.users.putMFA(userID, t != nil, now)
+	return t != nil, nil
 }
 
 // MFAEnabledMany is MFAEnabled for a page of users (admin lists).
@@ -684,6 +700,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p *Principal, id, code string
 		return nil, &Error{Code: EINVALID, Field: "code", Reason: ReasonMFAInvalidCode, Message: "that code is not right: check the time on your device and try the current code"}
 	}
 	codes, hashes := s.newRecoverySet()
+	defer s.users.forget(u.ID)
 	if err := s.st.MFA.ConfirmTOTP(ctx, u.ID, id, step, hashes, now); err != nil {
 		return nil, err
 	}
@@ -761,6 +778,7 @@ func (s *Service) RemoveTOTP(ctx context.Context, p *Principal, m Meta) error {
 	if err != nil {
 		return err
 	}
+	defer s.users.forget(u.ID)
 	removed, err := s.st.MFA.DeleteTOTP(ctx, u.ID, len(keys) == 0)
 	if err != nil {
 		return err

@@ -76,6 +76,10 @@ type AuditEvent struct {
 	UserID  string
 	IP      string
 	Details map[string]any
+	// Webhooks are the messages the event queues (one per subscribed
+	// endpoint; SPEC §16), not part of the audit row: a store appending
+	// the event inserts them in the same transaction.
+	Webhooks []*WebhookMessage
 }
 
 // Audit event types.
@@ -90,6 +94,7 @@ const (
 	EventRefreshRevoked   = "refresh.revoked"
 	EventRoleChanged      = "role.changed"
 	EventKeyRotated       = "key.rotated"
+	EventKeyRevoked       = "key.revoked"
 	EventSessionRevoked   = "session.revoked"
 	EventAccountLocked    = "account.locked"
 	EventPasswordReset    = "password.reset"

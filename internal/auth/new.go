@@ -29,6 +29,8 @@ type Stores struct {
 	Clients   ClientStore
 	Consents  ConsentStore
 	AuthCodes AuthCodeStore
+	// Webhook endpoints and their outbox (SPEC §16).
+	Webhooks WebhookStore
 	// Limiter and Lockout count rate limits and failed logins. They are
 	// required unless Options.Limits.Off says, explicitly, that this
 	// service runs without rate limits and lockout.
@@ -45,7 +47,10 @@ type Options struct {
 	// IDTokens signs ID tokens (the OpenID provider); without it, a grant
 	// with the scope openid fails.
 	IDTokens IDTokenSigner
-	Roles    *RoleModel
+	// Revocations is the revocation feed's in-memory set (SPEC §15); nil
+	// when the feed is off.
+	Revocations Revocations
+	Roles       *RoleModel
 	// RootSecret is the server's root secret (at least 32 bytes). Every key
 	// the service uses is derived from it for one purpose (HKDF-SHA256, one
 	// info string per purpose); no key is ever used for two purposes.
@@ -53,8 +58,13 @@ type Options struct {
 	Config     Config
 	Limits     Limits
 	Metrics    Metrics
-	Log        *slog.Logger // nil: discard
-	Now        func() time.Time
+	// Hooks are the blocking hooks (SPEC §16); none by default.
+	Hooks Hooks
+	// WebhookNotify, when set, wakes this node's webhook delivery worker
+	// after messages were queued (other nodes' workers poll).
+	WebhookNotify func()
+	Log           *slog.Logger // nil: discard
+	Now           func() time.Time
 }
 
 // MinRootSecret is the shortest root secret New accepts.
@@ -68,6 +78,7 @@ const (
 	keyInfoPasskey = "gatehouse/v1/passkey-decoy"
 	keyInfoTOTP    = "gatehouse/v1/totp-seal"
 	keyInfoRecover = "gatehouse/v1/recovery-code"
+	keyInfoWebhook = "gatehouse/v1/webhook-seal"
 )
 
 // derivedKeys are the service's keys, one per purpose.
@@ -77,6 +88,7 @@ type derivedKeys struct {
 	passkey []byte // decoy credential ids for unknown accounts (DecoyCredentialIDs)
 	totp    []byte // AES-256-GCM key sealing TOTP secrets at rest
 	recover []byte // HMAC-SHA256 key of stored recovery codes
+	webhook []byte // AES-256-GCM key sealing webhook endpoint secrets at rest
 }
 
 // DeriveKey derives the 32-byte key for one purpose from the root secret
@@ -111,6 +123,7 @@ func New(o Options) (*Service, error) {
 	need(st.Clients != nil, "Stores.Clients")
 	need(st.Consents != nil, "Stores.Consents")
 	need(st.AuthCodes != nil, "Stores.AuthCodes")
+	need(st.Webhooks != nil, "Stores.Webhooks")
 	if !o.Limits.Off {
 		need(st.Limiter != nil, "Stores.Limiter (or Limits.Off)")
 		need(st.Lockout != nil, "Stores.Lockout (or Limits.Off)")
@@ -149,6 +162,9 @@ func New(o Options) (*Service, error) {
 	if c.IDTokenTTL <= 0 {
 		c.IDTokenTTL = 15 * time.Minute
 	}
+	if c.Webhooks.MaxAttempts <= 0 {
+		c.Webhooks.MaxAttempts = 10
+	}
 	if c.AuthCodeTTL <= 0 {
 		c.AuthCodeTTL = time.Minute
 	}
@@ -156,19 +172,27 @@ func New(o Options) (*Service, error) {
 		st.Limiter, st.Lockout = noLimits{}, noLimits{}
 		o.Limits = Limits{Off: true}
 	}
-	s := &Service{st: st, hasher: o.Hasher, policy: o.Policy, issuer: o.Issuer, idTokens: o.IDTokens, roles: o.Roles,
+	s := &Service{st: st, hasher: o.Hasher, policy: o.Policy, issuer: o.Issuer, idTokens: o.IDTokens, revocations: o.Revocations, roles: o.Roles,
 		cfg: c, limits: o.Limits, metrics: o.Metrics, log: o.Log, clock: o.Now}
+	s.webhooks.notify = o.WebhookNotify
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.clock == nil {
 		s.clock = time.Now
 	}
+	var err error
+	if s.hooks.beforeRegister, err = newHookRunner(o.Hooks.BeforeRegister, HookBeforeRegister, "BeforeRegister"); err != nil {
+		return nil, err
+	}
+	if s.hooks.beforeLogin, err = newHookRunner(o.Hooks.BeforeLogin, HookBeforeLogin, "BeforeLogin"); err != nil {
+		return nil, err
+	}
 	for _, k := range []struct {
 		dst  *[]byte
 		info string
 	}{{&s.keys.refresh, keyInfoRefresh}, {&s.keys.cursor, keyInfoCursor}, {&s.keys.passkey, keyInfoPasskey},
-		{&s.keys.totp, keyInfoTOTP}, {&s.keys.recover, keyInfoRecover}} {
+		{&s.keys.totp, keyInfoTOTP}, {&s.keys.recover, keyInfoRecover}, {&s.keys.webhook, keyInfoWebhook}} {
 		key, err := DeriveKey(o.RootSecret, k.info)
 		if err != nil {
 			return nil, fmt.Errorf("auth.New: %w", err)

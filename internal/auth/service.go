@@ -40,6 +40,12 @@ type AccessClaims struct {
 	Roles     []string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// KID is the key that signed the token (set by verification only).
+	KID string
+	// NotBefore is nbf when it differs from IssuedAt (zero: IssuedAt): a
+	// token minted in the second a revocation of its subject committed
+	// carries the next second as iat (SPEC §15) and is valid now.
+	NotBefore time.Time
 	// SID is the refresh family's id, or the cookie session's for tokens
 	// minted without a family (SPEC §15): what a revocation names.
 	SID string
@@ -73,6 +79,8 @@ type Config struct {
 	IDTokenTTL  time.Duration // 15m
 	AuthCodeTTL time.Duration // 60s
 	ConsentTTL  time.Duration // 0: until revoked
+	// Webhooks (SPEC §16); New fills a zero MaxAttempts with 10.
+	Webhooks WebhookConfig
 }
 
 // MFAConfig holds the settings of SPEC §13. New fills zero durations and
@@ -106,16 +114,21 @@ type Service struct {
 	policy   PasswordPolicy
 	issuer   AccessTokenIssuer
 	idTokens IDTokenSigner
-	roles    *RoleModel
-	cfg      Config
-	limits   Limits
-	metrics  Metrics
-	log      *slog.Logger
-	clock    func() time.Time
-	keys     derivedKeys
+	// revocations: see Options.Revocations.
+	revocations Revocations
+	roles       *RoleModel
+	cfg         Config
+	limits      Limits
+	metrics     Metrics
+	log         *slog.Logger
+	clock       func() time.Time
+	keys        derivedKeys
 
-	users  userCache // see TokenUser
-	keyUse keyUsage  // see FlushAPIKeyUse
+	users  userCache    // see TokenUser
+	keyUse keyUsage     // see FlushAPIKeyUse
+	hooks  serviceHooks // blocking hooks (hooks.go)
+
+	webhooks webhookState // endpoint snapshot (webhooks.go)
 }
 
 func (s *Service) now() time.Time {
@@ -239,10 +252,14 @@ func (s *Service) auditEvent(typ, userID string, m Meta, details map[string]any)
 	return &AuditEvent{ID: NewID(), Type: typ, At: s.now(), UserID: userID, IP: m.IP, Details: details}
 }
 
+// appendAudit appends e with the webhook messages it queues (SPEC §16).
 func (s *Service) appendAudit(ctx context.Context, e *AuditEvent) {
+	s.attachWebhooks(ctx, e, nil)
 	if err := s.st.Audit.AppendAudit(ctx, e); err != nil {
 		s.log.ErrorContext(ctx, "audit append failed", "type", e.Type, "err", err)
+		return
 	}
+	s.webhooksQueued(e)
 }
 
 func (s *Service) loginMetric(result string) {
@@ -260,7 +277,9 @@ type RegisterInput struct {
 
 // Register creates an account. A taken email answers like a new one (a
 // fresh-looking user that is not stored) unless RevealExisting is set, so
-// registration does not reveal which emails exist.
+// registration does not reveal which emails exist. With a before_register
+// hook, a new email is put to the hook before the account is made; a taken
+// one never is (SPEC §16).
 func (s *Service) Register(ctx context.Context, in RegisterInput, m Meta) (*User, error) {
 	if err := s.limitIP(ctx, "register", m); err != nil {
 		return nil, err
@@ -284,24 +303,49 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, m Meta) (*User
 	now := s.now()
 	u := &User{ID: NewID(), Email: email, Name: name, PasswordHash: hash,
 		Roles: append([]string(nil), s.cfg.DefaultRoles...), CreatedAt: now, UpdatedAt: now}
+	if s.hooks.beforeRegister != nil {
+		// The hook is asked about new addresses only: a taken one is
+		// answered below exactly as without a hook.
+		switch _, err := s.st.Users.UserByEmail(ctx, email); {
+		case err == nil:
+			return s.registerDuplicate(ctx, u, m, true)
+		case !errors.Is(err, ErrNotFound):
+			return nil, err
+		}
+		if err := s.beforeRegister(ctx, registerHookData{Email: email, Name: name, Source: SourceRegister}, m); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.st.Users.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, ErrEmailTaken) {
-			if s.cfg.RevealExisting {
-				return nil, &Error{Code: ECONFLICT, Field: "email", Message: "email already registered"}
-			}
-			// Same status and shape as a new account; nothing is stored,
-			// and the owner of the address is told by mail instead.
-			s.audit(ctx, "register.duplicate", "", m, nil)
-			if err := s.enqueue(ctx, MailNotice, email, ""); err != nil {
-				return nil, err
-			}
-			u.PasswordHash = ""
-			return u, nil
+			// Taken since the check above (or no hook): the hook, if any,
+			// was asked already, so no waiting.
+			return s.registerDuplicate(ctx, u, m, false)
 		}
 		return nil, err
 	}
-	s.audit(ctx, EventUserRegistered, u.ID, m, nil)
+	s.auditAbout(ctx, EventUserRegistered, u, m, map[string]any{"source": SourceRegister})
 	if err := s.enqueue(ctx, MailVerify, u.Email, u.ID); err != nil {
+		return nil, err
+	}
+	u.PasswordHash = ""
+	return u, nil
+}
+
+// registerDuplicate answers a registration of a taken email: ECONFLICT
+// with RevealExisting, else the same status and shape as a new account
+// while nothing is stored and the owner of the address is told by mail.
+// pace makes it take as long as asking the before_register hook would
+// have (paceDuplicate).
+func (s *Service) registerDuplicate(ctx context.Context, u *User, m Meta, pace bool) (*User, error) {
+	if s.cfg.RevealExisting {
+		return nil, &Error{Code: ECONFLICT, Field: "email", Message: "email already registered"}
+	}
+	if pace {
+		s.paceDuplicate(ctx)
+	}
+	s.audit(ctx, "register.duplicate", "", m, nil)
+	if err := s.enqueue(ctx, MailNotice, u.Email, ""); err != nil {
 		return nil, err
 	}
 	u.PasswordHash = ""
@@ -426,9 +470,10 @@ func (s *Service) login(ctx context.Context, rawEmail, plain string, m Meta, def
 	if deferred != nil {
 		deferred.lockKey = lockoutKey(email)
 		deferred.event = &AuditEvent{ID: NewID(), Type: EventLoginSucceeded, At: s.now(), UserID: u.ID, IP: m.IP}
+		s.attachWebhooks(ctx, deferred.event, u)
 		return u, nil
 	}
-	s.audit(ctx, EventLoginSucceeded, u.ID, m, nil)
+	s.auditAbout(ctx, EventLoginSucceeded, u, m, nil)
 	return u, nil
 }
 
@@ -512,7 +557,7 @@ func (s *Service) DeleteAccount(ctx context.Context, p *Principal, plain string,
 	if err := s.st.Users.DeleteUser(ctx, u.ID); err != nil {
 		return err
 	}
-	s.audit(ctx, EventUserDeleted, u.ID, m, nil)
+	s.auditAbout(ctx, EventUserDeleted, u, m, nil)
 	return nil
 }
 

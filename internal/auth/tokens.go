@@ -23,9 +23,18 @@ func (s *Service) issueAccess(ctx context.Context, u *User, clientID string, sco
 // accessClaims are the claims of an access token of u issued now.
 func (s *Service) accessClaims(u *User, clientID string, scopes []string, asr assurance, sid string) *AccessClaims {
 	now := s.now()
+	iat, nbf := now, time.Time{}
+	if s.revocations != nil {
+		// A subject revoked this very second has not_before = the next
+		// second (iat is whole seconds): a token minted now carries that
+		// iat, or it would be born dead (SPEC §15).
+		if nb := s.revocations.SubjectNotBefore(u.ID); nb > now.Unix() {
+			iat, nbf = time.Unix(nb, 0), now
+		}
+	}
 	return &AccessClaims{
 		ID: NewID(), Subject: u.ID, Email: u.Email, ClientID: clientID, SID: sid,
-		Scopes: scopes, Roles: u.Roles, IssuedAt: now, ExpiresAt: now.Add(s.cfg.AccessTokenTTL),
+		Scopes: scopes, Roles: u.Roles, IssuedAt: iat, NotBefore: nbf, ExpiresAt: now.Add(s.cfg.AccessTokenTTL),
 		ACR: asr.acr, AMR: asr.amr, AuthTime: asr.at,
 	}
 }
@@ -75,7 +84,9 @@ func (s *Service) settle(ctx context.Context, ls *loginSuccess) error {
 	}
 	if err := s.st.Audit.AppendAudit(ctx, ls.event); err != nil {
 		s.log.ErrorContext(ctx, "audit append failed", "type", ls.event.Type, "err", err)
+		return nil
 	}
+	s.webhooksQueued(ls.event)
 	return nil
 }
 
@@ -94,6 +105,7 @@ func (s *Service) startFamily(ctx context.Context, u *User, clientID string, req
 		if err := lf.FinishPasswordLogin(ctx, ls.lockKey, ls.event, f, first); err != nil {
 			return nil, err
 		}
+		s.webhooksQueued(ls.event)
 	} else {
 		if err := s.settle(ctx, ls); err != nil {
 			return nil, err
@@ -311,7 +323,7 @@ func (s *Service) CreateUser(ctx context.Context, email, plain string, roles []s
 	if err := s.st.Users.CreateUser(ctx, u); err != nil {
 		return nil, err
 	}
-	s.audit(ctx, EventUserRegistered, u.ID, Meta{IP: "cli"}, map[string]any{"roles": roles})
+	s.auditAbout(ctx, EventUserRegistered, u, Meta{IP: "cli"}, map[string]any{"roles": roles, "source": SourceCLI})
 	return u, nil
 }
 

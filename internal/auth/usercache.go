@@ -19,6 +19,34 @@ const userCacheMax = 100_000
 type userCache struct {
 	mu sync.RWMutex
 	m  map[string]userCacheEntry
+	// mfa caches MFAEnabled answers the same way: GET /v1/me shows the
+	// flag on every call, and a query per request for it would cost more
+	// than the rest of the request.
+	mfa map[string]mfaCacheEntry
+}
+
+type mfaCacheEntry struct {
+	on bool
+	at time.Time
+}
+
+func (c *userCache) getMFA(id string, now time.Time) (on, ok bool) {
+	c.mu.RLock()
+	e, ok := c.mfa[id]
+	c.mu.RUnlock()
+	if !ok || now.Sub(e.at) > userCacheTTL || now.Before(e.at) {
+		return false, false
+	}
+	return e.on, true
+}
+
+func (c *userCache) putMFA(id string, on bool, now time.Time) {
+	c.mu.Lock()
+	if c.mfa == nil || len(c.mfa) >= userCacheMax {
+		c.mfa = make(map[string]mfaCacheEntry)
+	}
+	c.mfa[id] = mfaCacheEntry{on: on, at: now}
+	c.mu.Unlock()
 }
 
 type userCacheEntry struct {
@@ -52,6 +80,7 @@ func (c *userCache) put(u *User, now time.Time) {
 func (c *userCache) forget(id string) {
 	c.mu.Lock()
 	delete(c.m, id)
+	delete(c.mfa, id)
 	c.mu.Unlock()
 }
 

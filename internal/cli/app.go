@@ -19,9 +19,11 @@ import (
 	"gatehouse/internal/mail"
 	"gatehouse/internal/password"
 	"gatehouse/internal/redisstore"
+	"gatehouse/internal/revfeed"
 	"gatehouse/internal/server"
 	"gatehouse/internal/sqlstore"
 	"gatehouse/internal/token"
+	"gatehouse/internal/webhook"
 )
 
 // app holds everything wired from one configuration.
@@ -34,6 +36,66 @@ type app struct {
 	auth    *auth.Service
 	metrics *server.Metrics
 	mailer  *mail.Worker
+	// webhooks delivers webhook messages (SPEC §16).
+	webhooks *webhook.Worker
+	// The revocation feed (SPEC §15); nil when GATEHOUSE_REVOCATION_FEED
+	// is off.
+	hub     *revfeed.Hub
+	revoked *revfeed.Set
+}
+
+// revocationRetention is how long revocation events are kept and served:
+// the access-token lifetime plus five minutes (SPEC §15).
+func revocationRetention(cfg *config.Config) time.Duration {
+	return cfg.AccessTokenTTL + 5*time.Minute
+}
+
+// openFeed sets up the revocation feed: the database records events, the
+// hub tails them (announced over Redis pub/sub when there is Redis, else
+// polled every 250 ms) and keeps the set every endpoint checks.
+func (a *app) openFeed(ctx context.Context) error {
+	if !a.cfg.RevocationFeed {
+		a.db.SetRevocationFeed(false, nil)
+		return nil
+	}
+	retain := revocationRetention(a.cfg)
+	a.revoked = revfeed.NewSet(retain)
+	o := revfeed.HubOptions{Source: a.db, Set: a.revoked, Retain: retain, Poll: 250 * time.Millisecond, Log: a.log,
+		Applied: func(evs []revfeed.Event) {
+			// A revoked signing key must stop signing here now, not at
+			// the next periodic reload.
+			for _, ev := range evs {
+				if ev.Type == revfeed.TypeKeyRevoked {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					if err := a.keys.Reload(ctx); err != nil {
+						a.log.Warn("reloading signing keys after key.revoked", "err", err)
+					}
+					cancel()
+					return
+				}
+			}
+		}}
+	if a.redis != nil {
+		// Pub/sub carries the news; the poll is only a safety net for
+		// announcements lost while a subscription reconnects.
+		o.Poll, o.Announce = 2*time.Second, a.redis.PublishRevocations
+		a.redis.SetRevocationSink(a.db.AppendRevocations)
+	}
+	a.hub = revfeed.NewHub(o)
+	a.db.SetRevocationFeed(true, a.hub.Committed)
+	a.db.SetSubjectNotBefore(a.revoked.SubjectNotBefore)
+	return a.hub.Load(ctx)
+}
+
+// runFeed tails the revocation events until ctx ends.
+func (a *app) runFeed(ctx context.Context) {
+	if a.hub == nil {
+		return
+	}
+	if a.redis != nil {
+		go a.redis.SubscribeRevocations(ctx, a.hub.Wake)
+	}
+	a.hub.Run(ctx)
 }
 
 func (a *app) Close() error {
@@ -168,6 +230,10 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		}
 		sessions, limiter, lockout, tokens, challenges = a.redis, a.redis, a.redis, a.redis, a.redis
 	}
+	if err := a.openFeed(ctx); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("revocation feed: %w", err)
+	}
 	a.mailer, err = newMailWorker(cfg, db, log)
 	if err != nil {
 		a.Close()
@@ -185,6 +251,12 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		scopes = append(scopes, s)
 	}
 	slices.Sort(scopes)
+	hooks, err := newHooks(cfg, log)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.webhooks = newWebhookWorker(cfg, log, a.metrics)
 	a.auth, err = auth.New(auth.Options{
 		Stores: auth.Stores{
 			Users: db, Refresh: db, Audit: db, Sessions: sessions, Limiter: limiter, Lockout: lockout,
@@ -192,15 +264,23 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 			Mail:    &notifyingQueue{MailQueue: db, worker: a.mailer},
 			MFA:     db,
 			Clients: db, Consents: db, AuthCodes: db,
+			Webhooks: db,
 		},
+		WebhookNotify: a.webhooks.Notify,
 		Limits: auth.Limits{
 			LoginPerAccountIP: cfg.RateLimits.LoginPerAccountIP, PerIP: cfg.RateLimits.LoginPerIP, Window: cfg.RateLimits.Window,
 			LockoutThreshold: cfg.LockoutThreshold, LockoutDuration: cfg.LockoutDuration,
 		},
-		Hasher:     password.NewHasher(params, hashLimiter),
-		Policy:     policy,
-		Issuer:     a.keys,
-		IDTokens:   a.keys,
+		Hasher:   password.NewHasher(params, hashLimiter),
+		Policy:   policy,
+		Issuer:   a.keys,
+		IDTokens: a.keys,
+		Revocations: func() auth.Revocations {
+			if a.revoked == nil {
+				return nil // not a typed nil
+			}
+			return a.revoked
+		}(),
 		Roles:      auth.NewRoleModel(cfg.Roles, scopes),
 		RootSecret: secret,
 		Config: auth.Config{
@@ -212,8 +292,10 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 			MFA: auth.MFAConfig{RequiredRoles: cfg.MFA.RequiredRoles, ChallengeTTL: cfg.MFA.ChallengeTTL, MaxAttempts: cfg.MFA.MaxAttempts,
 				TOTPIssuer: cfg.MFA.TOTPIssuer, TOTPSkew: cfg.MFA.TOTPSkew, RecoveryCodeCount: cfg.MFA.RecoveryCodeCount,
 				StepUpMaxAge: cfg.MFA.StepUpMaxAge, PasskeyIsMFA: cfg.MFA.PasskeyIsMFA},
+			Webhooks: auth.WebhookConfig{AllowPrivate: cfg.WebhookAllowPrivate, MaxAttempts: cfg.WebhookMaxAttempts},
 		},
 		Metrics: auth.Metrics{Login: a.metrics.Login, RateLimited: a.metrics.RateLimited, MFAChallenge: a.metrics.MFAChallenge},
+		Hooks:   hooks,
 		Log:     log,
 	})
 	if err != nil {
@@ -221,6 +303,7 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		return nil, err
 	}
 	a.mailer.Accounts = mailAccounts{DB: db, svc: a.auth}
+	a.webhooks.Queue = a.auth
 	// The OAuth clients of the configuration file (clients:) replace the
 	// ones of the last start; removed ones are deleted.
 	clients := make([]auth.ClientInput, len(cfg.Clients))
@@ -230,6 +313,12 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 	if err := a.auth.SyncConfigClients(ctx, clients); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("clients from the configuration file: %w", err)
+	}
+	// Likewise the webhook endpoints of the file (webhooks:); this also
+	// loads the endpoint snapshot the audit log consults.
+	if err := a.auth.SyncConfigWebhooks(ctx, configWebhooks(cfg)); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("webhooks from the configuration file: %w", err)
 	}
 	return a, nil
 }

@@ -53,6 +53,7 @@ Usage:
                                    register an OAuth client and print it as JSON (its secret only this once)
   gatehouse keys rotate            add new signing keys, for access and ID tokens (the previous ones keep verifying)
   gatehouse keys list              list signing keys
+  gatehouse keys revoke --kid K    withdraw a compromised signing key now (rotate first if it is current)
   gatehouse version                print the version
 
 Every command reads the same configuration: flags, GATEHOUSE_* environment
@@ -93,6 +94,9 @@ func Run(ctx context.Context, e Env) error {
 		}
 		if len(rest) > 0 && rest[0] == "list" {
 			return cmdKeys(ctx, e, "list", rest[1:])
+		}
+		if len(rest) > 0 && rest[0] == "revoke" {
+			return cmdKeysRevoke(ctx, e, rest[1:])
 		}
 	case "version", "--version", "-version":
 		fmt.Fprintln(e.Stdout, "gatehouse", Version)
@@ -366,6 +370,48 @@ func cmdKeys(ctx context.Context, e Env, sub string, args []string) error {
 	return tw.Flush()
 }
 
+// cmdKeysRevoke withdraws a signing key before its time: a key that may be
+// compromised. Tokens it signed are refused at once wherever the
+// revocation feed reaches (SPEC §15), and the key leaves the JWKS of every
+// node at its next reload.
+func cmdKeysRevoke(ctx context.Context, e Env, args []string) error {
+	var kid string
+	_, cfg, err := parse(e, "keys revoke", "Withdraw a signing key now (a key that may be compromised): it is deleted, leaves the JWKS of every node within a minute, and every token it signed is refused at once by Gatehouse and by each guard that follows the revocation feed (key.revoked). A current key cannot be revoked: run gatehouse keys rotate first. Tokens it signed must be obtained again.", args,
+		func(fs *flag.FlagSet) { fs.StringVar(&kid, "kid", "", "the key id (see gatehouse keys list)") })
+	if err != nil {
+		return err
+	}
+	if kid == "" {
+		fmt.Fprintln(e.Stderr, "gatehouse keys revoke: --kid is required (see gatehouse keys list)")
+		return errUsage
+	}
+	a, err := openApp(ctx, cfg, newLogger(cfg, e.Stderr))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	found := false
+	for _, k := range a.keys.Keys() {
+		if k.KID != kid {
+			continue
+		}
+		found = true
+		if k.Current {
+			return fmt.Errorf("gatehouse keys revoke: %s is a current signing key: run gatehouse keys rotate first, then revoke it", kid)
+		}
+	}
+	if !found {
+		return fmt.Errorf("gatehouse keys revoke: no signing key %q (see gatehouse keys list)", kid)
+	}
+	if err := a.db.RevokeSigningKey(ctx, kid, time.Now().UTC()); err != nil {
+		return fmt.Errorf("gatehouse keys revoke: %w", err)
+	}
+	_ = a.db.AppendAudit(ctx, &auth.AuditEvent{ID: auth.NewID(), Type: auth.EventKeyRevoked, At: time.Now().UTC(), IP: "cli",
+		Details: map[string]any{"kid": kid}})
+	fmt.Fprintf(e.Stdout, "revoked signing key %s\n", kid)
+	return nil
+}
+
 func cmdServe(ctx context.Context, e Env, args []string) error {
 	_, cfg, err := parse(e, "serve", "Start the server. With no configuration at all it uses SQLite, a generated secret and keys in ./gatehouse-data/, and writes mail to ./gatehouse-data/mail/.\nUnless set in the environment, GOMAXPROCS becomes the CPU count + 1 and GOMEMLIMIT hash_concurrency x argon2 memory + 112 MiB, and GOGC is set after every collection to hold the heap goal argon2 memory + 11 MiB below that limit (see docs/DECISIONS.md).", args, nil)
 	if err != nil {
@@ -388,7 +434,7 @@ func cmdServe(ctx context.Context, e Env, args []string) error {
 		passkeys = nil
 	}
 	srv := server.New(server.Deps{Config: cfg, Auth: a.auth, Keys: a.keys, OIDC: providers, Passkeys: passkeys, Ready: a.ready(),
-		Metrics: a.metrics, Log: log, Version: Version})
+		Metrics: a.metrics, Log: log, Version: Version, Feed: a.hub, Revoked: a.revoked})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
@@ -406,9 +452,14 @@ func cmdServe(ctx context.Context, e Env, args []string) error {
 	defer stop()
 	go a.keys.Run(bg, 30*time.Second)
 	go purgeCounters(bg, a, log)
+	go a.runFeed(bg)
 	mailDone := make(chan struct{})
 	go func() { a.mailer.Run(bg); close(mailDone) }()
 	defer func() { stop(); <-mailDone }() // the worker finishes before the database closes
+	webhooksDone := make(chan struct{})
+	go func() { a.webhooks.Run(bg); close(webhooksDone) }()
+	defer func() { stop(); <-webhooksDone }() // attempts in flight are recorded before the database closes
+	go a.auth.RunWebhookSnapshot(bg)
 	go flushKeyUse(bg, a, log)
 
 	log.Info("gatehouse listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL,
@@ -440,8 +491,8 @@ func cmdServe(ctx context.Context, e Env, args []string) error {
 const mailJobRetention = 7 * 24 * time.Hour
 
 // purgeCounters deletes ended rate-limit windows and stale lockout rows,
-// and mail jobs finished longer than mailJobRetention ago, every ten
-// minutes.
+// mail jobs finished longer than mailJobRetention ago, and finished webhook
+// deliveries older than GATEHOUSE_WEBHOOK_RETENTION, every ten minutes.
 func purgeCounters(ctx context.Context, a *app, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
@@ -455,6 +506,12 @@ func purgeCounters(ctx context.Context, a *app, log *slog.Logger) {
 			}
 			if err := a.db.PurgeMailJobs(ctx, time.Now().Add(-mailJobRetention)); err != nil && ctx.Err() == nil {
 				log.Warn("purging finished mail jobs", "err", err)
+			}
+			if err := a.db.PurgeWebhookDeliveries(ctx, time.Now().Add(-a.cfg.WebhookRetention)); err != nil && ctx.Err() == nil {
+				log.Warn("purging the webhook delivery log", "err", err)
+			}
+			if err := a.db.PurgeRevocations(ctx, time.Now().Add(-revocationRetention(a.cfg))); err != nil && ctx.Err() == nil {
+				log.Warn("purging revocation events", "err", err)
 			}
 		}
 	}

@@ -256,8 +256,13 @@ func TestEmailVerificationOnRegister(t *testing.T) {
 	if me := s.bearerMe(t, "ada@example.com", firstPW); me["email_verified"] != true {
 		t.Fatalf("email not verified after the link: %v", me)
 	}
+	// Verifying without a credential of the account removed its refresh
+	// families (SPEC §18 H2), so the access token minted before is refused
+	// at once (the revocation feed, SPEC §15).
+	wantStatus(t, "the access token of a family removed by the verification", s.do(t, "POST", "/v1/email/verify/resend", "", nil, "Authorization", "Bearer "+g["access_token"].(string)), 401)
 	// Verified: a resend sends nothing.
-	wantStatus(t, "resend when verified", s.do(t, "POST", "/v1/email/verify/resend", "", nil, "Authorization", "Bearer "+g["access_token"].(string)), 202)
+	fresh := s.passwordGrant(t, "ada@example.com", firstPW).JSON(t)["access_token"].(string)
+	wantStatus(t, "resend when verified", s.do(t, "POST", "/v1/email/verify/resend", "", nil, "Authorization", "Bearer "+fresh), 202)
 	waitQueueDrained(t, s.Env)
 	if n := len(srv.to(t, "ada@example.com")); n != 2 {
 		t.Errorf("%d mails to a verified address, want 2", n)

@@ -6,8 +6,8 @@
 // Load takes each setting from the first source that gives it a non-empty
 // value, in the order flags > environment > YAML file > built-in default.
 // The YAML-only sections (roles, scopes, default_roles, password, argon2,
-// rate_limits, registration, providers, clients) come from the file or the
-// defaults.
+// rate_limits, registration, providers, clients, hooks, webhooks) come from
+// the file or the defaults.
 //
 // Load validates everything and reports every problem at once in a
 // *ValidationError, each problem naming its key as spelled in its source.
@@ -77,6 +77,17 @@ type Config struct {
 	AuthCodeTTL time.Duration // authorization-code lifetime, at most 10 minutes
 	ConsentTTL  time.Duration // remembered consent expires after this; 0 means until revoked
 
+	// Revocation feed (SPEC §15).
+	RevocationFeed      bool          // record revocation events and serve the feed
+	RevocationHeartbeat time.Duration // SSE comment interval
+
+	// Webhooks and blocking hooks (SPEC §16).
+	WebhookAllowPrivate bool          // http and non-public addresses allowed (development)
+	WebhookTimeout      time.Duration // bound of one delivery attempt
+	WebhookMaxAttempts  int           // attempts of one message before it fails
+	WebhookRetention    time.Duration // finished deliveries are kept this long
+	HookTimeout         time.Duration // bound of one blocking-hook call
+
 	// ConfigFile is the YAML file that was loaded, or "".
 	ConfigFile string
 
@@ -96,6 +107,12 @@ type Config struct {
 	// file (SPEC §14); they are synced into the store at start-up and are
 	// read-only over the API.
 	Clients []ClientConfig
+	// Hooks are the blocking hooks (SPEC §16).
+	Hooks HooksConfig
+	// Webhooks are the webhook endpoints declared in the file (SPEC §16);
+	// they are synced into the store at start-up and are read-only over
+	// the API.
+	Webhooks []WebhookConfig
 }
 
 // MFAConfig holds the two-factor settings (SPEC §13).
@@ -332,8 +349,8 @@ func (c *Config) IsHTTPS() bool {
 const redactedText = "REDACTED"
 
 // Redacted returns a deep copy that is safe to log: the secret, passwords
-// in URLs, provider client secrets and client secrets are replaced by
-// "REDACTED".
+// in URLs, provider client secrets, client secrets and webhook secrets are
+// replaced by "REDACTED".
 func (c *Config) Redacted() Config {
 	r := *c
 	if r.Secret != "" {
@@ -380,6 +397,8 @@ func (c *Config) Redacted() Config {
 			r.Clients[i] = cl
 		}
 	}
+	r.Hooks = HooksConfig{BeforeRegister: c.Hooks.BeforeRegister.redacted(), BeforeLogin: c.Hooks.BeforeLogin.redacted()}
+	r.Webhooks = redactedWebhooks(c.Webhooks)
 	return r
 }
 

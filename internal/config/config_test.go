@@ -104,6 +104,10 @@ func TestDefaults(t *testing.T) {
 		IDTokenTTL:  15 * time.Minute,
 		AuthCodeTTL: 60 * time.Second,
 		ConsentTTL:  0, // until revoked
+
+		RevocationFeed: true, RevocationHeartbeat: 15 * time.Second,
+		HookTimeout:    2 * time.Second,
+		WebhookTimeout: 10 * time.Second, WebhookMaxAttempts: 10, WebhookRetention: 720 * time.Hour,
 		Roles: map[string][]string{
 			"user":   {"read", "write"},
 			"editor": {"read", "write"},
@@ -302,16 +306,19 @@ func TestDurations(t *testing.T) {
 		{name: "consent negative refused", env: "GATEHOUSE_CONSENT_TTL", value: "-1h", wantErr: "must be zero or a positive duration"},
 	}
 	field := map[string]func(*Config) time.Duration{
-		"GATEHOUSE_ACCESS_TOKEN_TTL":    func(c *Config) time.Duration { return c.AccessTokenTTL },
-		"GATEHOUSE_REFRESH_TOKEN_TTL":   func(c *Config) time.Duration { return c.RefreshTokenTTL },
-		"GATEHOUSE_SESSION_TTL":         func(c *Config) time.Duration { return c.SessionTTL },
-		"GATEHOUSE_SESSION_IDLE_TTL":    func(c *Config) time.Duration { return c.SessionIdleTTL },
-		"GATEHOUSE_LOCKOUT_DURATION":    func(c *Config) time.Duration { return c.LockoutDuration },
-		"GATEHOUSE_HASH_MAX_WAIT":       func(c *Config) time.Duration { return c.HashMaxWait },
-		"GATEHOUSE_REFRESH_REUSE_GRACE": func(c *Config) time.Duration { return c.RefreshReuseGrace },
-		"GATEHOUSE_ID_TOKEN_TTL":        func(c *Config) time.Duration { return c.IDTokenTTL },
-		"GATEHOUSE_AUTH_CODE_TTL":       func(c *Config) time.Duration { return c.AuthCodeTTL },
-		"GATEHOUSE_CONSENT_TTL":         func(c *Config) time.Duration { return c.ConsentTTL },
+		"GATEHOUSE_ACCESS_TOKEN_TTL":     func(c *Config) time.Duration { return c.AccessTokenTTL },
+		"GATEHOUSE_REFRESH_TOKEN_TTL":    func(c *Config) time.Duration { return c.RefreshTokenTTL },
+		"GATEHOUSE_SESSION_TTL":          func(c *Config) time.Duration { return c.SessionTTL },
+		"GATEHOUSE_SESSION_IDLE_TTL":     func(c *Config) time.Duration { return c.SessionIdleTTL },
+		"GATEHOUSE_LOCKOUT_DURATION":     func(c *Config) time.Duration { return c.LockoutDuration },
+		"GATEHOUSE_HASH_MAX_WAIT":        func(c *Config) time.Duration { return c.HashMaxWait },
+		"GATEHOUSE_REFRESH_REUSE_GRACE":  func(c *Config) time.Duration { return c.RefreshReuseGrace },
+		"GATEHOUSE_ID_TOKEN_TTL":         func(c *Config) time.Duration { return c.IDTokenTTL },
+		"GATEHOUSE_AUTH_CODE_TTL":        func(c *Config) time.Duration { return c.AuthCodeTTL },
+		"GATEHOUSE_CONSENT_TTL":          func(c *Config) time.Duration { return c.ConsentTTL },
+		"GATEHOUSE_REVOCATION_HEARTBEAT": func(c *Config) time.Duration { return c.RevocationHeartbeat },
+		"GATEHOUSE_WEBHOOK_TIMEOUT":      func(c *Config) time.Duration { return c.WebhookTimeout },
+		"GATEHOUSE_WEBHOOK_RETENTION":    func(c *Config) time.Duration { return c.WebhookRetention },
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -313,6 +313,10 @@ var settings = []setting{
 			c.IDTokenAlg, err = oneOf(in.text, c.IDTokenAlg, "RS256", "ES256", "EdDSA")
 			return err
 		}},
+	{name: "revocation_feed", def: "true", isBool: true, help: "record revocation events and serve the feed (GET /v1/revocations/stream) to resource servers",
+		apply: boolSetting(func(c *Config) *bool { return &c.RevocationFeed })},
+	{name: "revocation_heartbeat", def: "15s", help: "interval of the revocation stream's heartbeat comments",
+		apply: durationSetting(func(c *Config) *time.Duration { return &c.RevocationHeartbeat }, false)},
 	{name: "id_token_ttl", def: "15m", help: "lifetime of ID tokens",
 		apply: durationSetting(func(c *Config) *time.Duration { return &c.IDTokenTTL }, false)},
 	{name: "auth_code_ttl", def: "60s", help: "lifetime of authorization codes (at most 10m)",
@@ -330,6 +334,17 @@ var settings = []setting{
 		}},
 	{name: "consent_ttl", help: "remembered consent expires after this (0 or none: until the user revokes it)",
 		apply: durationSetting(func(c *Config) *time.Duration { return &c.ConsentTTL }, true)},
+	// Webhooks and blocking hooks (SPEC §16).
+	{name: "webhook_allow_private", def: "false", isBool: true, help: "allow webhook and hook URLs on loopback, private and link-local addresses, and plain http (development only)",
+		apply: boolSetting(func(c *Config) *bool { return &c.WebhookAllowPrivate })},
+	{name: "webhook_timeout", def: "10s", help: "how long one webhook delivery attempt may take (connecting, sending, reading the answer)",
+		apply: durationSetting(func(c *Config) *time.Duration { return &c.WebhookTimeout }, false)},
+	{name: "webhook_max_attempts", def: "10", help: "delivery attempts of one webhook message before it fails (retries after 5s, 5m, 30m, 2h, 5h, 10h, 14h, 20h, 24h)",
+		apply: intSetting(func(c *Config) *int { return &c.WebhookMaxAttempts }, 1)},
+	{name: "webhook_retention", def: "720h", help: "how long the webhook delivery log keeps finished deliveries",
+		apply: durationSetting(func(c *Config) *time.Duration { return &c.WebhookRetention }, false)},
+	{name: "hook_timeout", def: "2s", help: "how long a blocking hook (hooks: before_register, before_login) may take to answer",
+		apply: durationSetting(func(c *Config) *time.Duration { return &c.HookTimeout }, false)},
 }
 
 // startProcs is the number of CPUs the process may use (GOMAXPROCS as it
@@ -404,7 +419,7 @@ func Usage(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nPrecedence: flags > environment > YAML file > defaults. An empty value counts as unset.")
-	fmt.Fprintln(w, "Roles, scopes, password, argon2, rate_limits, registration and providers are set in the YAML file.")
+	fmt.Fprintln(w, "Roles, scopes, password, argon2, rate_limits, registration, providers, clients, hooks and webhooks are set in the YAML file.")
 }
 
 // --- parsers shared by settings and YAML sections ---

@@ -19,6 +19,9 @@ func TestSettingsSpellings(t *testing.T) {
 		{"id_token_ttl", "id-token-ttl", "GATEHOUSE_ID_TOKEN_TTL"},
 		{"auth_code_ttl", "auth-code-ttl", "GATEHOUSE_AUTH_CODE_TTL"},
 		{"consent_ttl", "consent-ttl", "GATEHOUSE_CONSENT_TTL"},
+		{"webhook_timeout", "webhook-timeout", "GATEHOUSE_WEBHOOK_TIMEOUT"},
+		{"webhook_max_attempts", "webhook-max-attempts", "GATEHOUSE_WEBHOOK_MAX_ATTEMPTS"},
+		{"webhook_retention", "webhook-retention", "GATEHOUSE_WEBHOOK_RETENTION"},
 	}
 	byName := map[string]Setting{}
 	for _, s := range Settings() {
@@ -38,8 +41,8 @@ func TestSettingsSpellings(t *testing.T) {
 			}
 		})
 	}
-	if len(byName) != 40 {
-		t.Errorf("got %d settings, want 40", len(byName))
+	if len(byName) != 47 {
+		t.Errorf("got %d settings, want 47", len(byName))
 	}
 }
 

@@ -191,7 +191,7 @@ func (f *yamlFile) value(name string) (input, bool) {
 
 // sectionNames are the YAML-only top-level keys, in decoding order.
 func sectionNames() []string {
-	return []string{"scopes", "roles", "default_roles", "password", "argon2", "rate_limits", "registration", "providers", "clients"}
+	return []string{"scopes", "roles", "default_roles", "password", "argon2", "rate_limits", "registration", "providers", "clients", "hooks", "webhooks"}
 }
 
 func findSetting(name string) *setting {
@@ -348,6 +348,10 @@ func (d *sectionDecoder) decode(c *Config, f *yamlFile, getenv func(string) stri
 			d.providers(c, n, getenv)
 		case "clients":
 			d.clients(c, n, getenv)
+		case "hooks":
+			d.hooks(c, n, getenv)
+		case "webhooks":
+			d.webhooks(c, n)
 		}
 		if len(d.problems) > before {
 			rolesOK = rolesOK && name != "roles"

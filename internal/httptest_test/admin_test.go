@@ -479,9 +479,19 @@ func TestAdminRefusals(t *testing.T) {
 	// The OAuth client the client operations name (SPEC §14).
 	client := g.createClient(t, map[string]any{"name": "refusal", "type": "confidential", "redirect_uris": []string{"https://refusal.example/cb"}})
 	clientBefore := g.get(t, "/v1/admin/clients/"+client.ClientID, bearer(g.root.Access)).String()
+	// The webhook endpoint the webhook operations name (SPEC §16).
+	hook := g.send(t, http.MethodPost, "/v1/admin/webhooks", map[string]any{"url": "https://refusal.example/hook", "events": []string{"*"}}, bearer(g.root.Access))
+	if hook.Status != http.StatusCreated {
+		t.Fatalf("create a webhook endpoint: %s", hook)
+	}
+	hookID := str(t, hook.JSON(t), "id")
+	hookBefore := g.get(t, "/v1/admin/webhooks/"+hookID, bearer(g.root.Access)).String()
 	fill := func(path string) string {
 		if strings.HasPrefix(path, "/v1/admin/clients/") {
 			return strings.ReplaceAll(path, "{id}", client.ClientID)
+		}
+		if strings.HasPrefix(path, "/v1/admin/webhooks/") {
+			return strings.ReplaceAll(strings.ReplaceAll(path, "{id}", hookID), "{msg_id}", "msg_unknown")
 		}
 		return strings.ReplaceAll(path, "{id}", bystander.ID)
 	}
@@ -503,7 +513,10 @@ func TestAdminRefusals(t *testing.T) {
 		{"a user's API key", apiKey(userKey), http.StatusForbidden},
 		{"an admin's API key without admin", apiKey(adminRWKey), http.StatusForbidden},
 		{"an admin's token narrowed to read write", bearer(narrowed.Access), http.StatusForbidden},
-		{"a demoted admin's token", bearer(demoted.Access), http.StatusForbidden},
+		// The role change revoked the token outright (SPEC §15
+		// subject.revoked): 401, not H5's 403 for stale roles, which the
+		// session and the key below still get.
+		{"a demoted admin's token", bearer(demoted.Access), http.StatusUnauthorized},
 		{"a demoted admin's session", g.cookie(demoted), http.StatusForbidden},
 		{"a demoted admin's API key with admin", apiKey(demotedKey), http.StatusForbidden},
 	}
@@ -513,6 +526,10 @@ func TestAdminRefusals(t *testing.T) {
 		switch {
 		case op.method == http.MethodPatch && strings.HasPrefix(op.path, "/v1/admin/clients/"):
 			body = `{"redirect_uris":["https://evil.example/cb"],"first_party":true}`
+		case op.method == http.MethodPatch && strings.HasPrefix(op.path, "/v1/admin/webhooks/"):
+			body = `{"url":"https://evil.example/hook","events":["*","login.failed"]}`
+		case op.method == http.MethodPost && op.body && op.path == "/v1/admin/webhooks":
+			body = `{"url":"https://evil.example/forged","events":["*"]}`
 		case op.method == http.MethodPatch:
 			body = `{"disabled":true,"roles":["admin"],"email_verified":true}`
 		case op.method == http.MethodPost && op.body:
@@ -542,6 +559,12 @@ func TestAdminRefusals(t *testing.T) {
 	if r := g.get(t, "/v1/admin/clients", bearer(g.root.Access)); strings.Contains(string(r.Body), "forged") {
 		t.Fatalf("a refused request registered a client: %s", r.Body)
 	}
+	if after := g.get(t, "/v1/admin/webhooks/"+hookID, bearer(g.root.Access)).String(); after != hookBefore {
+		t.Fatalf("refused requests changed the webhook endpoint: %s, was %s", after, hookBefore)
+	}
+	if r := g.get(t, "/v1/admin/webhooks", bearer(g.root.Access)); strings.Contains(string(r.Body), "evil.example") {
+		t.Fatalf("a refused request registered or changed a webhook endpoint: %s", r.Body)
+	}
 
 	// The control: a real admin's token, session and admin API key pass
 	// on every safe operation.
@@ -556,11 +579,16 @@ func TestAdminRefusals(t *testing.T) {
 			}
 		}
 	}
-	// Given the role back, the demoted admin's token works again: it was
-	// refused for the current roles, not for anything in the token.
+	// Given the role back, the demoted admin's old token stays dead: the
+	// role change revoked every token minted before it (SPEC §15,
+	// subject.revoked). A new sign-in gets admin again.
 	g.setRoles(t, demoted.ID, "admin")
+	if r := g.get(t, "/v1/admin/users?limit=1", bearer(demoted.Access)); r.Status != http.StatusUnauthorized {
+		t.Fatalf("the re-promoted admin's token minted before the demotion: %s, want 401", r)
+	}
+	g.grant(t, demoted, "")
 	if r := g.get(t, "/v1/admin/users?limit=1", bearer(demoted.Access)); r.Status != http.StatusOK {
-		t.Fatalf("the re-promoted admin's token: %s", r)
+		t.Fatalf("the re-promoted admin's new token: %s", r)
 	}
 }
 

@@ -210,6 +210,12 @@ var csrfCases = map[string]csrfCase{
 	"POST /v1/admin/clients/{id}/secret": {func(t *testing.T, v *victim) (string, any) {
 		return "/v1/admin/clients/" + v.clientID(t) + "/secret", nil
 	}, 200, true},
+	// Webhooks (SPEC §16): the endpoint's creation is audited as the
+	// victim's.
+	"POST /v1/admin/webhooks": {func(t *testing.T, v *victim) (string, any) {
+		return "/v1/admin/webhooks", map[string]any{"url": "https://evil.example/" + v.domain, "events": []string{"*"}}
+	}, 201, true},
+	"PATCH /v1/admin/webhooks/{id}": {fixed("/v1/admin/webhooks/unknown", `{"url":"https://evil.example/x"}`), 404, false},
 
 	// OAuth2.
 	"POST /oauth2/token": {func(t *testing.T, v *victim) (string, any) {

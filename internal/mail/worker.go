@@ -139,7 +139,7 @@ func (w *Worker) process(ctx context.Context, j *auth.MailJob) error {
 	switch j.Kind {
 	case auth.MailReset, auth.MailNotice:
 		u, err = w.Accounts.UserByEmail(ctx, j.To)
-	case auth.MailVerify, auth.MailRecoveryUsed, auth.MailMFAReset:
+	case auth.MailVerify, auth.MailRecoveryUsed, auth.MailMFAReset, auth.MailWebhookDisabled:
 		u, err = w.Accounts.UserByID(ctx, j.UserID)
 	default:
 		w.Log.Error("mail: unknown job kind", "job", j.ID, "kind", j.Kind)
@@ -176,6 +176,10 @@ func (w *Worker) process(ctx context.Context, j *auth.MailJob) error {
 		subject, link = "A recovery code of your "+w.Product+" account was used", w.PublicURL+"/account#two-factor"
 	case auth.MailMFAReset:
 		subject, link = "Two-factor authentication of your "+w.Product+" account was reset", w.PublicURL+"/account#two-factor"
+	case auth.MailWebhookDisabled:
+		// To an administrator: the API reference lists the endpoints
+		// (GET /v1/admin/webhooks) and their delivery logs.
+		subject, link = "A webhook endpoint of "+w.Product+" was disabled", w.PublicURL+"/docs/"
 	}
 	m, err := w.Templates.Render(j.Kind, u.Email, subject, Data{Product: w.Product, Email: u.Email, Link: link})
 	if err != nil {

@@ -181,14 +181,19 @@ func TestGoOIDCRelyingParty(t *testing.T) {
 	if err := idt.Claims(&claims); err != nil || claims.AuthTime == 0 || claims.ACR != "aal1" || claims.AZP != id || claims.SID == "" {
 		t.Fatalf("ID token claims %+v (%v)", claims, err)
 	}
-	// A second exchange of the code is refused.
-	if _, err := cfg.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier)); err == nil {
-		t.Fatal("the code was exchanged twice")
-	}
-
 	info, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
 	if err != nil || info.Email != "ada@op.example.test" || info.Subject != idt.Subject {
 		t.Fatalf("userinfo: %+v %v", info, err)
+	}
+
+	// A second exchange of the code is refused, and revokes what the
+	// first one issued (RFC 6749 §4.1.2): the access token too, at once
+	// (the revocation feed, SPEC §15).
+	if _, err := cfg.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier)); err == nil {
+		t.Fatal("the code was exchanged twice")
+	}
+	if _, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok)); err == nil {
+		t.Fatal("userinfo accepted the access token of a code exchanged twice")
 	}
 
 	if tok.RefreshToken == "" {

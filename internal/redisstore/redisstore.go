@@ -18,12 +18,14 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 
 	"gatehouse/internal/auth"
+	"gatehouse/internal/revfeed"
 )
 
 // Store is the Redis backend.
@@ -31,6 +33,22 @@ type Store struct {
 	rdb    *redis.Client
 	rl     *redis_rate.Limiter
 	prefix string
+	// sink records the revocation events of deleted sessions (SPEC §15);
+	// nil records nothing.
+	sink atomic.Pointer[func(context.Context, []revfeed.Event) error]
+}
+
+// SetRevocationSink sets where the revocation events of the sessions this
+// store deletes are recorded (the SQL database's revocation_events).
+// Redis and SQL share no transaction, so the events are recorded first:
+// a failure to record them leaves the session alive (the delete fails),
+// never a revocation without its event.
+func (s *Store) SetRevocationSink(f func(context.Context, []revfeed.Event) error) {
+	if f == nil {
+		s.sink.Store(nil)
+		return
+	}
+	s.sink.Store(&f)
 }
 
 var (
@@ -260,6 +278,28 @@ return 1`)
 
 // DeleteSession removes one of the user's sessions.
 func (s *Store) DeleteSession(ctx context.Context, userID, id string) error {
+	if f := s.sink.Load(); f != nil {
+		hash, err := s.rdb.Get(ctx, s.kSID(id)).Result()
+		if errors.Is(err, redis.Nil) {
+			return auth.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if owner, err := s.rdb.HGet(ctx, s.kSess(hash), "user_id").Result(); err != nil || owner != userID {
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return err
+			}
+			return auth.ErrNotFound
+		}
+		now := time.Now()
+		if err := (*f)(ctx, []revfeed.Event{
+			{Type: revfeed.TypeSessionRevoked, At: now, SID: id},
+			{Type: revfeed.TypeCredentialRevoked, At: now, Kind: revfeed.KindSession, SHA256: hash},
+		}); err != nil {
+			return err
+		}
+	}
 	n, err := deleteScript.Run(ctx, s.rdb, []string{s.kSID(id), s.kUser(userID)}, userID, id, s.prefix+"s:").Int()
 	if err != nil {
 		return err

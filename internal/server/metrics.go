@@ -20,6 +20,9 @@ type Metrics struct {
 	rateLimited *prometheus.CounterVec
 	oidc        *prometheus.CounterVec
 	mfa         *prometheus.CounterVec
+	// Webhooks (SPEC §16).
+	webhookDeliveries *prometheus.CounterVec
+	webhookQueue      prometheus.Gauge
 }
 
 // NewMetrics registers the metrics on a new registry (with the Go and
@@ -50,7 +53,14 @@ func NewMetrics() *Metrics {
 		mfa: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_mfa_challenges_total", Help: "Second-factor checks by method (totp, recovery_code, passkey, password) and result (succeeded, failed).",
 		}, []string{"method", "result"}),
+		webhookDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_webhook_deliveries_total", Help: "Webhook delivery attempts by result (delivered, retrying, failed).",
+		}, []string{"result"}),
+		webhookQueue: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatehouse_webhook_queue_depth", Help: "Webhook messages waiting for delivery (pending, due or retrying later).",
+		}),
 	}
+	m.Registry.MustRegister(m.webhookDeliveries, m.webhookQueue)
 	m.Registry.MustRegister(m.requests, m.duration, m.logins, m.hashWait, m.rateLimited, m.oidc, m.mfa,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -80,3 +90,9 @@ func (m *Metrics) MFAChallenge(method, result string) {
 
 // OIDC counts a social login by provider and result.
 func (m *Metrics) OIDC(provider, result string) { m.oidc.WithLabelValues(provider, result).Inc() }
+
+// WebhookDelivery counts a webhook delivery attempt by result.
+func (m *Metrics) WebhookDelivery(result string) { m.webhookDeliveries.WithLabelValues(result).Inc() }
+
+// WebhookQueueDepth sets the number of webhook messages waiting.
+func (m *Metrics) WebhookQueueDepth(n int) { m.webhookQueue.Set(float64(n)) }

@@ -312,6 +312,10 @@ func (s *Server) introspect(ctx context.Context, tok string) (map[string]any, er
 	case !strings.Contains(tok, ".") && !strings.HasPrefix(tok, "ghr_"):
 		in, err = s.auth.IntrospectSession(ctx, tok)
 	default:
+		// The token's own validity, not the revocation feed's: SPEC §15
+		// has /v1 and userinfo refuse revoked access tokens, and
+		// introspection keeps answering for the token as issued (see
+		// DECISIONS.md, "Revocation feed").
 		if c, verr := s.keys.Verify(tok); verr == nil {
 			in, err = s.auth.IntrospectAccessToken(ctx, c)
 		} else {

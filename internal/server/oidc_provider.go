@@ -429,7 +429,7 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusUnauthorized, "invalid_token", "an access token is required")
 		return
 	}
-	c, err := s.keys.Verify(tok)
+	c, err := s.verifyAccess(tok)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse", error="invalid_token"`)
 		writeOAuthError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid or expired")

@@ -158,6 +158,13 @@ func TestSentence(t *testing.T) {
 	if got := sentence(""); got != msgTryAgain {
 		t.Errorf("empty: got %q", got)
 	}
+	// A blocking hook's refusal may start outside ASCII and end with its
+	// own punctuation (SPEC §16).
+	for in, want := range map[string]string{"über alles": "Über alles.", "closed!": "Closed!", "why?": "Why?", "cut…": "Cut…", "é": "É."} {
+		if got := sentence(in); got != want {
+			t.Errorf("sentence(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
 
 func TestTemplatesParse(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gatehouse/internal/auth"
 )
@@ -239,8 +241,11 @@ func sentence(msg string) string {
 	if msg == "" {
 		return msgTryAgain
 	}
-	msg = strings.ToUpper(msg[:1]) + msg[1:]
-	if !strings.HasSuffix(msg, ".") {
+	// By rune: a message may start with a letter outside ASCII (a blocking
+	// hook's refusal, SPEC §16), and may end with its own punctuation.
+	first, n := utf8.DecodeRuneInString(msg)
+	msg = string(unicode.ToUpper(first)) + msg[n:]
+	if !strings.ContainsAny(msg[len(msg)-1:], ".!?") && !strings.HasSuffix(msg, "…") {
 		msg += "."
 	}
 	return msg

@@ -66,7 +66,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			// Bearer credentials are not sent by browsers on their own, so
 			// they are exempt from the cross-origin check.
 			res := &authResult{}
-			c, err := s.keys.Verify(tok)
+			c, err := s.verifyAccess(tok)
 			if err != nil {
 				res.err = err
 			} else {

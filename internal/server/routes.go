@@ -39,6 +39,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /oauth2/introspect", s.handleIntrospect)
 	s.registerProviderRoutes(mux)
 
+	// Revocation feed (SPEC §15): a stream and a long-poll, not JSON ops.
+	mux.HandleFunc("GET /v1/revocations/stream", s.revocationStream)
+	mux.HandleFunc("GET /v1/revocations", s.revocationPoll)
+
 	// JSON API (/v1) through huma, which also writes /openapi.json.
 	api := humago.New(mux, s.humaConfig())
 	s.registerAccountRoutes(api)
@@ -47,12 +51,14 @@ func (s *Server) routes() http.Handler {
 	s.registerAPIKeyRoutes(api)
 	s.registerAdminRoutes(api)
 	s.registerClientRoutes(api)
+	s.registerWebhookRoutes(api)
 	s.registerIdentityRoutes(api)
 	s.registerPasskeyRoutes(api)
 	s.registerMFARoutes(api)
 	s.registerConsentRoutes(api)
 	documentOAuth2(api.OpenAPI())
 	documentOIDC(api.OpenAPI())
+	documentRevocations(api.OpenAPI())
 
 	// API docs: Swagger UI from embedded files (no CDN).
 	mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))

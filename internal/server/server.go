@@ -16,6 +16,7 @@ import (
 	"gatehouse/internal/config"
 	"gatehouse/internal/oidc"
 	"gatehouse/internal/passkey"
+	"gatehouse/internal/revfeed"
 	"gatehouse/internal/token"
 )
 
@@ -35,6 +36,9 @@ type Deps struct {
 	Metrics  *Metrics
 	Log      *slog.Logger
 	Version  string
+	// The revocation feed (SPEC §15); both nil when it is off.
+	Feed    *revfeed.Hub
+	Revoked *revfeed.Set
 }
 
 // Server is the HTTP handler of Gatehouse.
@@ -50,6 +54,8 @@ type Server struct {
 	version  string
 	https    bool
 	handler  http.Handler
+	feed     *revfeed.Hub
+	revoked  *revfeed.Set
 
 	pages      map[string]*template.Template
 	cookieName string
@@ -60,7 +66,7 @@ type Server struct {
 // New builds the handler.
 func New(d Deps) *Server {
 	s := &Server{cfg: d.Config, auth: d.Auth, keys: d.Keys, oidc: d.OIDC, passkeys: d.Passkeys, ready: d.Ready, metrics: d.Metrics,
-		log: d.Log, version: d.Version, https: d.Config.IsHTTPS()}
+		log: d.Log, version: d.Version, https: d.Config.IsHTTPS(), feed: d.Feed, revoked: d.Revoked}
 	if s.metrics == nil {
 		s.metrics = NewMetrics()
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gatehouse/internal/auth"
+	"gatehouse/internal/revfeed"
 )
 
 var _ auth.APIKeyStore = (*DB)(nil)
@@ -61,13 +62,16 @@ func (db *DB) ListAPIKeys(ctx context.Context, userID string) ([]*auth.APIKey, e
 
 // DeleteAPIKey removes one of the user's keys.
 func (db *DB) DeleteAPIKey(ctx context.Context, userID, id string) error {
-	return affectedOne(db.exec(ctx, `DELETE FROM api_keys WHERE id = ? AND user_id = ?`, id, userID))
+	return db.revoke(ctx, func(tx *sql.Tx) ([]revfeed.Event, error) {
+		return one(db.deleteAPIKeys(ctx, tx, time.Now(), `id = ? AND user_id = ?`, id, userID))
+	})
 }
 
 // DeleteUserAPIKeys removes every key of a user.
 func (db *DB) DeleteUserAPIKeys(ctx context.Context, userID string) error {
-	_, err := db.exec(ctx, `DELETE FROM api_keys WHERE user_id = ?`, userID)
-	return err
+	return db.revoke(ctx, func(tx *sql.Tx) ([]revfeed.Event, error) {
+		return db.deleteAPIKeys(ctx, tx, time.Now(), `user_id = ?`, userID)
+	})
 }
 
 // TouchAPIKeys records last-used times in one transaction. The keys are

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 
@@ -10,15 +11,24 @@ import (
 
 var _ auth.AuditStore = (*DB)(nil)
 
-// AppendAudit records one event.
+// AppendAudit records one event, and queues its webhook messages in the
+// same transaction (one statement when it has none).
 func (db *DB) AppendAudit(ctx context.Context, e *auth.AuditEvent) error {
 	details, err := auditDetails(e)
 	if err != nil {
 		return err
 	}
-	_, err = db.exec(ctx, `INSERT INTO audit_events (id, type, at, user_id, ip, details) VALUES (?, ?, ?, ?, ?, ?)`,
-		e.ID, e.Type, ts(e.At), e.UserID, e.IP, details)
-	return err
+	const insert = `INSERT INTO audit_events (id, type, at, user_id, ip, details) VALUES (?, ?, ?, ?, ?, ?)`
+	if len(e.Webhooks) == 0 {
+		_, err = db.exec(ctx, insert, e.ID, e.Type, ts(e.At), e.UserID, e.IP, details)
+		return err
+	}
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.rebind(insert), e.ID, e.Type, ts(e.At), e.UserID, e.IP, details); err != nil {
+			return err
+		}
+		return db.insertWebhookMessages(ctx, tx, e.Webhooks)
+	})
 }
 
 // auditDetails encodes an event's details as JSON text.

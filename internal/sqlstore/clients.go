@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"gatehouse/internal/auth"
+	"gatehouse/internal/revfeed"
 )
 
 var (
@@ -173,12 +174,12 @@ func (db *DB) RotateClientSecret(ctx context.Context, id, hash string, previousU
 // cascade) and revokes its refresh families, in one transaction: a client
 // that is gone leaves no refresh token working.
 func (db *DB) DeleteClient(ctx context.Context, id string, now time.Time) error {
-	return db.tx(ctx, func(tx *sql.Tx) error {
+	return db.revoke(ctx, func(tx *sql.Tx) ([]revfeed.Event, error) {
 		if err := affectedOne(tx.ExecContext(ctx, db.rebind(`DELETE FROM oauth_clients WHERE id = ?`), id)); err != nil {
-			return err
+			return nil, err
 		}
-		_, err := tx.ExecContext(ctx, db.rebind(`UPDATE refresh_families SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL`), ts(now), id)
-		return err
+		evs, err := db.revokeFamilies(ctx, tx, now, `client_id = ?`, id)
+		return append(evs, revfeed.Event{Type: revfeed.TypeClientRevoked, At: now, ClientID: id, NotBefore: revfeed.NotBefore(now)}), err
 	})
 }
 
@@ -236,13 +237,11 @@ func (db *DB) ListConsents(ctx context.Context, userID string) ([]*auth.Consent,
 // of that client, in one transaction: a revoked grant leaves no refresh
 // token of it working.
 func (db *DB) DeleteConsent(ctx context.Context, userID, clientID string, now time.Time) error {
-	return db.tx(ctx, func(tx *sql.Tx) error {
+	return db.revoke(ctx, func(tx *sql.Tx) ([]revfeed.Event, error) {
 		if err := affectedOne(tx.ExecContext(ctx, db.rebind(`DELETE FROM oauth_consents WHERE user_id = ? AND client_id = ?`), userID, clientID)); err != nil {
-			return err
+			return nil, err
 		}
-		_, err := tx.ExecContext(ctx, db.rebind(`UPDATE refresh_families SET revoked_at = ? WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL`),
-			ts(now), userID, clientID)
-		return err
+		return db.revokeFamilies(ctx, tx, now, `user_id = ? AND client_id = ?`, userID, clientID)
 	})
 }
 

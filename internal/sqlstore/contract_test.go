@@ -62,4 +62,14 @@ func runContracts(t *testing.T, open func(t *testing.T) *sqlstore.DB) {
 	t.Run("OAuthProvider", func(t *testing.T) {
 		storetest.RunOAuthProvider(t, func(t *testing.T) storetest.OAuthBackend { return open(t) })
 	})
+	t.Run("Webhooks", func(t *testing.T) {
+		storetest.RunWebhooks(t, func(t *testing.T) storetest.WebhookBackend { return open(t) })
+	})
+	t.Run("Revocations", func(t *testing.T) {
+		storetest.RunRevocations(t, func(t *testing.T) storetest.RevocationBackend {
+			db := open(t)
+			db.SetRevocationFeed(true, nil)
+			return db
+		})
+	})
 }

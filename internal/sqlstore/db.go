@@ -58,6 +58,8 @@ type DB struct {
 	// stmts caches prepared read statements: parsing SQL is most of the
 	// cost of a primary-key lookup in SQLite.
 	stmts sync.Map // query → *sql.Stmt
+
+	feed revocationFeed // SPEC §15 (revocations.go)
 }
 
 // Open opens the database named by a GATEHOUSE_DATABASE_URL value:

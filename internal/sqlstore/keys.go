@@ -2,8 +2,11 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"time"
 
 	"gatehouse/internal/auth"
+	"gatehouse/internal/revfeed"
 )
 
 var _ auth.KeyStore = (*DB)(nil)
@@ -34,4 +37,17 @@ func (db *DB) SigningKeys(ctx context.Context) ([]*auth.SigningKey, error) {
 func (db *DB) AddSigningKey(ctx context.Context, k *auth.SigningKey) error {
 	_, err := db.exec(ctx, `INSERT INTO signing_keys (kid, alg, sealed, created_at) VALUES (?, ?, ?, ?)`, k.KID, k.Alg, k.Sealed, ts(k.CreatedAt))
 	return err
+}
+
+// RevokeSigningKey deletes a signing key and records key.revoked in the
+// same transaction (SPEC §15): the key leaves the JWKS of every node at its
+// next reload, and the feed tells resource servers to refuse its tokens at
+// once. auth.ErrNotFound when there is no such key.
+func (db *DB) RevokeSigningKey(ctx context.Context, kid string, now time.Time) error {
+	return db.revoke(ctx, func(tx *sql.Tx) ([]revfeed.Event, error) {
+		if err := affectedOne(tx.ExecContext(ctx, db.rebind(`DELETE FROM signing_keys WHERE kid = ?`), kid)); err != nil {
+			return nil, err
+		}
+		return []revfeed.Event{{Type: revfeed.TypeKeyRevoked, At: now, KID: kid}}, nil
+	})
 }

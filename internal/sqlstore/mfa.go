@@ -331,6 +331,9 @@ func (db *DB) RedeemMFA(ctx context.Context, r *auth.MFARedemption) error {
 				e.ID, e.Type, ts(e.At), e.UserID, e.IP, details[i]); err != nil {
 				return err
 			}
+			if err := db.insertWebhookMessages(ctx, tx, e.Webhooks); err != nil {
+				return err
+			}
 		}
 		if r.Family != nil {
 			if err := db.insertFamily(ctx, tx, r.Family, r.First); err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"gatehouse/internal/auth"
+	"gatehouse/internal/revfeed"
 )
 
 var _ auth.RefreshStore = (*DB)(nil)
@@ -90,20 +91,26 @@ func (db *DB) RotateRefreshToken(ctx context.Context, oldID string, next *auth.R
 
 // RevokeFamily marks a family revoked.
 func (db *DB) RevokeFamily(ctx context.Context, familyID string, now time.Time) error {
-	_, err := db.exec(ctx, `UPDATE refresh_families SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ts(now), familyID)
-	return err
+	return db.revoke(ctx, func(tx *sql.Tx) ([]revfeed.Event, error) {
+		return db.revokeFamilies(ctx, tx, now, `id = ?`, familyID)
+	})
 }
 
-// RevokeUserFamilies revokes every family of a user.
+// RevokeUserFamilies revokes every family of a user; its events end every
+// access token of the user too (subject.revoked: an admin's revoke, an
+// MFA reset).
 func (db *DB) RevokeUserFamilies(ctx context.Context, userID string, now time.Time) error {
-	_, err := db.exec(ctx, `UPDATE refresh_families SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, ts(now), userID)
-	return err
+	return db.revoke(ctx, func(tx *sql.Tx) ([]revfeed.Event, error) {
+		evs, err := db.revokeFamilies(ctx, tx, now, `user_id = ?`, userID)
+		return append(evs, db.subjectRevoked(userID, now)), err
+	})
 }
 
 // RevokeUserFamiliesAt revokes every family of a user at level acr.
 func (db *DB) RevokeUserFamiliesAt(ctx context.Context, userID, acr string, now time.Time) error {
-	_, err := db.exec(ctx, `UPDATE refresh_families SET revoked_at = ? WHERE user_id = ? AND acr = ? AND revoked_at IS NULL`, ts(now), userID, acr)
-	return err
+	return db.revoke(ctx, func(tx *sql.Tx) ([]revfeed.Event, error) {
+		return db.revokeFamilies(ctx, tx, now, `user_id = ? AND acr = ?`, userID, acr)
+	})
 }
 
 var _ auth.LoginFinisher = (*DB)(nil)
@@ -126,6 +133,9 @@ func (db *DB) FinishPasswordLogin(ctx context.Context, lockKey string, e *auth.A
 			e.ID, e.Type, ts(e.At), e.UserID, e.IP, details); err != nil {
 			return err
 		}
+		if err := db.insertWebhookMessages(ctx, tx, e.Webhooks); err != nil {
+			return err
+		}
 		return db.insertFamily(ctx, tx, f, first)
 	})
 }
@@ -136,6 +146,7 @@ func (db *DB) RevokeSessionFamilies(ctx context.Context, sessionID string, now t
 	if sessionID == "" {
 		return nil
 	}
-	_, err := db.exec(ctx, `UPDATE refresh_families SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL`, ts(now), sessionID)
-	return err
+	return db.revoke(ctx, func(tx *sql.Tx) ([]revfeed.Event, error) {
+		return db.revokeFamilies(ctx, tx, now, `session_id = ?`, sessionID)
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gatehouse/internal/auth"
+	"gatehouse/internal/revfeed"
 )
 
 var _ auth.SessionStore = (*DB)(nil)
@@ -108,13 +109,16 @@ func (db *DB) ElevateSession(ctx context.Context, s *auth.Session, acr string, a
 
 // DeleteSession removes one of the user's sessions.
 func (db *DB) DeleteSession(ctx context.Context, userID, id string) error {
-	return affectedOne(db.exec(ctx, `DELETE FROM sessions WHERE id = ? AND user_id = ?`, id, userID))
+	return db.revoke(ctx, func(tx *sql.Tx) ([]revfeed.Event, error) {
+		return one(db.deleteSessions(ctx, tx, time.Now(), `id = ? AND user_id = ?`, id, userID))
+	})
 }
 
 // DeleteUserSessions removes every session of the user but exceptID.
 func (db *DB) DeleteUserSessions(ctx context.Context, userID, exceptID string) error {
-	_, err := db.exec(ctx, `DELETE FROM sessions WHERE user_id = ? AND id <> ?`, userID, exceptID)
-	return err
+	return db.revoke(ctx, func(tx *sql.Tx) ([]revfeed.Event, error) {
+		return db.deleteSessions(ctx, tx, time.Now(), `user_id = ? AND id <> ?`, userID, exceptID)
+	})
 }
 
 var _ auth.SessionUserStore = (*DB)(nil)

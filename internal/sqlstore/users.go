@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gatehouse/internal/auth"
+	"gatehouse/internal/revfeed"
 )
 
 var _ auth.UserStore = (*DB)(nil)
@@ -79,7 +80,14 @@ func (db *DB) SetPasswordHash(ctx context.Context, id, old, hash string, now tim
 
 // SetRoles replaces a user's roles.
 func (db *DB) SetRoles(ctx context.Context, id string, roles []string, now time.Time) error {
-	return affectedOne(db.exec(ctx, `UPDATE users SET roles = ?, updated_at = ? WHERE id = ?`, strings.Join(roles, " "), ts(now), id))
+	// A role change reaches resource servers as subject.revoked: tokens
+	// carrying the old roles stop working within a second (SPEC §15).
+	return db.revoke(ctx, func(tx *sql.Tx) ([]revfeed.Event, error) {
+		if err := affectedOne(tx.ExecContext(ctx, db.rebind(`UPDATE users SET roles = ?, updated_at = ? WHERE id = ?`), strings.Join(roles, " "), ts(now), id)); err != nil {
+			return nil, err
+		}
+		return []revfeed.Event{db.subjectRevoked(id, now)}, nil
+	})
 }
 
 // SetEmailVerified sets the email_verified flag.
@@ -89,7 +97,15 @@ func (db *DB) SetEmailVerified(ctx context.Context, id string, verified bool, no
 
 // SetDisabled sets the disabled flag.
 func (db *DB) SetDisabled(ctx context.Context, id string, disabled bool, now time.Time) error {
-	return affectedOne(db.exec(ctx, `UPDATE users SET disabled = ?, updated_at = ? WHERE id = ?`, disabled, ts(now), id))
+	return db.revoke(ctx, func(tx *sql.Tx) ([]revfeed.Event, error) {
+		if err := affectedOne(tx.ExecContext(ctx, db.rebind(`UPDATE users SET disabled = ?, updated_at = ? WHERE id = ?`), disabled, ts(now), id)); err != nil {
+			return nil, err
+		}
+		if !disabled {
+			return nil, nil
+		}
+		return []revfeed.Event{db.subjectRevoked(id, now)}, nil
+	})
 }
 
 // ListUsers returns users ordered by email after afterEmail whose email
@@ -105,17 +121,38 @@ func (db *DB) ListUsers(ctx context.Context, query, afterEmail string, limit int
 
 // DeleteUser deletes a user and, by cascade, its refresh tokens.
 func (db *DB) DeleteUser(ctx context.Context, id string) error {
-	return affectedOne(db.exec(ctx, `DELETE FROM users WHERE id = ?`, id))
+	// Its sessions and API keys go first, explicitly, for their events
+	// (the cascade would take them silently).
+	return db.revoke(ctx, func(tx *sql.Tx) ([]revfeed.Event, error) {
+		now := time.Now()
+		evs, err := db.deleteSessions(ctx, tx, now, `user_id = ?`, id)
+		if err != nil {
+			return nil, err
+		}
+		keys, err := db.deleteAPIKeys(ctx, tx, now, `user_id = ?`, id)
+		if err != nil {
+			return nil, err
+		}
+		fams, err := db.revokeFamilies(ctx, tx, now, `user_id = ?`, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := affectedOne(tx.ExecContext(ctx, db.rebind(`DELETE FROM users WHERE id = ?`), id)); err != nil {
+			return nil, err
+		}
+		evs = append(append(append(evs, keys...), fams...), db.subjectRevoked(id, now))
+		return evs, nil
+	})
 }
 
 // ChangePassword stores a new hash and revokes every refresh family of the
 // user in one transaction.
 func (db *DB) ChangePassword(ctx context.Context, id, hash string, now time.Time) error {
-	return db.tx(ctx, func(tx *sql.Tx) error {
+	return db.revoke(ctx, func(tx *sql.Tx) ([]revfeed.Event, error) {
 		if err := affectedOne(tx.ExecContext(ctx, db.rebind(`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`), hash, ts(now), id)); err != nil {
-			return err
+			return nil, err
 		}
-		_, err := tx.ExecContext(ctx, db.rebind(`UPDATE refresh_families SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`), ts(now), id)
-		return err
+		evs, err := db.revokeFamilies(ctx, tx, now, `user_id = ?`, id)
+		return append(evs, db.subjectRevoked(id, now)), err
 	})
 }

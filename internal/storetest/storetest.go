@@ -24,6 +24,11 @@
 //	RunIdentities  auth.IdentityStore
 //	RunMailJobs    auth.MailQueue and the mail worker's mail.JobStore
 //	RunMFA         auth.MFAStore (TOTP, recovery codes, sign-in challenges)
+//	RunOAuthProvider  clients, consents and authorization codes (SPEC §14)
+//	RunRevocations auth.RevocationStore, and the events every revoking
+//	               method records in its own transaction (SPEC §15)
+//	RunWebhooks    auth.WebhookStore, and the webhook messages every audit
+//	               append queues in its own transaction
 //
 // The suites pin down behaviour the domain relies on and that is easy to
 // get subtly wrong in a new backend: every field round-trips (times at

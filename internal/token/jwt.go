@@ -73,13 +73,17 @@ func (k *Keyring) Issue(_ context.Context, c *auth.AccessClaims) (string, error)
 		}
 		roles = &r
 	}
+	nbf := c.IssuedAt
+	if !c.NotBefore.IsZero() {
+		nbf = c.NotBefore
+	}
 	t := jwt.NewWithClaims(method(cur.alg), claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    k.opts.Issuer,
 			Subject:   c.Subject,
 			Audience:  jwt.ClaimStrings{k.opts.Audience},
 			ExpiresAt: jwt.NewNumericDate(c.ExpiresAt),
-			NotBefore: jwt.NewNumericDate(c.IssuedAt),
+			NotBefore: jwt.NewNumericDate(nbf),
 			IssuedAt:  jwt.NewNumericDate(c.IssuedAt),
 			ID:        c.ID,
 		},
@@ -124,7 +128,7 @@ func (k *Keyring) Verify(tok string) (*auth.AccessClaims, error) {
 		jwt.WithTimeFunc(k.opts.Now),
 	)
 	var cl claims
-	_, err := p.ParseWithClaims(tok, &cl, k.keyFunc)
+	parsed, err := p.ParseWithClaims(tok, &cl, k.keyFunc)
 	if err != nil {
 		return nil, errors.Join(ErrInvalid, err)
 	}
@@ -142,6 +146,7 @@ func (k *Keyring) Verify(tok string) (*auth.AccessClaims, error) {
 		out.Roles = *cl.Roles
 	}
 	out.ACR, out.AMR, out.SID = cl.ACR, cl.AMR, cl.SID
+	out.KID, _ = parsed.Header["kid"].(string)
 	if cl.AuthTime != nil {
 		out.AuthTime = cl.AuthTime.Time
 	}

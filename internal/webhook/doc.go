@@ -24,4 +24,15 @@
 //     environment. GATEHOUSE_WEBHOOK_ALLOW_PRIVATE (development) maps to
 //     [ClientOptions].AllowPrivate, which lifts the address restrictions and
 //     also permits plain http.
+//
+//   - The delivery [Worker]: it claims due messages of the outbox through a
+//     [Queue] (auth.Service: the rows live in the database, written in the
+//     transaction of the audit event they report), with a [Lease] so that
+//     workers on every node share the queue, POSTs each one with [Headers]
+//     (the message id as webhook-id on every attempt, this attempt's
+//     timestamp, one signature per live secret), reads at most
+//     [ExcerptSize] bytes of the answer, and hands the [Outcome] back to the
+//     Queue, which decides what follows (retry, failure, disabling the
+//     endpoint). Notify wakes it after a local commit; otherwise it polls.
+//     A Worker is safe for concurrent use once Init has run.
 package webhook
