@@ -1,6 +1,8 @@
-// Command guardhello serves the hello-world handler twice: bare on one
-// address and behind guard's middleware (verifying Gatehouse access tokens
-// against the JWKS) on another, so a load test can compare them in one run.
+// Command guardhello serves the hello-world handler bare on one address,
+// behind guard's middleware (verifying Gatehouse access tokens against the
+// JWKS) on another, and — given an API key with scope introspect — behind a
+// guard that also follows the revocation feed on a third, so a load test
+// can compare them in one run.
 package main
 
 import (
@@ -16,6 +18,8 @@ func main() {
 		issuer = flag.String("issuer", "http://127.0.0.1:18080", "Gatehouse public URL")
 		bare   = flag.String("bare", "127.0.0.1:18082", "address of the bare handler")
 		guard_ = flag.String("guarded", "127.0.0.1:18083", "address of the guarded handler")
+		feed   = flag.String("feed", "", "address of the handler guarded with the revocation feed on (needs -key)")
+		key    = flag.String("key", "", "an API key with scope introspect, for -feed")
 	)
 	flag.Parse()
 	body := []byte(`{"hello":"world"}` + "\n")
@@ -26,6 +30,17 @@ func main() {
 	g, err := guard.New(guard.Config{Issuer: *issuer, AllowInsecureHTTP: true})
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *feed != "" {
+		if *key == "" {
+			log.Fatal("guardhello: -feed needs -key (an API key with scope introspect)")
+		}
+		gf, err := guard.New(guard.Config{Issuer: *issuer, AllowInsecureHTTP: true, IntrospectionKey: *key, RevocationFeed: true})
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer gf.Close()
+		go func() { log.Fatal(http.ListenAndServe(*feed, gf.Middleware(hello))) }()
 	}
 	go func() { log.Fatal(http.ListenAndServe(*bare, hello)) }()
 	log.Fatal(http.ListenAndServe(*guard_, g.Middleware(hello)))

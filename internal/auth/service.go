@@ -148,6 +148,10 @@ type Meta struct {
 	// something else than the caller's account (an administrator's
 	// changes to a client).
 	Actor string
+	// Via names the interface an administrator acted through ("console"
+	// for the admin console, SPEC §17); audit events carry it, with Actor,
+	// in their details.
+	Via string
 }
 
 // NewID returns an opaque, random identifier (26 lower-case base32 characters).
@@ -249,6 +253,19 @@ func (s *Service) audit(ctx context.Context, typ, userID string, m Meta, details
 
 // auditEvent makes an event for a store to append with its own writes.
 func (s *Service) auditEvent(typ, userID string, m Meta, details map[string]any) *AuditEvent {
+	if m.Via != "" {
+		d := make(map[string]any, len(details)+2)
+		for k, v := range details {
+			d[k] = v
+		}
+		d["via"] = m.Via
+		if m.Actor != "" {
+			if _, set := d["actor"]; !set {
+				d["actor"] = m.Actor
+			}
+		}
+		details = d
+	}
 	return &AuditEvent{ID: NewID(), Type: typ, At: s.now(), UserID: userID, IP: m.IP, Details: details}
 }
 

@@ -77,6 +77,10 @@ type Config struct {
 	AuthCodeTTL time.Duration // authorization-code lifetime, at most 10 minutes
 	ConsentTTL  time.Duration // remembered consent expires after this; 0 means until revoked
 
+	// Admin console (SPEC §17).
+	AdminConsole    bool // serve /admin
+	AdminRequireMFA bool // the console needs an aal2 session
+
 	// Revocation feed (SPEC §15).
 	RevocationFeed      bool          // record revocation events and serve the feed
 	RevocationHeartbeat time.Duration // SSE comment interval

@@ -105,6 +105,7 @@ func TestDefaults(t *testing.T) {
 		AuthCodeTTL: 60 * time.Second,
 		ConsentTTL:  0, // until revoked
 
+		AdminConsole: true, AdminRequireMFA: true,
 		RevocationFeed: true, RevocationHeartbeat: 15 * time.Second,
 		HookTimeout:    2 * time.Second,
 		WebhookTimeout: 10 * time.Second, WebhookMaxAttempts: 10, WebhookRetention: 720 * time.Hour,

@@ -313,6 +313,10 @@ var settings = []setting{
 			c.IDTokenAlg, err = oneOf(in.text, c.IDTokenAlg, "RS256", "ES256", "EdDSA")
 			return err
 		}},
+	{name: "admin_console", def: "true", isBool: true, help: "serve the admin console at /admin",
+		apply: boolSetting(func(c *Config) *bool { return &c.AdminConsole })},
+	{name: "admin_require_mfa", def: "true", isBool: true, help: "the admin console needs a session signed in with two factors (aal2); an admin without a second factor is sent to set one up",
+		apply: boolSetting(func(c *Config) *bool { return &c.AdminRequireMFA })},
 	{name: "revocation_feed", def: "true", isBool: true, help: "record revocation events and serve the feed (GET /v1/revocations/stream) to resource servers",
 		apply: boolSetting(func(c *Config) *bool { return &c.RevocationFeed })},
 	{name: "revocation_heartbeat", def: "15s", help: "interval of the revocation stream's heartbeat comments",

@@ -499,3 +499,6 @@ func (s *Store) TakeChallenge(ctx context.Context, key string, now time.Time) ([
 	}
 	return []byte(v), nil
 }
+
+// Name is "Redis", for the admin console's health panel.
+func (s *Store) Name() string { return "Redis" }

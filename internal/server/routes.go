@@ -79,6 +79,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /forgot-password", s.handleForgotSubmit)
 	mux.Handle("GET /assets/", assetsHandler())
 	s.registerPageRoutes(mux)
+	s.registerConsoleRoutes(mux)
 
 	// Anything else: a problem document.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

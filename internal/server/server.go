@@ -58,6 +58,7 @@ type Server struct {
 	revoked  *revfeed.Set
 
 	pages      map[string]*template.Template
+	console    map[string]*template.Template // the admin console (console.go)
 	cookieName string
 	csrf       *http.CrossOriginProtection
 	cors       map[string]bool
@@ -89,6 +90,7 @@ func New(d Deps) *Server {
 		_ = s.csrf.AddTrustedOrigin(o)
 	}
 	s.pages = s.parsePages()
+	s.console = s.parseConsole()
 	s.handler = s.routes()
 	return s
 }

@@ -349,3 +349,11 @@ func queryAll[T any](ctx context.Context, db *DB, scan func(scanner) (T, error),
 	}
 	return out, rows.Err()
 }
+
+// Name says what the database is, for the admin console's health panel.
+func (db *DB) Name() string {
+	if db.dialect == dialectPostgres {
+		return "PostgreSQL"
+	}
+	return "SQLite"
+}

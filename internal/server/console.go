@@ -1,0 +1,299 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+
+	"gatehouse/internal/auth"
+)
+
+// The admin console (SPEC §17): server-rendered pages under /admin, with
+// the hosted pages' stylesheet, CSP and CSRF rules and no JavaScript. Every
+// action calls the same auth.Service methods as the admin API.
+//
+// Each section registers its routes from its own file
+// (console_<section>.go) and has its templates in web/admin/<name>.html,
+// each defining "content" for web/admin/layout.html.
+
+//go:embed web/admin/*.html
+var adminFS embed.FS
+
+// consoleData is what every console template sees.
+type consoleData struct {
+	Product, Logo string
+	Title         string
+	// Nav is the section the page belongs to (the menu marks it):
+	// overview, users, audit, clients, webhooks, keys, settings.
+	Nav string
+	// Admin is the signed-in administrator's email.
+	Admin         string
+	Notice, Error string
+	// Data is the page's own view.
+	Data any
+}
+
+// consoleSections are the menu's entries, in order.
+var consoleSections = []struct{ ID, Label, Path string }{
+	{"overview", "Overview", "/admin"},
+	{"users", "Users", "/admin/users"},
+	{"audit", "Audit log", "/admin/audit"},
+	{"clients", "Clients", "/admin/clients"},
+	{"webhooks", "Webhooks", "/admin/webhooks"},
+	{"keys", "Keys", "/admin/keys"},
+	{"settings", "Settings", "/admin/settings"},
+}
+
+// parseConsole parses every web/admin page with the console layout.
+func (s *Server) parseConsole() map[string]*template.Template {
+	out := map[string]*template.Template{}
+	funcs := template.FuncMap{"when": when, "ago": ago, "device": describeDevice, "dict": dict,
+		"sections": func() any { return consoleSections }}
+	files, err := fs.Glob(adminFS, "web/admin/*.html")
+	if err != nil {
+		panic(err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(path.Base(f), ".html")
+		if name == "layout" {
+			continue
+		}
+		out[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(adminFS, "web/admin/layout.html", f))
+	}
+	return out
+}
+
+// consoleCaller is the administrator behind a console request.
+type consoleCaller struct {
+	Session *auth.Session
+	User    *auth.User
+	P       *auth.Principal
+}
+
+// consoleAccess admits an administrator's browser session (SPEC §17): a
+// session cookie (bearer tokens and API keys never open pages), the role
+// admin as the store has it now, and — with GATEHOUSE_ADMIN_REQUIRE_MFA —
+// a session signed in with two factors. Otherwise it answers (a redirect to
+// sign in, set up or prove a second factor, or a refusal) and returns
+// false.
+func (s *Server) consoleAccess(w http.ResponseWriter, r *http.Request) (*consoleCaller, bool) {
+	res, _ := r.Context().Value(keyPrincipal).(*authResult)
+	if res != nil && res.p != nil && res.p.Kind != auth.KindSession {
+		s.renderConsoleRefusal(w, http.StatusForbidden, "The admin console opens in a browser signed in with a session, not with a token or an API key.")
+		return nil, false
+	}
+	if res == nil || res.session == nil || res.user == nil {
+		seeOther(w, r, loginURL(r.URL.RequestURI()))
+		return nil, false
+	}
+	// The session middleware read the account from the store for this
+	// request: its roles are current.
+	if !res.user.HasRole("admin") {
+		s.renderConsoleRefusal(w, http.StatusForbidden, "The admin console is for administrators. Your account does not have the admin role.")
+		return nil, false
+	}
+	c := &consoleCaller{Session: res.session, User: res.user, P: res.p}
+	if s.cfg.AdminRequireMFA && res.session.ACR != auth.ACR2 {
+		st, err := s.auth.MFAStatus(r.Context(), res.user.ID)
+		if err != nil {
+			s.consoleFailure(w, r, "console access", err)
+			return nil, false
+		}
+		if st.TOTP == nil && st.Passkeys == 0 {
+			// No second factor to prove: set one up first.
+			seeOther(w, r, "/account?done=admin-needs-2fa#two-factor")
+			return nil, false
+		}
+		seeOther(w, r, "/admin/step-up?return_to="+queryValue(r.URL.RequestURI()))
+		return nil, false
+	}
+	return c, true
+}
+
+// consoleWrite admits a console form post: consoleAccess, then a recent
+// sign-in (step-up, SPEC §13) — otherwise it sends the browser to the
+// step-up page, which comes back to back. CSRF: the session middleware
+// refuses a cross-origin post that carries the cookie before it gets here.
+func (s *Server) consoleWrite(w http.ResponseWriter, r *http.Request, back string) (*consoleCaller, bool) {
+	c, ok := s.consoleAccess(w, r)
+	if !ok {
+		return nil, false
+	}
+	if err := r.ParseForm(); err != nil {
+		s.renderConsoleRefusal(w, http.StatusBadRequest, "The form could not be read.")
+		return nil, false
+	}
+	if err := s.auth.RequireStepUp(r.Context(), c.P, false); err != nil {
+		if auth.IsStepUpRequired(err) {
+			seeOther(w, r, "/admin/step-up?return_to="+queryValue(back))
+			return nil, false
+		}
+		s.consoleFailure(w, r, "console step-up check", err)
+		return nil, false
+	}
+	return c, true
+}
+
+// consoleMeta is the request's audit metadata, marked as a console action
+// (SPEC §17: details.via "console" and the admin's id).
+func consoleMeta(ctx context.Context, c *consoleCaller) auth.Meta {
+	m := meta(ctx)
+	m.Via = "console"
+	if c != nil {
+		m.Actor = c.User.ID
+	}
+	return m
+}
+
+// renderConsole writes a console page.
+func (s *Server) renderConsole(w http.ResponseWriter, status int, name string, c *consoleCaller, d consoleData) {
+	d.Product, d.Logo = s.cfg.ProductName, s.cfg.LogoURL
+	if c != nil {
+		d.Admin = c.User.Email
+	}
+	t := s.console[name]
+	var b bytes.Buffer
+	if t == nil {
+		s.log.Error("rendering console page: no such template", "page", name)
+		writeProblem(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	if err := t.ExecuteTemplate(&b, "layout", d); err != nil {
+		s.log.Error("rendering console page", "page", name, "err", err)
+		writeProblem(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", s.pageCSP(false))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(b.Bytes())
+}
+
+// renderConsoleRefusal is a console page that only says why not.
+func (s *Server) renderConsoleRefusal(w http.ResponseWriter, status int, msg string) {
+	s.renderConsole(w, status, "message", nil, consoleData{Title: "Admin console", Error: msg})
+}
+
+// consoleFailure answers an unexpected error (logged, never shown).
+func (s *Server) consoleFailure(w http.ResponseWriter, r *http.Request, where string, err error) {
+	st := s.failure(r.Context(), where, err, w.Header())
+	s.renderConsole(w, st, "message", nil, consoleData{Title: "Admin console", Error: "Something went wrong. Try again in a moment."})
+}
+
+// consoleDone redirects after a successful post, with a notice to show.
+func consoleDone(w http.ResponseWriter, r *http.Request, to, notice string) {
+	u, err := url.Parse(to)
+	if err != nil || !strings.HasPrefix(u.Path, "/admin") {
+		u = &url.URL{Path: "/admin"}
+	}
+	q := u.Query()
+	q.Set("notice", notice)
+	u.RawQuery = q.Encode()
+	seeOther(w, r, u.String())
+}
+
+// consoleNotice is the notice a redirect carried (plain text, escaped by
+// the template; only short messages the console itself sets are shown).
+func consoleNotice(r *http.Request) string {
+	n := r.URL.Query().Get("notice")
+	if len(n) > 200 {
+		return ""
+	}
+	return n
+}
+
+// safeAdminPath is return_to when it is a path of the console, else /admin.
+func safeAdminPath(p string) string {
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || !strings.HasPrefix(u.Path, "/admin") || strings.HasPrefix(p, "//") {
+		return "/admin"
+	}
+	return u.RequestURI()
+}
+
+// registerConsoleRoutes adds /admin (when GATEHOUSE_ADMIN_CONSOLE is on).
+func (s *Server) registerConsoleRoutes(mux *http.ServeMux) {
+	if !s.cfg.AdminConsole {
+		return
+	}
+	mux.HandleFunc("GET /admin/step-up", s.handleConsoleStepUpPage)
+	mux.HandleFunc("POST /admin/step-up", s.handleConsoleStepUp)
+	s.registerConsoleOverview(mux)
+}
+
+// stepUpView is the step-up form's view.
+type stepUpView struct {
+	ReturnTo string
+	HasTOTP  bool
+}
+
+// handleConsoleStepUpPage asks the administrator to prove it is them
+// again: the password and, with a TOTP authenticator, a code (or a
+// recovery code). Its own access check: a session of an admin, at any
+// level (this is how an aal1 session reaches aal2).
+func (s *Server) handleConsoleStepUpPage(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.consoleStepUpCaller(w, r)
+	if !ok {
+		return
+	}
+	s.renderStepUp(w, r, http.StatusOK, c, "")
+}
+
+func (s *Server) renderStepUp(w http.ResponseWriter, r *http.Request, status int, c *consoleCaller, msg string) {
+	st, err := s.auth.MFAStatus(r.Context(), c.User.ID)
+	if err != nil {
+		s.consoleFailure(w, r, "console step-up page", err)
+		return
+	}
+	s.renderConsole(w, status, "stepup", c, consoleData{Title: "Confirm it is you", Error: msg,
+		Data: stepUpView{ReturnTo: safeAdminPath(r.FormValue("return_to")), HasTOTP: st.TOTP != nil}})
+}
+
+func (s *Server) handleConsoleStepUp(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.consoleStepUpCaller(w, r)
+	if !ok {
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		s.renderConsoleRefusal(w, http.StatusBadRequest, "The form could not be read.")
+		return
+	}
+	f := r.PostForm
+	in := auth.StepUpInput{Password: f.Get("password"),
+		Factor: auth.SecondFactor{Code: strings.ReplaceAll(f.Get("code"), " ", ""), RecoveryCode: f.Get("recovery_code")}}
+	if _, err := s.auth.StepUp(r.Context(), c.P, in, consoleMeta(r.Context(), c)); err != nil {
+		msg := "That didn't work. Check your password and code, and try again."
+		if auth.ErrorCode(err) != auth.EINVALID && auth.ErrorCode(err) != auth.EUNAUTHORIZED {
+			_, msg = s.pageError(w, r, "console step-up", err)
+		}
+		s.renderStepUp(w, r, http.StatusBadRequest, c, msg)
+		return
+	}
+	seeOther(w, r, safeAdminPath(f.Get("return_to")))
+}
+
+// consoleStepUpCaller is consoleAccess without the aal2 requirement.
+func (s *Server) consoleStepUpCaller(w http.ResponseWriter, r *http.Request) (*consoleCaller, bool) {
+	res, _ := r.Context().Value(keyPrincipal).(*authResult)
+	if res != nil && res.p != nil && res.p.Kind != auth.KindSession {
+		s.renderConsoleRefusal(w, http.StatusForbidden, "The admin console opens in a browser signed in with a session, not with a token or an API key.")
+		return nil, false
+	}
+	if res == nil || res.session == nil || res.user == nil {
+		seeOther(w, r, loginURL(r.URL.RequestURI()))
+		return nil, false
+	}
+	if !res.user.HasRole("admin") {
+		s.renderConsoleRefusal(w, http.StatusForbidden, "The admin console is for administrators. Your account does not have the admin role.")
+		return nil, false
+	}
+	return &consoleCaller{Session: res.session, User: res.user, P: res.p}, true
+}
