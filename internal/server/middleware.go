@@ -20,19 +20,31 @@ import (
 type ctxKey int
 
 const (
-	keyRequestID ctxKey = iota
-	keyClientIP
-	keyRoute
+	keyRequest ctxKey = iota // *requestInfo, set by outer
 	keyPrincipal
-	keyUserAgent
 )
 
-func userAgent(ctx context.Context) string { s, _ := ctx.Value(keyUserAgent).(string); return s }
+// requestInfo is what outer learns of a request, in one context value
+// (one allocation, not one per field: this runs on every request).
+type requestInfo struct {
+	id, ip, userAgent string
+	route             routeHolder
+}
 
-func requestID(ctx context.Context) string { s, _ := ctx.Value(keyRequestID).(string); return s }
+func info(ctx context.Context) *requestInfo {
+	ri, _ := ctx.Value(keyRequest).(*requestInfo)
+	if ri == nil {
+		return &requestInfo{}
+	}
+	return ri
+}
 
-// clientIP returns the client address chosen by withClientIP.
-func clientIP(ctx context.Context) string { s, _ := ctx.Value(keyClientIP).(string); return s }
+func userAgent(ctx context.Context) string { return info(ctx).userAgent }
+
+func requestID(ctx context.Context) string { return info(ctx).id }
+
+// clientIP returns the client address chosen by clientAddr.
+func clientIP(ctx context.Context) string { return info(ctx).ip }
 
 // maxBody is the cap on request bodies (SPEC §12).
 const maxBody = 64 << 10
@@ -77,21 +89,21 @@ func (s *Server) outer(next http.Handler) http.Handler {
 			id = hex.EncodeToString(b[:])
 		}
 		ip := s.clientAddr(r)
-		rh := &routeHolder{}
-		ctx := context.WithValue(r.Context(), keyRequestID, id)
-		ctx = context.WithValue(ctx, keyClientIP, ip)
-		ctx = context.WithValue(ctx, keyRoute, rh)
-		ctx = context.WithValue(ctx, keyUserAgent, r.UserAgent())
+		ri := &requestInfo{id: id, ip: ip, userAgent: r.UserAgent()}
+		rh := &ri.route
+		ctx := context.WithValue(r.Context(), keyRequest, ri)
 		r = r.WithContext(ctx)
 
 		h := w.Header()
-		h.Set("X-Request-Id", id)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'")
+		h["X-Request-Id"] = []string{id}
+		// The fixed headers share read-only slices (capacity = length, so
+		// an Add appends to a copy): no allocation per request.
+		h["X-Content-Type-Options"] = hdrNosniff
+		h["X-Frame-Options"] = hdrDeny
+		h["Referrer-Policy"] = hdrNoReferrer
+		h["Content-Security-Policy"] = hdrCSP
 		if s.https {
-			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+			h["Strict-Transport-Security"] = hdrHSTS
 		}
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
@@ -123,6 +135,14 @@ func (s *Server) outer(next http.Handler) http.Handler {
 		next.ServeHTTP(sw, r)
 	})
 }
+
+var (
+	hdrNosniff    = []string{"nosniff"}[:1:1]
+	hdrDeny       = []string{"DENY"}[:1:1]
+	hdrNoReferrer = []string{"no-referrer"}[:1:1]
+	hdrCSP        = []string{"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"}[:1:1]
+	hdrHSTS       = []string{"max-age=63072000; includeSubDomains"}[:1:1]
+)
 
 func validRequestID(id string) bool {
 	if id == "" || len(id) > 64 {
@@ -185,8 +205,8 @@ func (s *Server) trusted(a netip.Addr) bool {
 func route(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mux.ServeHTTP(w, r)
-		if rh, ok := r.Context().Value(keyRoute).(*routeHolder); ok {
-			rh.route = r.Pattern
+		if ri, ok := r.Context().Value(keyRequest).(*requestInfo); ok {
+			ri.route.route = r.Pattern
 		}
 	})
 }
