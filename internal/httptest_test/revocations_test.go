@@ -300,3 +300,67 @@ func jwtKID(t *testing.T, tok string) string {
 	}
 	return h.KID
 }
+
+// An open stream ends when its own API key is revoked, or when its owner
+// may no longer introspect (demoted): the feed is not a credential that
+// outlives its revocation.
+func TestRevocationStreamEndsWithItsCredential(t *testing.T) {
+	g := start(t, nil)
+	open := func(key string) (<-chan error, func()) {
+		ctx, cancel := context.WithCancel(t.Context())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.URL+"/v1/revocations/stream", nil)
+		req.Header.Set("X-API-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream: %d", resp.StatusCode)
+		}
+		done := make(chan error, 1)
+		go func() {
+			defer resp.Body.Close()
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+			}
+			done <- sc.Err()
+		}()
+		return done, cancel
+	}
+	wantEnd := func(done <-chan error, what string) {
+		t.Helper()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			t.Fatalf("the stream is still open 3 s after %s", what)
+		}
+	}
+
+	admin := g.user(t, "streamowner", "admin")
+	id, key := g.createKey(t, admin, "introspect")
+	done, cancel := open(key)
+	defer cancel()
+	// Another revocation does not end it.
+	other := g.user(t, "streamother")
+	if r := g.send(t, http.MethodPost, "/oauth2/revoke", url.Values{"token": {other.Refresh}}); r.Status != http.StatusOK {
+		t.Fatalf("revoke: %s", r)
+	}
+	select {
+	case <-done:
+		t.Fatal("the stream ended after an unrelated revocation")
+	case <-time.After(500 * time.Millisecond):
+	}
+	if r := g.send(t, http.MethodDelete, "/v1/api-keys/"+id, nil, bearer(admin.Access)); r.Status/100 != 2 {
+		t.Fatalf("revoking the key: %s", r)
+	}
+	wantEnd(done, "its API key was revoked")
+
+	_, key2 := g.createKey(t, admin, "introspect")
+	done2, cancel2 := open(key2)
+	defer cancel2()
+	g.setRoles(t, admin.ID, "user")
+	wantEnd(done2, "its owner lost the admin role")
+	if r := g.get(t, "/v1/revocations", apiKey(key2)); r.Status != http.StatusForbidden {
+		t.Fatalf("the long-poll with the demoted owner's key: %s, want 403", r)
+	}
+}

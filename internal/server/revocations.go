@@ -44,19 +44,25 @@ const streamMaxAge = time.Hour
 // whose owner's roles still allow it (SPEC §15, §18 H5). It writes the
 // refusal and returns false.
 func (s *Server) feedCaller(w http.ResponseWriter, r *http.Request) bool {
+	_, ok := s.feedPrincipal(w, r)
+	return ok
+}
+
+// feedPrincipal is feedCaller returning the key's principal.
+func (s *Server) feedPrincipal(w http.ResponseWriter, r *http.Request) (*auth.Principal, bool) {
 	res, _ := r.Context().Value(keyPrincipal).(*authResult)
 	switch {
 	case res == nil || (res.p == nil && res.err == nil):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
 		writeProblem(w, http.StatusUnauthorized, "an API key with scope introspect is required")
-		return false
+		return nil, false
 	case res.p == nil:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse", error="invalid_token"`)
 		writeProblem(w, http.StatusUnauthorized, "the credentials are invalid or expired")
-		return false
+		return nil, false
 	case res.p.Kind != auth.KindAPIKey:
 		writeProblem(w, http.StatusForbidden, "the revocation feed needs an API key with scope introspect (a resource server's credential)")
-		return false
+		return nil, false
 	}
 	if err := s.auth.AuthorizeIntrospection(r.Context(), res.p); err != nil {
 		switch auth.ErrorCode(err) {
@@ -68,9 +74,9 @@ func (s *Server) feedCaller(w http.ResponseWriter, r *http.Request) bool {
 		default:
 			s.writeFailure(w, r.Context(), "revocation feed authorization", err)
 		}
-		return false
+		return nil, false
 	}
-	return true
+	return res.p, true
 }
 
 // feedCursor reads a cursor parameter: ok is false after writing 400 (a
@@ -96,9 +102,11 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "the revocation feed is off (GATEHOUSE_REVOCATION_FEED)")
 		return
 	}
-	if !s.feedCaller(w, r) {
+	p, ok := s.feedPrincipal(w, r)
+	if !ok {
 		return
 	}
+	keyHash := auth.HashToken(presentedAPIKey(r))
 	var (
 		evs  []revfeed.Event
 		head revfeed.Cursor
@@ -153,6 +161,12 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 			if send(evs) != nil || rc.Flush() != nil {
 				return
 			}
+			if !s.feedStillAllowed(r.Context(), p, keyHash, evs) {
+				// The stream's own credential was revoked, or its owner
+				// may no longer introspect: it ends here (after telling
+				// the client, which then gets 401/403 on reconnecting).
+				return
+			}
 			continue
 		}
 		head.At = next.At
@@ -168,6 +182,37 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 		case <-changed:
 		}
 	}
+}
+
+// feedStillAllowed reports whether an open stream's caller may go on
+// reading, given events just sent: its API key revoked, or its owner
+// revoked (disabled, demoted, deleted), ends the stream.
+func (s *Server) feedStillAllowed(ctx context.Context, p *auth.Principal, keyHash string, evs []revfeed.Event) bool {
+	recheck := false
+	for _, ev := range evs {
+		switch {
+		case ev.Type == revfeed.TypeCredentialRevoked && ev.Kind == revfeed.KindAPIKey && ev.SHA256 == keyHash:
+			return false
+		case ev.Type == revfeed.TypeSubjectRevoked && ev.Sub == p.UserID:
+			recheck = true
+		}
+	}
+	if recheck {
+		return s.auth.AuthorizeIntrospection(ctx, p) == nil
+	}
+	return true
+}
+
+// presentedAPIKey is the API key a request carries (X-API-Key, or a
+// bearer gth_ key).
+func presentedAPIKey(r *http.Request) string {
+	if k := r.Header.Get("X-API-Key"); k != "" {
+		return k
+	}
+	if tok, ok := bearerToken(r); ok && auth.IsAPIKey(tok) {
+		return tok
+	}
+	return ""
 }
 
 // writeSSE writes one server-sent event.
