@@ -27,7 +27,8 @@ func (s *Service) AdminUpdateUser(ctx context.Context, actorID, id string, p Use
 	changes := map[string]any{"actor": actorID}
 	if p.Roles != nil {
 		roles := append([]string{}, (*p.Roles)...)
-		if err := s.SetRoles(ctx, id, roles, Meta{IP: m.IP, UserAgent: m.UserAgent}); err != nil {
+		// role.changed carries the console's via and actor too (SPEC §17).
+		if err := s.SetRoles(ctx, id, roles, Meta{IP: m.IP, UserAgent: m.UserAgent, Via: m.Via, Actor: m.Actor}); err != nil {
 			return nil, err
 		}
 		changes["roles"] = roles

@@ -53,6 +53,9 @@ const (
 	// SPEC §16: a webhook endpoint was disabled after five days of
 	// failures (to each administrator, UserID).
 	MailWebhookDisabled = "webhook_disabled"
+	// SPEC §17: an administrator's test mail to To (any address; no
+	// account is looked up and the mail holds no token).
+	MailTest = "test"
 )
 
 // MailJob is a queued mail. Jobs name what to send, not the finished

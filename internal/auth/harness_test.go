@@ -113,7 +113,7 @@ func newHarnessWith(t *testing.T, options func(h *harness, o *auth.Options), con
 	o := auth.Options{
 		Stores: auth.Stores{Users: db, Refresh: db, Audit: db, Sessions: db, Tokens: db, APIKeys: db, MFA: db,
 			Identities: db, Passkeys: db, Challenges: db, Mail: db,
-			Clients: db, Consents: db, AuthCodes: db, Webhooks: db},
+			Clients: db, Consents: db, AuthCodes: db, Webhooks: db, Stats: db},
 		Limits: auth.Limits{Off: true},
 		Hasher: h.hasher,
 		Policy: password.Policy{MinLength: 8, MaxLength: 256},

@@ -32,6 +32,7 @@ type LockoutStore interface {
 	// ClearFailures resets the count (a successful login) and lifts a lock
 	// (a password reset).
 	ClearFailures(ctx context.Context, key string) error
+	LockoutInspector // the admin console's user page (console_users.go)
 }
 
 // LoginCount is one login attempt's hits on the counters.

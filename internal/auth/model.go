@@ -127,6 +127,7 @@ type UserStore interface {
 	// ListUsers returns users ordered by email, after the given email, whose
 	// email contains query (case-insensitive), at most limit.
 	ListUsers(ctx context.Context, query, afterEmail string, limit int) ([]*User, error)
+	UserDirectory // the admin console's search (console_users.go)
 	DeleteUser(ctx context.Context, id string) error
 	// ChangePassword stores the new hash and revokes every refresh family of
 	// the user, in one transaction.
@@ -159,6 +160,7 @@ type RefreshStore interface {
 type AuditStore interface {
 	AppendAudit(ctx context.Context, e *AuditEvent) error
 	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
+	AuditStream // the admin console's pages and export (console_audit.go)
 }
 
 // AuditFilter selects audit events; empty fields match everything.

@@ -31,6 +31,8 @@ type Stores struct {
 	AuthCodes AuthCodeStore
 	// Webhook endpoints and their outbox (SPEC §16).
 	Webhooks WebhookStore
+	// Stats counts the admin console's overview (SPEC §17).
+	Stats AdminStatsStore
 	// Limiter and Lockout count rate limits and failed logins. They are
 	// required unless Options.Limits.Off says, explicitly, that this
 	// service runs without rate limits and lockout.
@@ -124,6 +126,7 @@ func New(o Options) (*Service, error) {
 	need(st.Consents != nil, "Stores.Consents")
 	need(st.AuthCodes != nil, "Stores.AuthCodes")
 	need(st.Webhooks != nil, "Stores.Webhooks")
+	need(st.Stats != nil, "Stores.Stats")
 	if !o.Limits.Off {
 		need(st.Limiter != nil, "Stores.Limiter (or Limits.Off)")
 		need(st.Lockout != nil, "Stores.Lockout (or Limits.Off)")

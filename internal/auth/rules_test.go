@@ -223,7 +223,7 @@ func TestH3ConstructorAndPurposeKeys(t *testing.T) {
 		return auth.Options{
 			Stores: auth.Stores{Users: db, Refresh: db, Audit: db, Sessions: db, Tokens: db, APIKeys: db, MFA: db,
 				Identities: db, Passkeys: db, Challenges: db, Mail: db, Limiter: db, Lockout: db,
-				Clients: db, Consents: db, AuthCodes: db, Webhooks: db},
+				Clients: db, Consents: db, AuthCodes: db, Webhooks: db, Stats: db},
 			Hasher: h.hasher, Policy: passwordPolicy(), Issuer: h.keys,
 			Roles:      auth.NewRoleModel(map[string][]string{"user": {"read"}}, []string{"read"}),
 			RootSecret: []byte(testRootSecret),

@@ -44,6 +44,9 @@ const (
 	EventWebhookEndpointDeleted  = "webhook.endpoint.deleted"
 	EventWebhookEndpointDisabled = "webhook.endpoint.disabled"
 	EventWebhookDeliveryFailed   = "webhook.delivery.failed"
+	// An administrator queued a test event, or a delivery again.
+	EventWebhookEndpointTested  = "webhook.endpoint.tested"
+	EventWebhookDeliveryRetried = "webhook.delivery.retried"
 )
 
 // Webhook event types that differ from the audit type they report, and the
@@ -560,6 +563,7 @@ func (s *Service) TestWebhook(ctx context.Context, id string, m Meta) (string, e
 	if err := s.st.Webhooks.EnqueueWebhooks(ctx, []*WebhookMessage{msg}); err != nil {
 		return "", err
 	}
+	s.audit(ctx, EventWebhookEndpointTested, m.Actor, m, map[string]any{"endpoint_id": e.ID, "message_id": msg.ID})
 	s.notifyWebhooks()
 	return msg.ID, nil
 }
@@ -611,6 +615,7 @@ func (s *Service) RetryWebhookDelivery(ctx context.Context, id, msgID string, m 
 	if err := s.st.Webhooks.RequeueWebhookDelivery(ctx, id, msgID, s.now()); err != nil {
 		return err
 	}
+	s.audit(ctx, EventWebhookDeliveryRetried, m.Actor, m, map[string]any{"endpoint_id": id, "message_id": msgID})
 	s.notifyWebhooks()
 	return nil
 }

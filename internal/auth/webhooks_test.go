@@ -436,7 +436,7 @@ func TestWebhookSnapshotReload(t *testing.T) {
 	b := newHarnessWith(t, func(h *harness, o *auth.Options) {
 		db := a.db
 		o.Stores = auth.Stores{Users: db, Refresh: db, Audit: db, Sessions: db, Tokens: db, APIKeys: db, MFA: db,
-			Identities: db, Passkeys: db, Challenges: db, Mail: db, Clients: db, Consents: db, AuthCodes: db, Webhooks: db}
+			Identities: db, Passkeys: db, Challenges: db, Mail: db, Clients: db, Consents: db, AuthCodes: db, Webhooks: db, Stats: db}
 	})
 	ctx := context.Background()
 	b.register(t, "first@example.com", goodPass) // loads b's (empty) snapshot

@@ -40,7 +40,7 @@ func New(t TB, db *sqlstore.DB, configure ...func(*auth.Options)) *auth.Service 
 	o := auth.Options{
 		Stores: auth.Stores{Users: db, Refresh: db, Audit: db, Sessions: db, Tokens: db, APIKeys: db,
 			Identities: db, Passkeys: db, Challenges: db, Mail: db, MFA: db,
-			Clients: db, Consents: db, AuthCodes: db, Webhooks: db},
+			Clients: db, Consents: db, AuthCodes: db, Webhooks: db, Stats: db},
 		Limits: auth.Limits{Off: true},
 		Hasher: password.NewHasher(params, password.NewLimiter(password.LimiterOptions{Concurrency: 2, MaxWait: time.Minute, MaxQueue: 100})),
 		Policy: password.Policy{MinLength: 8, MaxLength: 256},

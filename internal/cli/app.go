@@ -264,7 +264,7 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 			Mail:    &notifyingQueue{MailQueue: db, worker: a.mailer},
 			MFA:     db,
 			Clients: db, Consents: db, AuthCodes: db,
-			Webhooks: db,
+			Webhooks: db, Stats: db,
 		},
 		WebhookNotify: a.webhooks.Notify,
 		Limits: auth.Limits{

@@ -80,6 +80,9 @@ type Config struct {
 	// Admin console (SPEC §17).
 	AdminConsole    bool // serve /admin
 	AdminRequireMFA bool // the console needs an aal2 session
+	// AdminAllowedCIDRs, when not empty, are the only networks from which
+	// /admin and /v1/admin/* exist; elsewhere they answer 404.
+	AdminAllowedCIDRs []netip.Prefix
 
 	// Revocation feed (SPEC §15).
 	RevocationFeed      bool          // record revocation events and serve the feed
@@ -94,6 +97,17 @@ type Config struct {
 
 	// ConfigFile is the YAML file that was loaded, or "".
 	ConfigFile string
+
+	// Sources says where Load took each setting from: SourceFlag,
+	// SourceEnv, SourceYAML or SourceDefault, by YAML key — every simple
+	// setting (unset ones are SourceDefault), every YAML-only section
+	// (SourceYAML when the file has it) and, for the file itself, "config"
+	// (SourceFlag or SourceEnv; absent without a file). Effective pairs
+	// them with the values.
+	Sources map[string]string
+	// shown is the text of each simple setting Load applied, lists joined
+	// with ", ", secrets already redacted: never a secret in the clear.
+	shown map[string]string
 
 	// Roles maps a role name to the scopes it allows.
 	Roles map[string][]string
@@ -273,6 +287,14 @@ func Default() *Config {
 	return c
 }
 
+// Sources of a setting's value (Config.Sources, EffectiveSetting.Source).
+const (
+	SourceFlag    = "flag"
+	SourceEnv     = "env"
+	SourceYAML    = "yaml"
+	SourceDefault = "default"
+)
+
 // Load builds the Config from the flags set on fs (only flags actually
 // given count; fs must have been set up with AddFlags and parsed), getenv
 // (e.g. os.Getenv), the YAML file named by --config or GATEHOUSE_CONFIG,
@@ -290,15 +312,17 @@ func Load(fs *flag.FlagSet, getenv func(string) string) (*Config, error) {
 	}
 	var problems []Problem
 	c := sectionDefaults()
+	c.Sources, c.shown = map[string]string{}, map[string]string{}
 
 	// The configuration file.
 	var file *yamlFile
-	path, key := strings.TrimSpace(flags[ConfigFlag]), "--"+ConfigFlag
+	path, key, src := strings.TrimSpace(flags[ConfigFlag]), "--"+ConfigFlag, SourceFlag
 	if path == "" {
-		path, key = strings.TrimSpace(getenv(ConfigEnv)), ConfigEnv
+		path, key, src = strings.TrimSpace(getenv(ConfigEnv)), ConfigEnv, SourceEnv
 	}
 	if path != "" {
 		c.ConfigFile = path
+		c.Sources[ConfigFlag] = src
 		file = readYAML(path, key)
 		problems = append(problems, file.problems...)
 	}
@@ -308,12 +332,13 @@ func Load(fs *flag.FlagSet, getenv func(string) string) (*Config, error) {
 		s := &settings[i]
 		var in input
 		var p Problem
+		c.Sources[s.name] = SourceDefault
 		if v := strings.TrimSpace(flags[s.flagName()]); v != "" {
-			in, p.Key = input{text: v}, "--"+s.flagName()
+			in, p.Key, c.Sources[s.name] = input{text: v}, "--"+s.flagName(), SourceFlag
 		} else if v := strings.TrimSpace(getenv(s.envName())); v != "" {
-			in, p.Key = input{text: v}, s.envName()
+			in, p.Key, c.Sources[s.name] = input{text: v}, s.envName(), SourceEnv
 		} else if v, ok := file.value(s.name); ok {
-			in, p.Key, p.File = v, s.name, file.path
+			in, p.Key, p.File, c.Sources[s.name] = v, s.name, file.path, SourceYAML
 		} else if s.derive != nil {
 			v, ok := s.derive(c)
 			if !ok {
@@ -328,6 +353,16 @@ func Load(fs *flag.FlagSet, getenv func(string) string) (*Config, error) {
 		if err := s.apply(c, in); err != nil {
 			p.Message = err.Error()
 			problems = append(problems, p)
+			continue
+		}
+		c.shown[s.name] = s.show(in)
+	}
+
+	// YAML-only sections: from the file when it has them.
+	for _, name := range sectionNames() {
+		c.Sources[name] = SourceDefault
+		if _, ok := file.section(name); ok {
+			c.Sources[name] = SourceYAML
 		}
 	}
 
@@ -365,6 +400,9 @@ func (c *Config) Redacted() Config {
 	r.SMTPURL = redactURL(r.SMTPURL)
 	r.CORSOrigins = slices.Clone(c.CORSOrigins)
 	r.TrustedProxies = slices.Clone(c.TrustedProxies)
+	r.AdminAllowedCIDRs = slices.Clone(c.AdminAllowedCIDRs)
+	r.Sources = maps.Clone(c.Sources)
+	r.shown = maps.Clone(c.shown)
 	r.DefaultRoles = slices.Clone(c.DefaultRoles)
 	r.Scopes = maps.Clone(c.Scopes)
 	if c.Roles != nil {
@@ -404,6 +442,30 @@ func (c *Config) Redacted() Config {
 	r.Hooks = HooksConfig{BeforeRegister: c.Hooks.BeforeRegister.redacted(), BeforeLogin: c.Hooks.BeforeLogin.redacted()}
 	r.Webhooks = redactedWebhooks(c.Webhooks)
 	return r
+}
+
+// EffectiveSetting is one simple setting as Load left it.
+type EffectiveSetting struct {
+	Setting
+	// Value is the value in effect as text (a list comma-separated), with
+	// secrets redacted as in Redacted; "" when the setting is unset (or
+	// when c was not made by Load).
+	Value string
+	// Source is where the value came from: SourceFlag, SourceEnv,
+	// SourceYAML or SourceDefault (also for an unset setting).
+	Source string
+}
+
+// Effective returns every simple setting, in the order of Settings, with
+// its value and source: the effective configuration, safe to show to an
+// administrator (secrets are redacted).
+func (c *Config) Effective() []EffectiveSetting {
+	all := Settings()
+	out := make([]EffectiveSetting, len(all))
+	for i, s := range all {
+		out[i] = EffectiveSetting{Setting: s, Value: c.shown[s.Name], Source: c.Sources[s.Name]}
+	}
+	return out
 }
 
 // redactURL hides the password of a URL's user info and password-like

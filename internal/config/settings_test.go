@@ -41,8 +41,8 @@ func TestSettingsSpellings(t *testing.T) {
 			}
 		})
 	}
-	if len(byName) != 49 {
-		t.Errorf("got %d settings, want 49", len(byName))
+	if len(byName) != 50 {
+		t.Errorf("got %d settings, want 50", len(byName))
 	}
 }
 

@@ -189,6 +189,19 @@ func (f *yamlFile) value(name string) (input, bool) {
 	return v, ok
 }
 
+// section returns the file's node of a YAML-only section; f may be nil.
+func (f *yamlFile) section(name string) (*yaml.Node, bool) {
+	if f == nil {
+		return nil, false
+	}
+	n, ok := f.sections[name]
+	return n, ok
+}
+
+// SectionNames returns the YAML-only sections (the keys of
+// Config.Sources besides the simple settings and "config").
+func SectionNames() []string { return sectionNames() }
+
 // sectionNames are the YAML-only top-level keys, in decoding order.
 func sectionNames() []string {
 	return []string{"scopes", "roles", "default_roles", "password", "argon2", "rate_limits", "registration", "providers", "clients", "hooks", "webhooks"}

@@ -621,7 +621,7 @@ func TestTemplatesRenderEveryKind(t *testing.T) {
 	}
 	const email = `o'brien&<b>x</b>"@example.com`
 	const link = "https://id.example.org/reset-password?token=T0K"
-	for _, kind := range []string{auth.MailReset, auth.MailVerify, auth.MailNotice, auth.MailRecoveryUsed, auth.MailMFAReset, auth.MailWebhookDisabled} {
+	for _, kind := range []string{auth.MailReset, auth.MailVerify, auth.MailNotice, auth.MailRecoveryUsed, auth.MailMFAReset, auth.MailWebhookDisabled, auth.MailTest} {
 		t.Run(kind, func(t *testing.T) {
 			m, err := tpl.Render(kind, "to@example.com", "subject", gmail.Data{Product: "Acme ID", Email: email, Link: link})
 			if err != nil {

@@ -130,13 +130,17 @@ func (w *Worker) link(path, tok string) string {
 }
 
 // process renders and sends one job. A reset for an address with no
-// account sends nothing (and is done).
+// account sends nothing (and is done). A test mail goes to its address as
+// it is, account or not.
 func (w *Worker) process(ctx context.Context, j *auth.MailJob) error {
 	var (
 		u   *auth.User
 		err error
 	)
 	switch j.Kind {
+	case auth.MailTest:
+		// An administrator's test (SPEC §17): to j.To as typed; no
+		// account is looked up and the mail holds no token.
 	case auth.MailReset, auth.MailNotice:
 		u, err = w.Accounts.UserByEmail(ctx, j.To)
 	case auth.MailVerify, auth.MailRecoveryUsed, auth.MailMFAReset, auth.MailWebhookDisabled:
@@ -180,8 +184,14 @@ func (w *Worker) process(ctx context.Context, j *auth.MailJob) error {
 		// To an administrator: the API reference lists the endpoints
 		// (GET /v1/admin/webhooks) and their delivery logs.
 		subject, link = "A webhook endpoint of "+w.Product+" was disabled", w.PublicURL+"/docs/"
+	case auth.MailTest:
+		subject, link = "Test mail from "+w.Product, w.PublicURL+"/admin/settings"
 	}
-	m, err := w.Templates.Render(j.Kind, u.Email, subject, Data{Product: w.Product, Email: u.Email, Link: link})
+	to := j.To
+	if u != nil {
+		to = u.Email
+	}
+	m, err := w.Templates.Render(j.Kind, to, subject, Data{Product: w.Product, Email: to, Link: link})
 	if err != nil {
 		return err
 	}

@@ -382,6 +382,25 @@ func (s *Store) ClearFailures(ctx context.Context, key string) error {
 	return s.rdb.Del(ctx, s.prefix+"lock:"+key).Err()
 }
 
+// LockoutState reads a lockout counter without counting an attempt (the
+// admin console's user page).
+func (s *Store) LockoutState(ctx context.Context, key string) (auth.LockoutState, error) {
+	v, err := s.rdb.HMGet(ctx, s.prefix+"lock:"+key, "failures", "until").Result()
+	if err != nil {
+		return auth.LockoutState{}, err
+	}
+	num := func(x any) int64 {
+		str, _ := x.(string)
+		n, _ := strconv.ParseInt(str, 10, 64)
+		return n
+	}
+	st := auth.LockoutState{Failures: int(num(v[0]))}
+	if until := num(v[1]); until > 0 {
+		st.LockedUntil = time.UnixMilli(until).UTC()
+	}
+	return st, nil
+}
+
 // ---------------------------------------------------------------------------
 // One-time tokens. Keys:
 //   t:<hash>               hash with the token's fields, expiring with it

@@ -227,6 +227,12 @@ func (s *Server) registerConsoleRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/step-up", s.handleConsoleStepUpPage)
 	mux.HandleFunc("POST /admin/step-up", s.handleConsoleStepUp)
 	s.registerConsoleOverview(mux)
+	s.registerConsoleUsers(mux)
+	s.registerConsoleSettings(mux)
+	s.registerConsoleAudit(mux)
+	s.registerConsoleClients(mux)
+	s.registerConsoleWebhooks(mux)
+	s.registerConsoleKeys(mux)
 }
 
 // stepUpView is the step-up form's view.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"gatehouse/internal/auth"
 )
 
 func (s *Server) registerConsoleOverview(mux *http.ServeMux) {
@@ -21,6 +23,11 @@ type overviewView struct {
 	// The current access-token signing key and how old it is.
 	KeyID  string
 	KeyAge time.Duration
+	// Figures of accounts, sign-ins, lockouts, mail and webhooks (one
+	// auth.AdminOverview); nil when they could not be read.
+	Stats *auth.AdminOverview
+	// The periods of the figures, in words.
+	NewWindow, SignInWindow, FailureWindow, LockoutWindow string
 }
 
 type healthView struct {
@@ -39,7 +46,38 @@ func (s *Server) handleConsoleOverview(w http.ResponseWriter, r *http.Request) {
 			v.KeyID, v.KeyAge = k.KID, time.Since(k.CreatedAt).Truncate(time.Minute)
 		}
 	}
-	s.renderConsole(w, http.StatusOK, "overview", c, consoleData{Title: "Overview", Nav: "overview", Notice: consoleNotice(r), Data: v})
+	d := consoleData{Title: "Overview", Nav: "overview", Notice: consoleNotice(r), Data: &v}
+	// The page still shows the service's health when the figures fail
+	// (a database in trouble is what the operator came to see).
+	if st, err := s.auth.AdminOverview(r.Context()); err != nil {
+		s.log.ErrorContext(r.Context(), "console overview figures", "err", err, "request_id", requestID(r.Context()))
+		d.Error = "The figures could not be read just now; the service status below is current."
+	} else {
+		v.Stats = st
+		v.NewWindow, v.SignInWindow, v.FailureWindow = inWords(st.NewUsersWindow), inWords(st.SignInWindow), inWords(st.FailureWindow)
+		v.LockoutWindow = inWords(st.LockoutWindow)
+	}
+	s.renderConsole(w, http.StatusOK, "overview", c, d)
+}
+
+// inWords says a period the way the overview names it: "7 days",
+// "24 hours", "15 minutes", "90 seconds".
+func inWords(d time.Duration) string {
+	plural := func(n int64, unit string) string {
+		if n == 1 {
+			return "1 " + unit
+		}
+		return fmt.Sprintf("%d %ss", n, unit)
+	}
+	switch {
+	case d >= 48*time.Hour && d%(24*time.Hour) == 0:
+		return plural(int64(d/(24*time.Hour)), "day")
+	case d >= time.Hour && d%time.Hour == 0:
+		return plural(int64(d/time.Hour), "hour")
+	case d >= time.Minute && d%time.Minute == 0:
+		return plural(int64(d/time.Minute), "minute")
+	}
+	return plural(int64(d/time.Second), "second")
 }
 
 // consoleHealth pings what /readyz checks, each with a short timeout.

@@ -20,7 +20,8 @@ var docsUI embed.FS
 //
 // Every request passes, outermost first: outer (request id, client IP,
 // security headers, recovery, access log, metrics) → limitBody (64 KiB,
-// UTF-8) → authenticate (bearer token → principal) → the mux.
+// UTF-8) → authenticate (bearer token → principal) → adminNetworks (admin
+// paths only from GATEHOUSE_ADMIN_ALLOWED_CIDRS) → the mux.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 
@@ -82,11 +83,11 @@ func (s *Server) routes() http.Handler {
 	s.registerConsoleRoutes(mux)
 
 	// Anything else: a problem document.
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, http.StatusNotFound, "no such endpoint")
-	})
+	mux.HandleFunc("/", notFound)
 
-	return s.outer(s.withCORS(limitBody(s.loginCSRF(s.authenticate(route(mux))))))
+	// adminNetworks, innermost: outside GATEHOUSE_ADMIN_ALLOWED_CIDRS the
+	// admin paths are answered as unknown ones (cidr.go).
+	return s.outer(s.withCORS(limitBody(s.loginCSRF(s.authenticate(s.adminNetworks(route(mux)))))))
 }
 
 func (s *Server) humaConfig() huma.Config {

@@ -65,6 +65,15 @@ func runContracts(t *testing.T, open func(t *testing.T) *sqlstore.DB) {
 	t.Run("Webhooks", func(t *testing.T) {
 		storetest.RunWebhooks(t, func(t *testing.T) storetest.WebhookBackend { return open(t) })
 	})
+	t.Run("AuditStream", func(t *testing.T) {
+		storetest.RunAuditStream(t, func(t *testing.T) storetest.AuditStreamBackend { return open(t) })
+	})
+	t.Run("AdminStats", func(t *testing.T) {
+		storetest.RunAdminStats(t, func(t *testing.T) storetest.AdminStatsBackend { return open(t) })
+	})
+	t.Run("AdminUsers", func(t *testing.T) {
+		storetest.RunAdminUsers(t, func(t *testing.T) storetest.AdminUserBackend { return open(t) })
+	})
 	t.Run("Revocations", func(t *testing.T) {
 		storetest.RunRevocations(t, func(t *testing.T) storetest.RevocationBackend {
 			db := open(t)

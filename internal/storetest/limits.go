@@ -31,6 +31,7 @@ func RunLimits(t *testing.T, open func(t *testing.T) LimitBackend) {
 	t.Helper()
 	t.Run("Allow", func(t *testing.T) { testAllow(t, open) })
 	t.Run("Lockout", func(t *testing.T) { testLockout(t, open) })
+	t.Run("LockoutState", func(t *testing.T) { testLockoutState(t, open) })
 }
 
 // allow calls Allow and fails the test on an error.

@@ -29,6 +29,12 @@
 //	               method records in its own transaction (SPEC §15)
 //	RunWebhooks    auth.WebhookStore, and the webhook messages every audit
 //	               append queues in its own transaction
+//	RunAdminStats  auth.AdminStatsStore: the admin console's overview counts
+//	RunAuditStream auth.AuditStream: the audit log newest first, filtered,
+//	               by keyset position, one event at a time
+//	RunAdminUsers  auth.UserDirectory: the admin console's account search
+//	               (email order in bytes, keyset both ways, filters); the
+//	               lockout reader (auth.LockoutInspector) is in RunLimits
 //
 // The suites pin down behaviour the domain relies on and that is easy to
 // get subtly wrong in a new backend: every field round-trips (times at
