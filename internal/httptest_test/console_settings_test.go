@@ -107,6 +107,30 @@ func TestConsoleAllowedCIDRs(t *testing.T) {
 			t.Errorf("outside, GET %s: %s (Location %q), want the redirect to %s any unclean path gets", p, r, r.Header.Get("Location"), clean)
 		}
 	}
+	// The OpenAPI document does not tell what the 404s hide: outside, it
+	// has no admin path and no schema only they used; every reference
+	// left still resolves. Inside, it is whole.
+	for _, doc := range []string{"/openapi.json", "/openapi-3.0.json", "/openapi.yaml", "/openapi-3.0.yaml"} {
+		in := g.get(t, doc, via("10.20.3.4"))
+		out := g.get(t, doc, via("203.0.113.9"))
+		if in.Status != http.StatusOK || !strings.Contains(string(in.Body), "/v1/admin/users") || !strings.Contains(string(in.Body), "AdminListOutputBody") {
+			t.Fatalf("GET %s from inside: %d, want 200 with the admin API", doc, in.Status)
+		}
+		if out.Status != http.StatusOK || out.Header.Get("Content-Type") != in.Header.Get("Content-Type") {
+			t.Fatalf("GET %s from outside: %d %s, want 200 %s", doc, out.Status, out.Header.Get("Content-Type"), in.Header.Get("Content-Type"))
+		}
+		body := string(out.Body)
+		if strings.Contains(body, "/v1/admin") || strings.Contains(body, "AdminListOutputBody") || !strings.Contains(body, "/v1/me") || !strings.Contains(body, "/v1/api-keys") {
+			t.Errorf("GET %s from outside: still names the admin API, or lost the rest (%d bytes of %d)", doc, len(body), len(in.Body))
+		}
+		for _, m := range regexp.MustCompile(`#/components/schemas/([A-Za-z0-9_]+)`).FindAllStringSubmatch(body, -1) {
+			if !regexp.MustCompile(`(?m)^\s*"?` + m[1] + `"?\s*:|"` + m[1] + `":\{`).MatchString(body) {
+				t.Errorf("GET %s from outside: $ref to %s, which the document no longer defines", doc, m[1])
+				break
+			}
+		}
+	}
+
 	// Nothing else is restricted.
 	if r := g.get(t, "/v1/me", admin, via("203.0.113.9")); r.Status != http.StatusOK {
 		t.Errorf("GET /v1/me from outside the admin networks: %s, want 200", r)

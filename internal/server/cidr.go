@@ -20,6 +20,9 @@ import (
 // It wraps the mux, inside every other middleware, so that everything
 // before it treats these requests as it treats any unknown path. With no
 // networks configured it is not in the chain at all.
+//
+// Outside the networks, /openapi.json and its variants leave out the admin
+// API too (openapi_public.go).
 func (s *Server) adminNetworks(next http.Handler) http.Handler {
 	nets := s.cfg.AdminAllowedCIDRs
 	if len(nets) == 0 {
@@ -28,7 +31,11 @@ func (s *Server) adminNetworks(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The decoded path, cleaned, is what the mux routes by (it
 		// unescapes segment by segment: /%61dmin is /admin).
-		if !isAdminPath(cleanPath(r.URL.Path)) || inNetworks(clientIP(r.Context()), nets) {
+		inside := inNetworks(clientIP(r.Context()), nets)
+		if !inside && s.publicAPI.serve(s, w, r, r.URL.Path) {
+			return // the OpenAPI document without the admin API
+		}
+		if inside || !isAdminPath(cleanPath(r.URL.Path)) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -60,6 +60,7 @@ func (s *Server) routes() http.Handler {
 	documentOAuth2(api.OpenAPI())
 	documentOIDC(api.OpenAPI())
 	documentRevocations(api.OpenAPI())
+	s.publicAPI = &publicOpenAPI{doc: api.OpenAPI()}
 
 	// API docs: Swagger UI from embedded files (no CDN).
 	mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))

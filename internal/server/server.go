@@ -59,6 +59,7 @@ type Server struct {
 
 	pages      map[string]*template.Template
 	console    map[string]*template.Template // the admin console (console.go)
+	publicAPI  *publicOpenAPI                // /openapi.* outside the admin networks (openapi_public.go)
 	cookieName string
 	csrf       *http.CrossOriginProtection
 	cors       map[string]bool
