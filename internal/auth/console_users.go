@@ -2,6 +2,9 @@ package auth
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"slices"
 	"strings"
 	"time"
@@ -384,4 +387,29 @@ func (s *Service) AdminSendPasswordReset(ctx context.Context, actorID, userID st
 	}
 	s.audit(ctx, EventPasswordResetSent, userID, m, map[string]any{"actor": actorID})
 	return nil
+}
+
+// SealNotice makes the admin console's message after an action ("API key
+// revoked.") safe to carry in a redirect's URL: the text and an HMAC of it,
+// so that a link made elsewhere cannot put words of its choosing on a
+// console page.
+func (s *Service) SealNotice(text string) string {
+	m := hmac.New(sha256.New, s.keys.notice)
+	m.Write([]byte(text))
+	return base64.RawURLEncoding.EncodeToString(append(m.Sum(nil)[:16], text...))
+}
+
+// OpenNotice returns the text of a sealed notice, or false when it was not
+// sealed by SealNotice with this server's root secret.
+func (s *Service) OpenNotice(sealed string) (string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(sealed)
+	if err != nil || len(b) < 16 {
+		return "", false
+	}
+	m := hmac.New(sha256.New, s.keys.notice)
+	m.Write(b[16:])
+	if !hmac.Equal(m.Sum(nil)[:16], b[:16]) {
+		return "", false
+	}
+	return string(b[16:]), true
 }

@@ -81,6 +81,7 @@ const (
 	keyInfoTOTP    = "gatehouse/v1/totp-seal"
 	keyInfoRecover = "gatehouse/v1/recovery-code"
 	keyInfoWebhook = "gatehouse/v1/webhook-seal"
+	keyInfoNotice  = "gatehouse/v1/console-notice"
 )
 
 // derivedKeys are the service's keys, one per purpose.
@@ -91,6 +92,7 @@ type derivedKeys struct {
 	totp    []byte // AES-256-GCM key sealing TOTP secrets at rest
 	recover []byte // HMAC-SHA256 key of stored recovery codes
 	webhook []byte // AES-256-GCM key sealing webhook endpoint secrets at rest
+	notice  []byte // HMAC-SHA256 key of the admin console's notices (SealNotice)
 }
 
 // DeriveKey derives the 32-byte key for one purpose from the root secret
@@ -195,7 +197,7 @@ func New(o Options) (*Service, error) {
 		dst  *[]byte
 		info string
 	}{{&s.keys.refresh, keyInfoRefresh}, {&s.keys.cursor, keyInfoCursor}, {&s.keys.passkey, keyInfoPasskey},
-		{&s.keys.totp, keyInfoTOTP}, {&s.keys.recover, keyInfoRecover}, {&s.keys.webhook, keyInfoWebhook}} {
+		{&s.keys.totp, keyInfoTOTP}, {&s.keys.recover, keyInfoRecover}, {&s.keys.webhook, keyInfoWebhook}, {&s.keys.notice, keyInfoNotice}} {
 		key, err := DeriveKey(o.RootSecret, k.info)
 		if err != nil {
 			return nil, fmt.Errorf("auth.New: %w", err)

@@ -610,3 +610,37 @@ func TestConsoleUserRefusals(t *testing.T) {
 	}
 	g.consoleEvent(t, target.ID, "user.updated")
 }
+
+// The notice a console page shows after an action comes sealed in the
+// redirect: a link made elsewhere cannot put its own words on a console
+// page, and a changed byte shows nothing.
+func TestConsoleNoticeSealed(t *testing.T) {
+	g := start(t, map[string]string{"GATEHOUSE_ADMIN_REQUIRE_MFA": "false"})
+	g.login(t, g.root)
+	u := g.user(t, "notice")
+	r := g.consolePost(t, "/admin/users/"+u.ID+"/verify", url.Values{})
+	wantDone(t, "verify", r, u.ID)
+	loc := r.Header.Get("Location")
+	if strings.Contains(loc, "marked") {
+		t.Fatalf("the notice travels in clear: %s", loc)
+	}
+	if p := g.consoleGet(t, loc); p.Status != http.StatusOK || !strings.Contains(string(p.Body), "Email address marked as verified.") {
+		t.Fatalf("GET %s: %d, want the page with the notice (%.300s)", loc, p.Status, p.Body)
+	}
+	sealed := strings.TrimPrefix(loc, "/admin/users/"+u.ID+"?notice=")
+	flipped := []byte(sealed)
+	flipped[len(flipped)/2] ^= 1
+	for name, notice := range map[string]string{
+		"plain text":   url.QueryEscape("Your account is compromised: call +1 555 0100 now."),
+		"a byte off":   string(flipped),
+		"not base64":   "%%%",
+		"empty mac":    "",
+		"a long value": strings.Repeat("A", 5000),
+	} {
+		p := g.consoleGet(t, "/admin/users/"+u.ID+"?notice="+notice)
+		body := string(p.Body)
+		if p.Status != http.StatusOK || strings.Contains(body, "compromised") || strings.Contains(body, "marked as verified") || strings.Contains(body, `class="msg notice" role="status"`) {
+			t.Errorf("a notice from elsewhere (%s): %d, want the page without any notice", name, p.Status)
+		}
+	}
+}

@@ -33,8 +33,8 @@ func deliveryPage(t *testing.T, g *gh, path string) (ids []string, older string)
 	return ids, older
 }
 
-// queuedID is the message id a test or retry notice names.
-var queuedID = regexp.MustCompile(`msg_[0-9A-Za-z]+`)
+// testQueued is the notice after "Send a test event".
+var testQueued = regexp.MustCompile(`A webhook\.test event is queued \((msg_[0-9A-Za-z]+)\)`)
 
 func TestConsoleWebhooks(t *testing.T) {
 	g := startConsoleOps(t, webhooksYAML, map[string]string{"GATEHOUSE_WEBHOOK_ALLOW_PRIVATE": "true"})
@@ -93,12 +93,13 @@ func TestConsoleWebhooks(t *testing.T) {
 		if r.Status != http.StatusSeeOther || !strings.HasPrefix(r.Header.Get("Location"), hookPage+"?notice=") {
 			t.Fatalf("send a test event: %s (Location %q)", r, r.Header.Get("Location"))
 		}
-		loc, _ := url.QueryUnescape(r.Header.Get("Location"))
-		msg := queuedID.FindString(loc)
-		if msg == "" {
-			t.Fatalf("the notice %q names no message", loc)
+		// The notice travels sealed: the page it leads to shows it.
+		page := g.get(t, r.Header.Get("Location"), g.cookie(g.root))
+		m := testQueued.FindStringSubmatch(string(page.Body))
+		if page.Status != http.StatusOK || m == nil {
+			t.Fatalf("the endpoint's page after a test event: %d, its notice names no message", page.Status)
 		}
-		return msg
+		return m[1]
 	}
 	first := sendTest()
 	hit, n := rc.wait(t, 0, "webhook.test", func(h hookHit) bool { return h.Header.Get("webhook-id") == first })

@@ -188,26 +188,32 @@ func (s *Server) consoleFailure(w http.ResponseWriter, r *http.Request, where st
 	s.renderConsole(w, st, "message", nil, consoleData{Title: "Admin console", Error: "Something went wrong. Try again in a moment."})
 }
 
-// consoleDone redirects after a successful post, with a notice to show.
-func consoleDone(w http.ResponseWriter, r *http.Request, to, notice string) {
+// consoleDone redirects after a successful post, with a notice to show. The
+// notice travels sealed (auth.SealNotice): a console page shows only what
+// the console itself said.
+func (s *Server) consoleDone(w http.ResponseWriter, r *http.Request, to, notice string) {
 	u, err := url.Parse(to)
 	if err != nil || !strings.HasPrefix(u.Path, "/admin") {
 		u = &url.URL{Path: "/admin"}
 	}
 	q := u.Query()
-	q.Set("notice", notice)
+	q.Set("notice", s.auth.SealNotice(notice))
 	u.RawQuery = q.Encode()
 	seeOther(w, r, u.String())
 }
 
-// consoleNotice is the notice a redirect carried (plain text, escaped by
-// the template; only short messages the console itself sets are shown).
-func consoleNotice(r *http.Request) string {
+// consoleNotice is the notice a redirect carried, when the console sealed
+// it (plain text, escaped by the template).
+func (s *Server) consoleNotice(r *http.Request) string {
 	n := r.URL.Query().Get("notice")
-	if len(n) > 200 {
+	if n == "" || len(n) > 1024 {
 		return ""
 	}
-	return n
+	text, ok := s.auth.OpenNotice(n)
+	if !ok {
+		return ""
+	}
+	return text
 }
 
 // safeAdminPath is return_to when it is a path of the console, else /admin.

@@ -129,7 +129,7 @@ func (s *Server) handleConsoleAudit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := auditLogView{Type: f.typ, User: f.user, From: f.from, To: f.to, Searched: len(f.values()) > 0}
-	d := consoleData{Title: "Audit log", Nav: "audit", Notice: consoleNotice(r)}
+	d := consoleData{Title: "Audit log", Nav: "audit", Notice: s.consoleNotice(r)}
 	if msg != "" {
 		d.Error, d.Data = msg, v
 		s.renderConsole(w, status, "audit", c, d)

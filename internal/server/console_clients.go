@@ -79,7 +79,7 @@ func (s *Server) renderConsoleClients(w http.ResponseWriter, r *http.Request, c 
 	for _, cl := range cs {
 		v.Clients = append(v.Clients, clientListRow{ID: cl.ID, Name: cl.Name, Type: cl.Type, Created: consoleTime(cl.CreatedAt), FromConfig: cl.FromConfig})
 	}
-	s.renderConsole(w, status, "clients", c, consoleData{Title: "OAuth clients", Nav: "clients", Notice: consoleNotice(r), Error: msg, Data: v})
+	s.renderConsole(w, status, "clients", c, consoleData{Title: "OAuth clients", Nav: "clients", Notice: s.consoleNotice(r), Error: msg, Data: v})
 }
 
 // splitFormList splits a textarea or a text field into its entries: one per
@@ -160,7 +160,7 @@ func (s *Server) handleConsoleClient(w http.ResponseWriter, r *http.Request) {
 		s.consoleSectionError(w, r, c, "clients", "console client", err)
 		return
 	}
-	s.renderConsoleClient(w, c, http.StatusOK, cl, "", "", false, consoleNotice(r))
+	s.renderConsoleClient(w, c, http.StatusOK, cl, "", "", false, s.consoleNotice(r))
 }
 
 func (s *Server) handleConsoleClientRotate(w http.ResponseWriter, r *http.Request) {
@@ -212,5 +212,5 @@ func (s *Server) handleConsoleClientDelete(w http.ResponseWriter, r *http.Reques
 		s.consoleSectionError(w, r, c, "clients", "console delete client", err)
 		return
 	}
-	consoleDone(w, r, "/admin/clients", "The client is deleted; its consents and codes are gone and its refresh tokens revoked.")
+	s.consoleDone(w, r, "/admin/clients", "The client is deleted; its consents and codes are gone and its refresh tokens revoked.")
 }

@@ -36,7 +36,7 @@ func (s *Server) handleConsoleKeys(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.renderConsoleKeys(w, r, c, consoleNotice(r))
+	s.renderConsoleKeys(w, r, c, s.consoleNotice(r))
 }
 
 func (s *Server) renderConsoleKeys(w http.ResponseWriter, r *http.Request, c *consoleCaller, notice string) {
@@ -74,5 +74,5 @@ func (s *Server) handleConsoleKeysRotate(w http.ResponseWriter, r *http.Request)
 		rotated = append(rotated, auth.RotatedKey{KID: k.KID, Alg: k.Alg, IDToken: k.IDToken})
 	}
 	s.auth.RecordKeyRotation(ctx, rotated, consoleMeta(ctx, c))
-	consoleDone(w, r, "/admin/keys", "New signing keys are current; tokens signed by the previous ones stay valid until they expire. Other nodes pick them up within a minute.")
+	s.consoleDone(w, r, "/admin/keys", "New signing keys are current; tokens signed by the previous ones stay valid until they expire. Other nodes pick them up within a minute.")
 }

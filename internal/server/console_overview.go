@@ -46,7 +46,7 @@ func (s *Server) handleConsoleOverview(w http.ResponseWriter, r *http.Request) {
 			v.KeyID, v.KeyAge = k.KID, time.Since(k.CreatedAt).Truncate(time.Minute)
 		}
 	}
-	d := consoleData{Title: "Overview", Nav: "overview", Notice: consoleNotice(r), Data: &v}
+	d := consoleData{Title: "Overview", Nav: "overview", Notice: s.consoleNotice(r), Data: &v}
 	// The page still shows the service's health when the figures fail
 	// (a database in trouble is what the operator came to see).
 	if st, err := s.auth.AdminOverview(r.Context()); err != nil {

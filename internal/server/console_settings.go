@@ -165,7 +165,7 @@ func (s *Server) handleConsoleSettings(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.renderConsole(w, http.StatusOK, "settings", c, consoleData{Title: "Settings", Nav: "settings", Notice: consoleNotice(r),
+	s.renderConsole(w, http.StatusOK, "settings", c, consoleData{Title: "Settings", Nav: "settings", Notice: s.consoleNotice(r),
 		Data: s.settingsData(c.User.Email)})
 }
 
@@ -192,11 +192,11 @@ func (s *Server) handleConsoleTestMail(w http.ResponseWriter, r *http.Request) {
 		s.consoleFailure(w, r, "console test mail", err)
 		return
 	}
-	// The notice travels in the URL and is shown only up to 200
-	// characters: a very long address is left out of it.
+	// The notice travels (sealed) in the URL: a very long address is
+	// left out of it.
 	notice := "Test mail queued for " + sent + "."
 	if len(sent) > 100 {
 		notice = "Test mail queued."
 	}
-	consoleDone(w, r, "/admin/settings#test-mail", notice+" If it does not arrive, the server log and mail.failed in the audit log say why.")
+	s.consoleDone(w, r, "/admin/settings#test-mail", notice+" If it does not arrive, the server log and mail.failed in the audit log say why.")
 }

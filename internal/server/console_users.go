@@ -86,7 +86,7 @@ func (s *Server) handleConsoleUsers(w http.ResponseWriter, r *http.Request) {
 		MFA: q.Get("mfa"), Roles: s.auth.Roles().RoleNames()}
 	v.Filtered = strings.TrimSpace(v.Q) != "" || v.Role != "" || v.Disabled != "" || v.Verified != "" || v.MFA != ""
 	render := func(status int, msg string) {
-		s.renderConsole(w, status, "users", c, consoleData{Title: "Users", Nav: "users", Notice: consoleNotice(r), Error: msg, Data: v})
+		s.renderConsole(w, status, "users", c, consoleData{Title: "Users", Nav: "users", Notice: s.consoleNotice(r), Error: msg, Data: v})
 	}
 	in := auth.UserSearch{Query: v.Q, Role: v.Role}
 	var okD, okV, okM bool
@@ -229,7 +229,7 @@ func (s *Server) handleConsoleUser(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.renderConsoleUser(w, r, c, http.StatusOK, consoleNotice(r), "", nil)
+	s.renderConsoleUser(w, r, c, http.StatusOK, s.consoleNotice(r), "", nil)
 }
 
 func (s *Server) handleConsoleUserConfirm(w http.ResponseWriter, r *http.Request) {
@@ -418,7 +418,7 @@ func (s *Server) handleConsoleUserAction(w http.ResponseWriter, r *http.Request)
 		s.consoleUserActionError(w, r, c, "console user "+a.Path, err)
 		return
 	}
-	consoleDone(w, r, acctPath(id), notice)
+	s.consoleDone(w, r, acctPath(id), notice)
 }
 
 // consoleUserActionError shows the account's page again with why the
@@ -443,7 +443,7 @@ func (s *Server) handleConsoleUserSessionRevoke(w http.ResponseWriter, r *http.R
 		s.consoleUserActionError(w, r, c, "console revoke session", err)
 		return
 	}
-	consoleDone(w, r, acctPath(id), "Session signed out.")
+	s.consoleDone(w, r, acctPath(id), "Session signed out.")
 }
 
 func (s *Server) handleConsoleUserKeyRevoke(w http.ResponseWriter, r *http.Request) {
@@ -457,5 +457,5 @@ func (s *Server) handleConsoleUserKeyRevoke(w http.ResponseWriter, r *http.Reque
 		s.consoleUserActionError(w, r, c, "console revoke API key", err)
 		return
 	}
-	consoleDone(w, r, acctPath(id), "API key revoked.")
+	s.consoleDone(w, r, acctPath(id), "API key revoked.")
 }

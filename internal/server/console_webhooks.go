@@ -125,7 +125,7 @@ func (s *Server) renderConsoleWebhooks(w http.ResponseWriter, r *http.Request, c
 		}
 		v.Hooks = append(v.Hooks, row)
 	}
-	s.renderConsole(w, status, "webhooks", c, consoleData{Title: "Webhooks", Nav: "webhooks", Notice: consoleNotice(r), Error: msg, Data: v})
+	s.renderConsole(w, status, "webhooks", c, consoleData{Title: "Webhooks", Nav: "webhooks", Notice: s.consoleNotice(r), Error: msg, Data: v})
 }
 
 func (s *Server) handleConsoleWebhookCreate(w http.ResponseWriter, r *http.Request) {
@@ -253,7 +253,7 @@ func (s *Server) handleConsoleWebhook(w http.ResponseWriter, r *http.Request) {
 		s.consoleSectionError(w, r, c, "webhooks", "console webhook", err)
 		return
 	}
-	s.renderConsoleWebhook(w, r, c, e, webhookExtra{notice: consoleNotice(r)})
+	s.renderConsoleWebhook(w, r, c, e, webhookExtra{notice: s.consoleNotice(r)})
 }
 
 // webhookPage is the path of an endpoint's page.
@@ -275,7 +275,7 @@ func (s *Server) handleConsoleWebhookEnabled(on bool) http.HandlerFunc {
 		if on {
 			notice = "The endpoint is enabled."
 		}
-		consoleDone(w, r, webhookPage(id), notice)
+		s.consoleDone(w, r, webhookPage(id), notice)
 	}
 }
 
@@ -317,7 +317,7 @@ func (s *Server) handleConsoleWebhookTest(w http.ResponseWriter, r *http.Request
 		s.consoleSectionError(w, r, c, "webhooks", "console test webhook", err)
 		return
 	}
-	consoleDone(w, r, webhookPage(id), "A webhook.test event is queued ("+msgID+"). Its delivery shows below.")
+	s.consoleDone(w, r, webhookPage(id), "A webhook.test event is queued ("+msgID+"). Its delivery shows below.")
 }
 
 // consoleSectionRefusal is a console page of a section that only says why not.
@@ -353,7 +353,7 @@ func (s *Server) handleConsoleWebhookDelete(w http.ResponseWriter, r *http.Reque
 		s.consoleSectionError(w, r, c, "webhooks", "console delete webhook", err)
 		return
 	}
-	consoleDone(w, r, "/admin/webhooks", "The endpoint and its delivery log are deleted.")
+	s.consoleDone(w, r, "/admin/webhooks", "The endpoint and its delivery log are deleted.")
 }
 
 func (s *Server) handleConsoleWebhookRetry(w http.ResponseWriter, r *http.Request) {
@@ -372,5 +372,5 @@ func (s *Server) handleConsoleWebhookRetry(w http.ResponseWriter, r *http.Reques
 		s.consoleSectionError(w, r, c, "webhooks", "console retry webhook delivery", err)
 		return
 	}
-	consoleDone(w, r, webhookPage(id), "Delivery "+msgID+" is queued again, due now.")
+	s.consoleDone(w, r, webhookPage(id), "Delivery "+msgID+" is queued again, due now.")
 }
