@@ -2,6 +2,7 @@ package browsertest
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -149,4 +150,69 @@ func TestBrowserAdminConsole(t *testing.T) {
 	}
 	noCSPViolations(t, ctx, "audit log")
 	screenshot(t, ctx, "admin-audit-desktop", 1280, 800, false)
+}
+
+// TestBrowserAdminConsolePasskey: an administrator whose second factor is
+// a passkey (no authenticator app) reaches the console and changes
+// something. The console runs no script, so its step-up page sends them to
+// sign in again with the passkey on the hosted login page, which brings
+// them back; the password alone is refused there (it would prove one
+// factor, below what the console requires).
+func TestBrowserAdminConsolePasskey(t *testing.T) {
+	ctx := newBrowser(t)
+	recordCSPViolations(t, ctx)
+	g := startGatehouse(t, "", nil)
+	if !passkeysOn(t, g) {
+		t.Fatal("the login page offers no passkey sign-in")
+	}
+	const admin, target = "keys@example.com", "ada@example.com"
+	g.Command(t, testPassword+"\n", "user", "create", "--email", admin, "--role", "admin", "--password-stdin")
+	g.register(t, target, "Ada Lovelace")
+
+	// Password sign-in, sent to set up a second factor: a passkey.
+	must(t, ctx, "open the console", chromedp.Navigate(g.URL+"/admin"))
+	waitFor(t, ctx, "the login page", pathIs("/login", "Sign in"))
+	must(t, ctx, "sign in with the password",
+		typeInto("#email", admin), typeInto("#password", testPassword),
+		click(`form[action="/login"] button[type=submit]`))
+	waitFor(t, ctx, "the account page asking for a second factor", pathIs("/account", "Your account")+" && "+bodyHas("The admin console needs a second factor"))
+	addAuthenticator(t, ctx)
+	must(t, ctx, "add a passkey", click(`form.passkey-add button`))
+	waitFor(t, ctx, "the new passkey", pathIs("/account", "Your account")+` && location.search.includes("done=passkey-added")`)
+
+	// The session is still a one-factor one: the step-up page offers the
+	// passkey, and no password form.
+	must(t, ctx, "open the console again", chromedp.Navigate(g.URL+"/admin/users"))
+	waitFor(t, ctx, "the step-up page", pathIs("/admin/step-up", "")+" && "+bodyHas("Sign in again with your passkey"))
+	if has, _ := eval[bool](ctx, `!!document.querySelector("#password")`); has {
+		t.Fatal("the step-up page of a passkey-only admin offers the password form, which cannot reach two factors")
+	}
+	noCSPViolations(t, ctx, "step-up page")
+	must(t, ctx, "choose the passkey", click(`a[href^="/login?"]`))
+	waitFor(t, ctx, "the login page, address filled in", pathIs("/login", "Sign in")+` && document.querySelector("#email").value === `+jsString(admin))
+	must(t, ctx, "sign in with the passkey", click(`form.passkey-login button`))
+	waitFor(t, ctx, "back in the console", pathIs("/admin/users", "")+` && !!document.querySelector("#users-q")`)
+	noCSPViolations(t, ctx, "users page after the passkey")
+
+	// A write goes through: the passkey sign-in is recent.
+	must(t, ctx, "search", typeInto("#users-q", "ada"+kb.Enter))
+	waitFor(t, ctx, "the result", `location.search.includes("q=ada") && document.querySelectorAll("tr[data-user]").length === 1`)
+	must(t, ctx, "open the user", click(`tr[data-user] a`))
+	waitFor(t, ctx, "the user page", bodyHas("Ada Lovelace")+` && !!document.querySelector('form[action$="/verify"] button')`)
+	must(t, ctx, "mark the address verified", click(`form[action$="/verify"] button`))
+	waitFor(t, ctx, "the notice", bodyHas("Email address marked as verified."))
+	if has, _ := eval[bool](ctx, `!!document.querySelector('form[action$="/verify"]')`); has {
+		t.Error("the user page still offers to mark the address verified")
+	}
+	// The password alone is refused on the step-up form.
+	c := browserClient(t)
+	if p := g.login(t, c, admin, testPassword, "/admin"); p.Status != http.StatusSeeOther {
+		t.Fatalf("password sign-in of the admin: %s", p)
+	}
+	if p := g.do(t, c, "POST", "/admin/step-up", url.Values{"password": {testPassword}, "return_to": {"/admin"}}); p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "Your second factor is a passkey") {
+		t.Fatalf("a password-only step-up by a passkey-only admin: %s, want 400 pointing to the passkey", p)
+	}
+	if p := g.do(t, c, "GET", "/admin", nil); p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Header.Get("Location"), "/admin/step-up") {
+		t.Fatalf("the console after the refused step-up: %s (Location %q), want the step-up page again", p, p.Header.Get("Location"))
+	}
 }

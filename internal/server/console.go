@@ -105,7 +105,7 @@ func (s *Server) consoleAccess(w http.ResponseWriter, r *http.Request) (*console
 			s.consoleFailure(w, r, "console access", err)
 			return nil, false
 		}
-		if st.TOTP == nil && st.Passkeys == 0 {
+		if st.TOTP == nil && !s.passkeyFactor(st) {
 			// No second factor to prove: set one up first.
 			seeOther(w, r, "/account?done=admin-needs-2fa#two-factor")
 			return nil, false
@@ -245,6 +245,15 @@ func (s *Server) registerConsoleRoutes(mux *http.ServeMux) {
 type stepUpView struct {
 	ReturnTo string
 	HasTOTP  bool
+	// PasswordForm: the password form can reach what the console needs
+	// (without an authenticator app it proves one factor only, which is
+	// not enough when the console requires two).
+	PasswordForm bool
+	// PasskeyURL, when set, signs in again with a passkey on the hosted
+	// login page (prompt=login), which comes back to ReturnTo: the console
+	// itself runs no script, and a passkey with user verification is the
+	// second factor of an admin who has no authenticator app.
+	PasskeyURL string
 }
 
 // handleConsoleStepUpPage asks the administrator to prove it is them
@@ -265,8 +274,12 @@ func (s *Server) renderStepUp(w http.ResponseWriter, r *http.Request, status int
 		s.consoleFailure(w, r, "console step-up page", err)
 		return
 	}
-	s.renderConsole(w, status, "stepup", c, consoleData{Title: "Confirm it is you", Error: msg,
-		Data: stepUpView{ReturnTo: safeAdminPath(r.FormValue("return_to")), HasTOTP: st.TOTP != nil}})
+	v := stepUpView{ReturnTo: safeAdminPath(r.FormValue("return_to")), HasTOTP: st.TOTP != nil, PasswordForm: true}
+	if st.Passkeys > 0 && s.passkeysEnabled() {
+		v.PasskeyURL = "/login?" + url.Values{"prompt": {"login"}, "login_hint": {c.User.Email}, "return_to": {v.ReturnTo}}.Encode()
+		v.PasswordForm = st.TOTP != nil || !s.cfg.AdminRequireMFA || !s.passkeyFactor(st)
+	}
+	s.renderConsole(w, status, "stepup", c, consoleData{Title: "Confirm it is you", Error: msg, Data: v})
 }
 
 func (s *Server) handleConsoleStepUp(w http.ResponseWriter, r *http.Request) {
@@ -279,6 +292,21 @@ func (s *Server) handleConsoleStepUp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
+	// A password alone proves one factor: for an admin whose second
+	// factor is a passkey it would leave the session below what the
+	// console requires (and replace a two-factor sign-in's level with
+	// one-factor). The page offers the passkey instead.
+	if s.cfg.AdminRequireMFA {
+		st, err := s.auth.MFAStatus(r.Context(), c.User.ID)
+		if err != nil {
+			s.consoleFailure(w, r, "console step-up", err)
+			return
+		}
+		if st.TOTP == nil && s.passkeyFactor(st) {
+			s.renderStepUp(w, r, http.StatusBadRequest, c, "Your second factor is a passkey: sign in again with it.")
+			return
+		}
+	}
 	in := auth.StepUpInput{Password: f.Get("password"),
 		Factor: auth.SecondFactor{Code: strings.ReplaceAll(f.Get("code"), " ", ""), RecoveryCode: f.Get("recovery_code")}}
 	if _, err := s.auth.StepUp(r.Context(), c.P, in, consoleMeta(r.Context(), c)); err != nil {
@@ -290,6 +318,13 @@ func (s *Server) handleConsoleStepUp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	seeOther(w, r, safeAdminPath(f.Get("return_to")))
+}
+
+// passkeyFactor reports whether the account's passkeys can be its second
+// factor: passkeys are on and a passkey sign-in with user verification
+// counts as two factors (GATEHOUSE_PASSKEY_IS_MFA).
+func (s *Server) passkeyFactor(st *auth.MFAStatus) bool {
+	return st.Passkeys > 0 && s.passkeysEnabled() && s.cfg.MFA.PasskeyIsMFA
 }
 
 // consoleStepUpCaller is consoleAccess without the aal2 requirement.
