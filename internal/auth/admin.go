@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -24,14 +25,16 @@ func (s *Service) AdminUpdateUser(ctx context.Context, actorID, id string, p Use
 		return nil, err
 	}
 	defer s.users.forget(id)
+	// What changed is audited by kind: role.changed (SetRoles),
+	// user.disabled / user.enabled, and user.updated for the rest — so the
+	// audit log says "user.disabled" where an operator looks for it.
 	changes := map[string]any{"actor": actorID}
 	if p.Roles != nil {
 		roles := append([]string{}, (*p.Roles)...)
-		// role.changed carries the console's via and actor too (SPEC §17).
-		if err := s.SetRoles(ctx, id, roles, Meta{IP: m.IP, UserAgent: m.UserAgent, Via: m.Via, Actor: m.Actor}); err != nil {
+		// role.changed carries the admin's id, and the console's via (SPEC §17).
+		if err := s.SetRoles(ctx, id, roles, Meta{IP: m.IP, UserAgent: m.UserAgent, Via: m.Via, Actor: cmp.Or(m.Actor, actorID)}); err != nil {
 			return nil, err
 		}
-		changes["roles"] = roles
 	}
 	if p.EmailVerified != nil {
 		if err := s.st.Users.SetEmailVerified(ctx, id, *p.EmailVerified, s.now()); err != nil {
@@ -43,14 +46,22 @@ func (s *Service) AdminUpdateUser(ctx context.Context, actorID, id string, p Use
 		if err := s.st.Users.SetDisabled(ctx, id, *p.Disabled, s.now()); err != nil {
 			return nil, err
 		}
-		changes["disabled"] = *p.Disabled
 		if *p.Disabled && !u.Disabled {
 			if err := s.revokeAll(ctx, id, false); err != nil {
 				return nil, err
 			}
 		}
+		if *p.Disabled != u.Disabled {
+			ev := EventUserEnabled
+			if *p.Disabled {
+				ev = EventUserDisabled
+			}
+			s.audit(ctx, ev, id, m, map[string]any{"actor": actorID})
+		}
 	}
-	s.audit(ctx, EventUserUpdated, id, m, changes)
+	if len(changes) > 1 {
+		s.audit(ctx, EventUserUpdated, id, m, changes)
+	}
 	return s.st.Users.UserByID(ctx, id)
 }
 

@@ -103,6 +103,8 @@ const (
 	EventAPIKeyCreated    = "apikey.created"
 	EventAPIKeyRevoked    = "apikey.revoked"
 	EventUserUpdated      = "user.updated"
+	EventUserDisabled     = "user.disabled"
+	EventUserEnabled      = "user.enabled"
 	EventUserRevoked      = "user.revoked"
 	EventProviderLinked   = "provider.linked"
 	EventProviderUnlinked = "provider.unlinked"

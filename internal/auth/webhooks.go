@@ -49,12 +49,13 @@ const (
 	EventWebhookDeliveryRetried = "webhook.delivery.retried"
 )
 
-// Webhook event types that differ from the audit type they report, and the
-// test event.
+// Webhook event types: user.created differs from the audit type it reports
+// (user.registered); user.disabled and user.enabled are the audit types;
+// webhook.test is the test event.
 const (
 	WebhookUserCreated  = "user.created"
-	WebhookUserDisabled = "user.disabled"
-	WebhookUserEnabled  = "user.enabled"
+	WebhookUserDisabled = EventUserDisabled
+	WebhookUserEnabled  = EventUserEnabled
 	WebhookTest         = "webhook.test"
 )
 
@@ -919,22 +920,6 @@ func webhookTypes(e *AuditEvent) []string {
 		return []string{WebhookUserCreated}
 	case EventUserRevoked:
 		return []string{EventSessionRevoked}
-	case EventUserUpdated:
-		var out []string
-		if d, ok := e.Details["disabled"].(bool); ok {
-			if d {
-				out = append(out, WebhookUserDisabled)
-			} else {
-				out = append(out, WebhookUserEnabled)
-			}
-		}
-		for k := range e.Details {
-			if k != "actor" && k != "disabled" && k != "roles" { // roles: role.changed reports them
-				out = append(out, EventUserUpdated)
-				break
-			}
-		}
-		return out
 	}
 	if slices.Contains(WebhookCatalogue, e.Type) || slices.Contains(webhookExplicitOnly, e.Type) {
 		return []string{e.Type}

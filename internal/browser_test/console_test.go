@@ -20,7 +20,7 @@ const allLabelled = `Array.from(document.querySelectorAll("input:not([type=hidde
 // opening /admin signs in first; an admin without a second factor is sent
 // to set one up; signing in again with the password and the app's code
 // opens the console; the admin finds a user, disables them (after a
-// confirmation page) and sees it in the audit log — every page
+// confirmation page) and sees user.disabled in the audit log — every page
 // labelled, without CSP violations, and usable on a phone.
 func TestBrowserAdminConsole(t *testing.T) {
 	ctx := newBrowser(t)
@@ -137,16 +137,16 @@ func TestBrowserAdminConsole(t *testing.T) {
 	if ok, _ := eval[bool](ctx, allLabelled); !ok {
 		t.Error("the audit page has an input without a label")
 	}
-	// Disabling is the audit type user.updated with details.disabled
-	// (SPEC §17: existing types, marked via the console).
+	// Disabling is audited as user.disabled, marked as done via the
+	// console (SPEC §17).
 	must(t, ctx, "filter by type and user",
-		typeInto("#audit-type", "user.updated"),
+		typeInto("#audit-type", "user.disabled"),
 		typeInto("#audit-user", userID),
 		click(`form[action="/admin/audit"] button[type=submit]`))
-	waitFor(t, ctx, "the filtered log", `location.search.includes("type=user.updated") && document.readyState === "complete" && !!document.querySelector("#audit-events-h")`)
+	waitFor(t, ctx, "the filtered log", `location.search.includes("type=user.disabled") && document.readyState === "complete" && !!document.querySelector("#audit-events-h")`)
 	rows, err := eval[[]string](ctx, `Array.from(document.querySelectorAll("tr[id^=event-]")).map(r => r.innerText)`)
-	if err != nil || len(rows) != 1 || !strings.Contains(rows[0], userID) || !strings.Contains(rows[0], "disabled=true") || !strings.Contains(rows[0], "via=console") {
-		t.Fatalf("the audit log filtered by user.updated and the user shows %q (%v), want one event disabling %s via the console", rows, err, userID)
+	if err != nil || len(rows) != 1 || !strings.Contains(rows[0], "user.disabled") || !strings.Contains(rows[0], userID) || !strings.Contains(rows[0], "via=console") {
+		t.Fatalf("the audit log filtered by user.disabled and the user shows %q (%v), want one event disabling %s via the console", rows, err, userID)
 	}
 	noCSPViolations(t, ctx, "audit log")
 	screenshot(t, ctx, "admin-audit-desktop", 1280, 800, false)

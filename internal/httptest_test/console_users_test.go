@@ -390,10 +390,9 @@ func TestConsoleUserActions(t *testing.T) {
 		if fmt.Sprint(roles) != "[user admin]" {
 			t.Fatalf("roles after the form: %v, want [user admin]", roles)
 		}
-		if d := g.consoleEvent(t, u.ID, "user.updated"); fmt.Sprint(d["roles"]) != "[user admin]" {
-			t.Errorf("user.updated details %v", d)
+		if d := g.consoleEvent(t, u.ID, "role.changed"); fmt.Sprint(d["to"]) != "[user admin]" {
+			t.Errorf("role.changed details %v", d)
 		}
-		g.consoleEvent(t, u.ID, "role.changed")
 		// An unknown role is refused, and nothing changes.
 		r := g.consolePost(t, "/admin/users/"+u.ID+"/roles", url.Values{"role": {"emperor"}})
 		if r.Status != http.StatusUnprocessableEntity || !strings.Contains(string(r.Body), "Unknown role emperor") || !strings.Contains(string(r.Body), `<h2 id="profile-h">`) {
@@ -414,16 +413,12 @@ func TestConsoleUserActions(t *testing.T) {
 		if st := me(u); st != http.StatusUnauthorized {
 			t.Fatalf("the disabled account's session: %d, want 401", st)
 		}
-		if d := g.consoleEvent(t, u.ID, "user.updated"); d["disabled"] != true {
-			t.Errorf("user.updated details %v, want disabled=true", d)
-		}
+		g.consoleEvent(t, u.ID, "user.disabled")
 		wantDone(t, "enable", g.consolePost(t, "/admin/users/"+u.ID+"/enable", url.Values{}), u.ID)
 		if g.adminUserState(t, u.ID)["disabled"] != false {
 			t.Fatal("not enabled")
 		}
-		if d := g.consoleEvent(t, u.ID, "user.updated"); d["disabled"] != false {
-			t.Errorf("user.updated details %v, want disabled=false", d)
-		}
+		g.consoleEvent(t, u.ID, "user.enabled")
 	})
 
 	t.Run("Verify", func(t *testing.T) {
@@ -608,7 +603,7 @@ func TestConsoleUserRefusals(t *testing.T) {
 	if g.adminUserState(t, target.ID)["disabled"] != true {
 		t.Fatal("not disabled after step-up")
 	}
-	g.consoleEvent(t, target.ID, "user.updated")
+	g.consoleEvent(t, target.ID, "user.disabled")
 }
 
 // The notice a console page shows after an action comes sealed in the
