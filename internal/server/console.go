@@ -6,6 +6,7 @@ import (
 	"embed"
 	"html/template"
 	"io/fs"
+	"mime"
 	"net/http"
 	"net/url"
 	"path"
@@ -125,8 +126,7 @@ func (s *Server) consoleWrite(w http.ResponseWriter, r *http.Request, back strin
 	if !ok {
 		return nil, false
 	}
-	if err := r.ParseForm(); err != nil {
-		s.renderConsoleRefusal(w, http.StatusBadRequest, "The form could not be read.")
+	if !s.consoleForm(w, r) {
 		return nil, false
 	}
 	if err := s.auth.RequireStepUp(r.Context(), c.P, false); err != nil {
@@ -138,6 +138,24 @@ func (s *Server) consoleWrite(w http.ResponseWriter, r *http.Request, back strin
 		return nil, false
 	}
 	return c, true
+}
+
+// consoleForm reads a console form post: a form body (what a browser
+// sends; an empty body needs no type), else 415 — so that a body of
+// another kind is never read as a form without its fields.
+func (s *Server) consoleForm(w http.ResponseWriter, r *http.Request) bool {
+	if r.ContentLength != 0 {
+		ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil || ct != "application/x-www-form-urlencoded" {
+			s.renderConsoleRefusal(w, http.StatusUnsupportedMediaType, "The console takes forms only (application/x-www-form-urlencoded).")
+			return false
+		}
+	}
+	if err := r.ParseForm(); err != nil {
+		s.renderConsoleRefusal(w, http.StatusBadRequest, "The form could not be read.")
+		return false
+	}
+	return true
 }
 
 // consoleMeta is the request's audit metadata, marked as a console action
@@ -287,8 +305,7 @@ func (s *Server) handleConsoleStepUp(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		s.renderConsoleRefusal(w, http.StatusBadRequest, "The form could not be read.")
+	if !s.consoleForm(w, r) {
 		return
 	}
 	f := r.PostForm
