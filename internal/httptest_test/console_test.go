@@ -35,6 +35,20 @@ func TestConsoleAccess(t *testing.T) {
 		t.Fatalf("GET /admin as an admin without a second factor: %s (Location %q), want 303 to set one up", r, r.Header.Get("Location"))
 	}
 
+	t.Run("PasskeysNotAFactor", func(t *testing.T) {
+		// Passkeys do not count as a second factor here: the admin is
+		// told to set up an authenticator app, not "an app or a passkey".
+		g := start(t, map[string]string{"GATEHOUSE_PASSKEY_IS_MFA": "false"})
+		g.login(t, g.root)
+		r := g.get(t, "/admin", g.cookie(g.root))
+		if r.Status != http.StatusSeeOther || !strings.HasPrefix(r.Header.Get("Location"), "/account?done=admin-needs-totp") {
+			t.Fatalf("GET /admin as an admin without TOTP, passkeys not a factor: %s (Location %q)", r, r.Header.Get("Location"))
+		}
+		if p := g.get(t, r.Header.Get("Location"), g.cookie(g.root)); p.Status != http.StatusOK || !strings.Contains(string(p.Body), "passkeys do not count as one") {
+			t.Fatalf("the account page after that redirect: %s", p)
+		}
+	})
+
 	t.Run("WithoutMFARequirement", func(t *testing.T) {
 		g := start(t, map[string]string{"GATEHOUSE_ADMIN_REQUIRE_MFA": "false"})
 		g.login(t, g.root)

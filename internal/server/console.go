@@ -108,7 +108,11 @@ func (s *Server) consoleAccess(w http.ResponseWriter, r *http.Request) (*console
 		}
 		if st.TOTP == nil && !s.passkeyFactor(st) {
 			// No second factor to prove: set one up first.
-			seeOther(w, r, "/account?done=admin-needs-2fa#two-factor")
+			done := "admin-needs-2fa"
+			if !s.passkeysEnabled() || !s.cfg.MFA.PasskeyIsMFA {
+				done = "admin-needs-totp"
+			}
+			seeOther(w, r, "/account?done="+done+"#two-factor")
 			return nil, false
 		}
 		seeOther(w, r, "/admin/step-up?return_to="+queryValue(r.URL.RequestURI()))

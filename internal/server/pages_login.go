@@ -50,6 +50,7 @@ func (s *Server) registerPageRoutes(mux *http.ServeMux) {
 var doneMessages = map[string]string{
 	"signed-out":        "You are signed out.",
 	"admin-needs-2fa":   "The admin console needs a second factor: set up an authenticator app or a passkey below, then open the console again.",
+	"admin-needs-totp":  "The admin console needs a second factor, and on this server passkeys do not count as one: set up an authenticator app below, then open the console again.",
 	"profile":           "Your name was saved.",
 	"password":          "Your password was changed. Every other session was signed out.",
 	"verify-sent":       "A new verification link is on its way. Check your mail.",
