@@ -62,6 +62,11 @@ func TestBrowserAdminConsole(t *testing.T) {
 	must(t, ctx, "confirm with the app's code", typeInto("#totp-confirm-code", totpAt(t, secret, used)), click(`form[action="/account/2fa/totp/confirm"] button`))
 	waitFor(t, ctx, "the recovery codes", `document.querySelectorAll("ul.codes code").length === 10`)
 
+	// Confirming the app made this session a two-factor one (SPEC §13):
+	// the console opens at once.
+	must(t, ctx, "open the console after setting up the app", chromedp.Navigate(g.URL+"/admin"))
+	waitFor(t, ctx, "the console overview", pathIs("/admin", "Overview"))
+
 	// Sign out, open the console again: password, then the second factor.
 	must(t, ctx, "sign out", click(`form[action="/logout"] button`))
 	waitFor(t, ctx, "signed out", pathIs("/login", "Sign in"))

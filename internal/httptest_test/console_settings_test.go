@@ -131,6 +131,14 @@ func TestConsoleAllowedCIDRs(t *testing.T) {
 		}
 	}
 
+	// The account page links to the console only where it is served.
+	if p, _ := g.htmlPage(t, http.MethodGet, "/account", nil, root, via("10.20.3.4")); !strings.Contains(string(p.Body), `<a href="/admin">Admin console</a>`) {
+		t.Errorf("the admin's account page inside the networks: %d, want a link to the console", p.Status)
+	}
+	if p, _ := g.htmlPage(t, http.MethodGet, "/account", nil, root, via("203.0.113.9")); p.Status != http.StatusOK || strings.Contains(string(p.Body), `href="/admin"`) {
+		t.Errorf("the admin's account page outside the networks: %d, want no link to the console", p.Status)
+	}
+
 	// Nothing else is restricted.
 	if r := g.get(t, "/v1/me", admin, via("203.0.113.9")); r.Status != http.StatusOK {
 		t.Errorf("GET /v1/me from outside the admin networks: %s, want 200", r)

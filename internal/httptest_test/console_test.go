@@ -35,6 +35,14 @@ func TestConsoleAccess(t *testing.T) {
 		t.Fatalf("GET /admin as an admin without a second factor: %s (Location %q), want 303 to set one up", r, r.Header.Get("Location"))
 	}
 
+	// The account page links administrators to the console, and only them.
+	if p, _ := g.htmlPage(t, http.MethodGet, "/account", nil, g.cookie(g.root)); p.Status != http.StatusOK || !strings.Contains(string(p.Body), `<a href="/admin">Admin console</a>`) {
+		t.Errorf("the admin's account page: %d, want a link to the console", p.Status)
+	}
+	if p, _ := g.htmlPage(t, http.MethodGet, "/account", nil, g.cookie(user)); p.Status != http.StatusOK || strings.Contains(string(p.Body), `href="/admin"`) {
+		t.Errorf("a user's account page: %d, want no link to the console", p.Status)
+	}
+
 	t.Run("PasskeysNotAFactor", func(t *testing.T) {
 		// Passkeys do not count as a second factor here: the admin is
 		// told to set up an authenticator app, not "an app or a passkey".
@@ -44,7 +52,7 @@ func TestConsoleAccess(t *testing.T) {
 		if r.Status != http.StatusSeeOther || !strings.HasPrefix(r.Header.Get("Location"), "/account?done=admin-needs-totp") {
 			t.Fatalf("GET /admin as an admin without TOTP, passkeys not a factor: %s (Location %q)", r, r.Header.Get("Location"))
 		}
-		if p := g.get(t, r.Header.Get("Location"), g.cookie(g.root)); p.Status != http.StatusOK || !strings.Contains(string(p.Body), "passkeys do not count as one") {
+		if p, _ := g.htmlPage(t, http.MethodGet, r.Header.Get("Location"), nil, g.cookie(g.root)); p.Status != http.StatusOK || !strings.Contains(string(p.Body), "passkeys do not count as one") {
 			t.Fatalf("the account page after that redirect: %s", p)
 		}
 	})

@@ -43,6 +43,10 @@ type accountView struct {
 	Enrol            *totpEnrolView // a pending enrolment to confirm, shown with its QR
 	NewRecoveryCodes []string       // shown this once
 	StepUp           bool           // an action needs the step-up form
+
+	// AdminConsole: the account is an administrator's and /admin is
+	// served to this client (SPEC §17): the page links to it.
+	AdminConsole bool
 }
 
 type consentRow struct {
@@ -129,6 +133,8 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, status in
 
 func (s *Server) accountView(ctx context.Context, sess *auth.Session, u *auth.User) (*accountView, error) {
 	v := &accountView{Email: u.Email, Name: u.Name, EmailVerified: u.EmailVerified, HasPassword: u.PasswordHash != ""}
+	v.AdminConsole = s.cfg.AdminConsole && u.HasRole("admin") &&
+		(len(s.cfg.AdminAllowedCIDRs) == 0 || inNetworks(clientIP(ctx), s.cfg.AdminAllowedCIDRs))
 	// The middleware reads the account without its hash on some stores;
 	// ask again when it is not there.
 	if !v.HasPassword {
