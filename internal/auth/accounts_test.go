@@ -586,7 +586,7 @@ func TestTokenUserSeesServiceWrites(t *testing.T) {
 	if got, err := h.svc.TokenUser(ctx, u.ID); err != nil || !slices.Equal(got.Roles, []string{"editor"}) {
 		t.Fatalf("TokenUser after SetRoles = %+v, %v", got, err)
 	}
-	if _, err := h.svc.UpdateName(ctx, u.ID, "Alice"); err != nil {
+	if _, err := h.svc.UpdateName(ctx, u.ID, "Alice", meta); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := h.svc.TokenUser(ctx, u.ID); err != nil || got.Name != "Alice" {

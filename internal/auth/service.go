@@ -375,16 +375,30 @@ func (s *Service) User(ctx context.Context, id string) (*User, error) {
 }
 
 // UpdateName changes the caller's display name.
-func (s *Service) UpdateName(ctx context.Context, userID, name string) (*User, error) {
+func (s *Service) UpdateName(ctx context.Context, userID, name string, m Meta) (*User, error) {
 	name, err := validName(name)
 	if err != nil {
 		return nil, err
+	}
+	before, err := s.st.Users.UserByID(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if before.Name == name {
+		return before, nil
 	}
 	defer s.users.forget(userID)
 	if err := s.st.Users.UpdateUserName(ctx, userID, name, s.now()); err != nil {
 		return nil, err
 	}
-	return s.st.Users.UserByID(ctx, userID)
+	u, err := s.st.Users.UserByID(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	// user.updated (and its webhook, whose payload carries the account
+	// with its new name): which fields changed, not their values.
+	s.auditAbout(ctx, EventUserUpdated, u, m, map[string]any{"fields": []string{"name"}})
+	return u, nil
 }
 
 // checkPassword verifies the password of a known user, re-hashing it when

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -172,6 +173,13 @@ func TestWebhookEventCatalogue(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A new name is user.updated; the same name again is nothing.
+	for range 2 {
+		step()
+		if _, err := h.svc.UpdateName(ctx, u.ID, "Grace Hopper", meta); err != nil {
+			t.Fatal(err)
+		}
+	}
 	step()
 	if err := h.svc.ChangePassword(ctx, h.fresh(u.ID), goodPass, "another good passphrase", meta); err != nil {
 		t.Fatal(err)
@@ -182,7 +190,7 @@ func TestWebhookEventCatalogue(t *testing.T) {
 	}
 
 	want := []string{auth.WebhookUserCreated, auth.WebhookUserCreated, auth.WebhookUserDisabled, auth.WebhookUserEnabled,
-		auth.EventUserUpdated, auth.EventRoleChanged, auth.EventPasswordChanged, auth.EventUserDeleted}
+		auth.EventUserUpdated, auth.EventRoleChanged, auth.EventUserUpdated, auth.EventPasswordChanged, auth.EventUserDeleted}
 	ps := h.payloads(t, all)
 	if got := types(ps); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf(`"*" got %v, want %v (login.failed only when named)`, got, want)
@@ -204,6 +212,11 @@ func TestWebhookEventCatalogue(t *testing.T) {
 	user, _ := dataOf(ps[len(ps)-1])
 	if user["id"] != u.ID || user["email"] != u.Email {
 		t.Errorf("user.deleted user = %v, want %s <%s>", user, u.ID, u.Email)
+	}
+	// user.updated for the name: the account as it is now, and which
+	// field changed.
+	if user, details := dataOf(ps[6]); user["name"] != "Grace Hopper" || fmt.Sprint(details["fields"]) != "[name]" {
+		t.Errorf("user.updated for a new name: user %v, details %v", user, details)
 	}
 	// role.changed carries the roles, before and after.
 	_, details := dataOf(ps[5])

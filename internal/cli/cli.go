@@ -223,7 +223,7 @@ func cmdUserCreate(ctx context.Context, e Env, args []string) error {
 		return fmt.Errorf("gatehouse user create: %s", auth.ErrorMessage(err))
 	}
 	if name != "" {
-		if _, err := a.auth.UpdateName(ctx, u.ID, name); err != nil {
+		if _, err := a.auth.UpdateName(ctx, u.ID, name, auth.Meta{IP: "cli"}); err != nil {
 			return err
 		}
 	}

@@ -129,7 +129,7 @@ func (s *Server) registerAccountRoutes(api huma.API) {
 			return nil, err
 		}
 		if in.Body.Name != nil {
-			if u, err = s.auth.UpdateName(ctx, u.ID, *in.Body.Name); err != nil {
+			if u, err = s.auth.UpdateName(ctx, u.ID, *in.Body.Name, meta(ctx)); err != nil {
 				return nil, err
 			}
 		}

@@ -436,7 +436,7 @@ func (s *Server) accountAction(section, done string, act func(r *http.Request, s
 
 func (s *Server) handleAccountProfile() http.HandlerFunc {
 	return s.accountAction("profile", "profile", func(r *http.Request, _ *auth.Session, u *auth.User) error {
-		_, err := s.auth.UpdateName(r.Context(), u.ID, r.PostForm.Get("name"))
+		_, err := s.auth.UpdateName(r.Context(), u.ID, r.PostForm.Get("name"), meta(r.Context()))
 		return err
 	})
 }
