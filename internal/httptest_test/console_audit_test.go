@@ -196,7 +196,24 @@ func TestConsoleAuditLog(t *testing.T) {
 		seeded = append(seeded, seededEvent{ID: fmt.Sprintf("seed%02d", i), Type: "seed.range", At: base.Add(time.Duration(i) * time.Minute),
 			UserID: "u-seeded", IP: "192.0.2.9", Details: fmt.Sprintf(`{"n":%d,"note":"two words"}`, i)})
 	}
+	seeded = append(seeded, seededEvent{ID: "seedactor", Type: "seed.actor", At: base.Add(-time.Hour),
+		UserID: "u-target", IP: "192.0.2.9", Details: `{"actor":"u-admin","via":"console"}`})
 	seedAuditRows(t, g, seeded)
+
+	t.Run("Links", func(t *testing.T) {
+		// The row links to the account it is about and, when another
+		// account acted, to the actor's.
+		body := g.opsPage(t, "/admin/audit?type=seed.actor")
+		for _, want := range []string{`href="/admin/users/u-target"`, `href="/admin/users/u-admin"`} {
+			if !strings.Contains(body, want) {
+				t.Errorf("the audit log row lacks the link %s", want)
+			}
+		}
+		body = g.opsPage(t, "/admin/audit?type=seed.range")
+		if strings.Contains(body, "administrator u-") {
+			t.Error("a row without an actor names one")
+		}
+	})
 
 	t.Run("Page", func(t *testing.T) {
 		body := g.opsPage(t, "/admin/audit")

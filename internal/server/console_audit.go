@@ -43,6 +43,9 @@ type auditLogRow struct {
 	ID, At, Type, UserID, IP, Details string
 	// UserFilter is the link that filters the log by this event's user.
 	UserFilter string
+	// Actor is the administrator who acted (details.actor), when another
+	// account than UserID: the row links to their account too.
+	Actor string
 }
 
 type auditLogField struct{ Name, Value string }
@@ -157,6 +160,9 @@ func (s *Server) handleConsoleAudit(w http.ResponseWriter, r *http.Request) {
 			q := f.values()
 			q.Set("user", e.UserID)
 			row.UserFilter = "/admin/audit?" + q.Encode()
+		}
+		if a, ok := e.Details["actor"].(string); ok && a != "" && a != e.UserID {
+			row.Actor = a
 		}
 		v.Events = append(v.Events, row)
 	}
