@@ -84,6 +84,8 @@ func TestConsoleBadInput(t *testing.T) {
 		{"/admin/webhooks/nonexistent/test", nil},
 		{"/admin/webhooks/nonexistent/delete", nil},
 		{"/admin/webhooks/nonexistent/deliveries/msg_x/retry", nil},
+		{"/admin/webhooks/nonexistent/edit", url.Values{"url": {"https://example.com/"}, "all": {"1"}}},
+		{"/admin/clients/nonexistent/edit", url.Values{"name": {"x"}}},
 		{"/admin/settings/test-mail", url.Values{"to": {"not an address\r\nBcc: x@example.com"}}},
 		{"/admin/settings/test-mail", url.Values{"to": {long + "@example.com"}}},
 		{"/admin/step-up", url.Values{"password": {long}, "code": {long}, "return_to": {"javascript:alert(1)"}}},

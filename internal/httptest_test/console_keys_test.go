@@ -106,6 +106,8 @@ func TestConsoleOpsNeedStepUp(t *testing.T) {
 		{"/admin/webhooks", url.Values{"url": {"https://late.example.com/"}, "all": {"1"}}, "/admin/webhooks"},
 		{"/admin/webhooks/x1/disable", url.Values{}, "/admin/webhooks/x1"},
 		{"/admin/webhooks/x1/deliveries/msg_1/retry", url.Values{}, "/admin/webhooks/x1"},
+		{"/admin/webhooks/x1/edit", url.Values{"url": {"https://late.example.com/"}, "all": {"1"}}, "/admin/webhooks/x1"},
+		{"/admin/clients/from-config/edit", url.Values{"name": {"Late"}}, "/admin/clients/from-config"},
 	} {
 		r := g.consoleSubmit(t, g.root, c.path, c.form)
 		if want := "/admin/step-up?return_to=" + c.back; r.Status != http.StatusSeeOther || r.Header.Get("Location") != want {

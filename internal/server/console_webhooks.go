@@ -14,16 +14,17 @@ import (
 )
 
 // The console's webhook endpoints (SPEC §16, §17): list with their state,
-// register (the secret shown once), enable or disable, rotate the secret,
-// send a test event, delete; each endpoint's delivery log, filtered by
-// state and paged, with a retry per delivery. Endpoints of the
-// configuration file are read-only here, as over the API, except for
-// tests and retries, which the API allows too.
+// register (the secret shown once), edit the URL, description and events,
+// enable or disable, rotate the secret, send a test event, delete; each
+// endpoint's delivery log, filtered by state and paged, with a retry per
+// delivery. Endpoints of the configuration file are read-only here, as
+// over the API, except for tests and retries, which the API allows too.
 
 func (s *Server) registerConsoleWebhooks(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/webhooks", s.handleConsoleWebhooks)
 	mux.HandleFunc("POST /admin/webhooks", s.handleConsoleWebhookCreate)
 	mux.HandleFunc("GET /admin/webhooks/{id}", s.handleConsoleWebhook)
+	mux.HandleFunc("POST /admin/webhooks/{id}/edit", s.handleConsoleWebhookEdit)
 	mux.HandleFunc("POST /admin/webhooks/{id}/enable", s.handleConsoleWebhookEnabled(true))
 	mux.HandleFunc("POST /admin/webhooks/{id}/disable", s.handleConsoleWebhookEnabled(false))
 	mux.HandleFunc("POST /admin/webhooks/{id}/secret", s.handleConsoleWebhookRotate)
@@ -47,7 +48,8 @@ type webhookListRow struct {
 	DisabledReason, FailingSince string
 }
 
-// webhookRegForm is the registration form.
+// webhookRegForm is the registration form, and an endpoint's edit form
+// (which leaves Enabled to the page's Enable and Disable buttons).
 type webhookRegForm struct {
 	URL, Description string
 	Enabled          bool
@@ -84,6 +86,11 @@ type webhookPageView struct {
 	// happened.
 	Secret, SecretNote string
 	Confirm            bool
+	// Edit is the edit form (endpoints of the configuration file have
+	// none): the endpoint's settings, or what was sent and refused, with
+	// EditOpen set.
+	Edit     webhookRegForm
+	EditOpen bool
 	// The delivery log: the state filter, a page, and the links around it.
 	Status       string
 	Statuses     []string
@@ -156,12 +163,29 @@ func (s *Server) handleConsoleWebhookCreate(w http.ResponseWriter, r *http.Reque
 type webhookExtra struct {
 	secret, note, notice string
 	confirm              bool
+	// status and msg answer a refused edit, whose fields are in form
+	// (nil: the edit form shows the endpoint's settings).
+	status int
+	msg    string
+	form   *webhookRegForm
+}
+
+// webhookEditForm is the edit form filled with an endpoint's settings.
+func webhookEditForm(e *auth.WebhookEndpoint) webhookRegForm {
+	return webhookRegForm{URL: e.URL, Description: e.Description,
+		All: slices.Contains(e.Events, auth.WebhookAllEvents), Events: webhookEventChoices(e.Events)}
 }
 
 func (s *Server) renderConsoleWebhook(w http.ResponseWriter, r *http.Request, c *consoleCaller, e *auth.WebhookEndpoint, x webhookExtra) {
 	v := webhookPageView{E: webhookView(e), Events: strings.Join(e.Events, ", "), Created: consoleTime(e.CreatedAt), Updated: consoleTime(e.UpdatedAt),
 		Secret: x.secret, SecretNote: x.note, Confirm: x.confirm,
 		Statuses: []string{auth.DeliveryPending, auth.DeliveryDelivered, auth.DeliveryFailed}}
+	if !e.FromConfig {
+		v.Edit = webhookEditForm(e)
+		if x.form != nil {
+			v.Edit, v.EditOpen = *x.form, true
+		}
+	}
 	if e.FailingSince != nil {
 		v.FailingSince = consoleTime(*e.FailingSince)
 	}
@@ -212,7 +236,11 @@ func (s *Server) renderConsoleWebhook(w http.ResponseWriter, r *http.Request, c 
 			v.Older = base + "?" + page.Encode() + "#deliveries-h"
 		}
 	}
-	s.renderConsole(w, http.StatusOK, "webhook", c, consoleData{Title: title, Nav: "webhooks", Notice: x.notice, Data: v})
+	status := x.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	s.renderConsole(w, status, "webhook", c, consoleData{Title: title, Nav: "webhooks", Notice: x.notice, Error: x.msg, Data: v})
 }
 
 func webhookDeliveryView(d *auth.WebhookDelivery) webhookDeliveryRow {
@@ -258,6 +286,48 @@ func (s *Server) handleConsoleWebhook(w http.ResponseWriter, r *http.Request) {
 
 // webhookPage is the path of an endpoint's page.
 func webhookPage(id string) string { return "/admin/webhooks/" + url.PathEscape(id) }
+
+// handleConsoleWebhookEdit saves the edit form: the URL, description and
+// events, as PATCH /v1/admin/webhooks/{id} would (the secret and whether
+// the endpoint is enabled stay). A refused value comes back on the
+// endpoint's page with the reason and the form as sent; an endpoint of the
+// configuration file is refused (409) before anything is checked.
+func (s *Server) handleConsoleWebhookEdit(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	c, ok := s.consoleWrite(w, r, webhookPage(id))
+	if !ok {
+		return
+	}
+	p := r.PostForm
+	events := p["events"]
+	f := webhookRegForm{URL: strings.TrimSpace(p.Get("url")), Description: p.Get("description"),
+		All: p.Has("all"), Events: webhookEventChoices(events)}
+	if f.All {
+		events = append([]string{auth.WebhookAllEvents}, events...)
+	}
+	ctx := r.Context()
+	// An unchanged form writes nothing (and audits nothing).
+	if cur, err := s.auth.Webhook(ctx, id); err == nil && cur.URL == f.URL && cur.Description == f.Description && sameSet(cur.Events, events) {
+		s.consoleDone(w, r, webhookPage(id), "Nothing to save: the endpoint is as it was.")
+		return
+	}
+	_, err := s.auth.UpdateWebhook(ctx, id, auth.WebhookPatch{URL: &f.URL, Events: &events, Description: &f.Description}, consoleMeta(ctx, c))
+	if auth.ErrorCode(err) == auth.EINVALID {
+		e, gerr := s.auth.Webhook(ctx, id)
+		if gerr != nil {
+			s.consoleSectionError(w, r, c, "webhooks", "console webhook", gerr)
+			return
+		}
+		st, msg := s.pageError(w, r, "console edit webhook", err)
+		s.renderConsoleWebhook(w, r, c, e, webhookExtra{status: st, msg: msg, form: &f})
+		return
+	}
+	if err != nil {
+		s.consoleSectionError(w, r, c, "webhooks", "console edit webhook", err)
+		return
+	}
+	s.consoleDone(w, r, webhookPage(id), "The endpoint is saved.")
+}
 
 func (s *Server) handleConsoleWebhookEnabled(on bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -373,4 +443,12 @@ func (s *Server) handleConsoleWebhookRetry(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	s.consoleDone(w, r, webhookPage(id), "Delivery "+msgID+" is queued again, due now.")
+}
+
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(slices.Compact(x), slices.Compact(y))
 }
