@@ -119,22 +119,38 @@ var ErrBadCursor = &Error{Code: EINVALID, Field: "cursor", Message: "invalid cur
 // sealCursor makes an opaque, tamper-proof cursor: the last email of a page
 // and an HMAC of it, so a client can neither read nor forge positions.
 func (s *Service) sealCursor(lastEmail string) string {
-	m := hmac.New(sha256.New, s.keys.cursor)
-	m.Write([]byte(lastEmail))
-	return base64.RawURLEncoding.EncodeToString(append(m.Sum(nil)[:16], lastEmail...))
+	return macSeal(s.keys.cursor, lastEmail)
 }
 
 func (s *Service) openCursor(c string) (string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(b) < 16 || len(b) > 16+320 {
+	v, ok := macOpen(s.keys.cursor, c, 320)
+	if !ok {
 		return "", ErrBadCursor
 	}
-	m := hmac.New(sha256.New, s.keys.cursor)
+	return v, nil
+}
+
+// macSeal is v with a truncated HMAC-SHA256 of it under key, base64url:
+// readable, but not forgeable without the key.
+func macSeal(key []byte, v string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(v))
+	return base64.RawURLEncoding.EncodeToString(append(m.Sum(nil)[:16], v...))
+}
+
+// macOpen returns the value macSeal sealed under key, at most max bytes
+// long (0: no bound), or false when c was not sealed so.
+func macOpen(key []byte, c string, max int) (string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || len(b) < 16 || (max > 0 && len(b) > 16+max) {
+		return "", false
+	}
+	m := hmac.New(sha256.New, key)
 	m.Write(b[16:])
 	if !hmac.Equal(m.Sum(nil)[:16], b[:16]) {
-		return "", ErrBadCursor
+		return "", false
 	}
-	return string(b[16:]), nil
+	return string(b[16:]), true
 }
 
 // SearchUsers lists accounts whose email contains query, a page at a time.

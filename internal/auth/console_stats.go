@@ -122,7 +122,7 @@ func (s *Service) SendTestMail(ctx context.Context, to string, m Meta) (string, 
 	if err != nil {
 		return "", err
 	}
-	if err := s.st.Mail.Enqueue(ctx, &MailJob{ID: NewID(), Kind: MailTest, To: email, UserID: m.Actor, CreatedAt: s.now()}); err != nil {
+	if err := s.enqueue(ctx, MailTest, email, m.Actor); err != nil {
 		return "", err
 	}
 	s.audit(ctx, EventAdminMailTestSent, m.Actor, m, map[string]any{"to": email})

@@ -549,7 +549,10 @@ type MFAStatus struct {
 	TOTP     *TOTPAuthenticator
 	Recovery *RecoveryCodeSet
 	Passkeys int
-	Required bool
+	// PasskeyFactor: the user's passkeys are a second factor (a passkey
+	// sign-in with user verification is aal2: GATEHOUSE_PASSKEY_IS_MFA).
+	PasskeyFactor bool
+	Required      bool
 }
 
 // MFAStatus describes the user's second factors.
@@ -574,6 +577,7 @@ func (s *Service) MFAStatus(ctx context.Context, userID string) (*MFAStatus, err
 		return nil, err
 	}
 	st.Passkeys = len(keys)
+	st.PasskeyFactor = st.Passkeys > 0 && s.cfg.MFA.PasskeyIsMFA
 	return st, nil
 }
 

@@ -340,32 +340,26 @@ func cmdKeys(ctx context.Context, e Env, sub string, args []string) error {
 		if err != nil {
 			return err
 		}
+		rotated := make([]auth.RotatedKey, 0, len(keys))
 		for _, k := range keys {
 			use := "access tokens"
 			if k.IDToken {
 				use = "ID tokens"
 			}
-			_ = a.db.AppendAudit(ctx, &auth.AuditEvent{ID: auth.NewID(), Type: auth.EventKeyRotated, At: time.Now().UTC(), IP: "cli",
-				Details: map[string]any{"kid": k.KID, "alg": k.Alg, "id_token": k.IDToken}})
+			rotated = append(rotated, auth.RotatedKey{KID: k.KID, Alg: k.Alg, IDToken: k.IDToken})
 			fmt.Fprintf(e.Stdout, "new signing key %s (%s, %s)\n", k.KID, k.Alg, use)
 		}
+		a.auth.RecordKeyRotation(ctx, rotated, auth.Meta{IP: "cli"})
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KID\tALG\tSIGNS\tCREATED\tSTATE")
 	for _, k := range a.keys.Keys() {
-		state := "retired"
-		switch {
-		case k.Current:
-			state = "current"
-		case k.Published:
-			state = "verifying"
-		}
 		signs := "access tokens"
 		if k.IDToken {
 			signs = "ID tokens"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.KID, k.Alg, signs, k.CreatedAt.Format(time.RFC3339), state)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.KID, k.Alg, signs, k.CreatedAt.Format(time.RFC3339), k.State())
 	}
 	return tw.Flush()
 }

@@ -3,12 +3,14 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -273,6 +275,22 @@ func TestKeysRotateWhileRunning(t *testing.T) {
 	// It names every new key: the access-token key and the ID-token key.
 	if !strings.Contains(out, "EdDSA, access tokens") || !strings.Contains(out, "RS256, ID tokens") {
 		t.Fatalf("keys rotate said %q, want the new access-token and ID-token keys", out)
+	}
+	// Each new key is audited (key.rotated, from the command line).
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(env["GATEHOUSE_DATA_DIR"], "gatehouse.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	made := regexp.MustCompile(`new signing key (\S+) `).FindAllStringSubmatch(out, -1)
+	if len(made) != 2 {
+		t.Fatalf("keys rotate named %d keys: %q", len(made), out)
+	}
+	for _, m := range made {
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM audit_events WHERE type = 'key.rotated' AND ip = 'cli' AND user_id = '' AND details LIKE ?`, `%"kid":"`+m[1]+`"%`).Scan(&n); err != nil || n != 1 {
+			t.Errorf("key.rotated events for %s from the command line: %d (%v), want 1", m[1], n, err)
+		}
 	}
 	// The running server picks the new key up on its next reload; until
 	// then the old one still signs. Either way the old token must verify.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -30,13 +31,18 @@ func (s *Server) adminNetworks(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The decoded path, cleaned, is what the mux routes by (it
-		// unescapes segment by segment: /%61dmin is /admin).
-		inside := inNetworks(clientIP(r.Context()), nets)
-		if !inside && s.publicAPI.serve(s, w, r, r.URL.Path) {
-			return // the OpenAPI document without the admin API
-		}
-		if inside || !isAdminPath(cleanPath(r.URL.Path)) {
+		// unescapes segment by segment: /%61dmin is /admin). The client's
+		// address is looked at only for the paths this concerns.
+		_, doc := openAPIVariants[r.URL.Path]
+		if (!doc && !isAdminPath(cleanPath(r.URL.Path))) || s.adminReachable(r.Context()) {
 			next.ServeHTTP(w, r)
+			return
+		}
+		if doc {
+			// The OpenAPI document without the admin API.
+			if !s.publicAPI.serve(s, w, r, r.URL.Path) {
+				next.ServeHTTP(w, r)
+			}
 			return
 		}
 		if esc := r.URL.EscapedPath(); r.Method != http.MethodConnect && cleanPath(esc) != esc {
@@ -47,6 +53,14 @@ func (s *Server) adminNetworks(next http.Handler) http.Handler {
 		}
 		notFound(w, r)
 	})
+}
+
+// adminReachable reports whether the request's client may reach /admin and
+// /v1/admin/* (GATEHOUSE_ADMIN_ALLOWED_CIDRS; every client when none are
+// set).
+func (s *Server) adminReachable(ctx context.Context) bool {
+	nets := s.cfg.AdminAllowedCIDRs
+	return len(nets) == 0 || inNetworks(clientIP(ctx), nets)
 }
 
 // isAdminPath reports whether the clean path p is /admin, under /admin/ or

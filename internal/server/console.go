@@ -84,24 +84,12 @@ type consoleCaller struct {
 // sign in, set up or prove a second factor, or a refusal) and returns
 // false.
 func (s *Server) consoleAccess(w http.ResponseWriter, r *http.Request) (*consoleCaller, bool) {
-	res, _ := r.Context().Value(keyPrincipal).(*authResult)
-	if res != nil && res.p != nil && res.p.Kind != auth.KindSession {
-		s.renderConsoleRefusal(w, http.StatusForbidden, "The admin console opens in a browser signed in with a session, not with a token or an API key.")
+	c, ok := s.consoleAdmin(w, r)
+	if !ok {
 		return nil, false
 	}
-	if res == nil || res.session == nil || res.user == nil {
-		seeOther(w, r, loginURL(r.URL.RequestURI()))
-		return nil, false
-	}
-	// The session middleware read the account from the store for this
-	// request: its roles are current.
-	if !res.user.HasRole("admin") {
-		s.renderConsoleRefusal(w, http.StatusForbidden, "The admin console is for administrators. Your account does not have the admin role.")
-		return nil, false
-	}
-	c := &consoleCaller{Session: res.session, User: res.user, P: res.p}
-	if s.cfg.AdminRequireMFA && res.session.ACR != auth.ACR2 {
-		st, err := s.auth.MFAStatus(r.Context(), res.user.ID)
+	if s.cfg.AdminRequireMFA && c.Session.ACR != auth.ACR2 {
+		st, err := s.auth.MFAStatus(r.Context(), c.User.ID)
 		if err != nil {
 			s.consoleFailure(w, r, "console access", err)
 			return nil, false
@@ -121,6 +109,29 @@ func (s *Server) consoleAccess(w http.ResponseWriter, r *http.Request) (*console
 	return c, true
 }
 
+// consoleAdmin is consoleAccess without the aal2 requirement: a session
+// cookie (bearer tokens and API keys never open pages) of an account with
+// the role admin as the store has it now. The step-up page uses it alone
+// (it is how an aal1 session reaches aal2).
+func (s *Server) consoleAdmin(w http.ResponseWriter, r *http.Request) (*consoleCaller, bool) {
+	res, _ := r.Context().Value(keyPrincipal).(*authResult)
+	if res != nil && res.p != nil && res.p.Kind != auth.KindSession {
+		s.renderConsoleRefusal(w, http.StatusForbidden, "The admin console opens in a browser signed in with a session, not with a token or an API key.")
+		return nil, false
+	}
+	if res == nil || res.session == nil || res.user == nil {
+		seeOther(w, r, loginURL(r.URL.RequestURI()))
+		return nil, false
+	}
+	// The session middleware read the account from the store for this
+	// request: its roles are current.
+	if !res.user.HasRole("admin") {
+		s.renderConsoleRefusal(w, http.StatusForbidden, "The admin console is for administrators. Your account does not have the admin role.")
+		return nil, false
+	}
+	return &consoleCaller{Session: res.session, User: res.user, P: res.p}, true
+}
+
 // consoleWrite admits a console form post: consoleAccess, then a recent
 // sign-in (step-up, SPEC §13) — otherwise it sends the browser to the
 // step-up page, which comes back to back. CSRF: the session middleware
@@ -133,15 +144,25 @@ func (s *Server) consoleWrite(w http.ResponseWriter, r *http.Request, back strin
 	if !s.consoleForm(w, r) {
 		return nil, false
 	}
-	if err := s.auth.RequireStepUp(r.Context(), c.P, false); err != nil {
-		if auth.IsStepUpRequired(err) {
-			seeOther(w, r, "/admin/step-up?return_to="+queryValue(back))
-			return nil, false
-		}
-		s.consoleFailure(w, r, "console step-up check", err)
+	if !s.consoleRecent(w, r, c, back) {
 		return nil, false
 	}
 	return c, true
+}
+
+// consoleRecent checks that c signed in recently enough for a write or a
+// sensitive read (step-up, SPEC §13); otherwise it sends the browser to
+// the step-up page, which comes back to back, and returns false.
+func (s *Server) consoleRecent(w http.ResponseWriter, r *http.Request, c *consoleCaller, back string) bool {
+	if err := s.auth.RequireStepUp(r.Context(), c.P, false); err != nil {
+		if auth.IsStepUpRequired(err) {
+			seeOther(w, r, "/admin/step-up?return_to="+queryValue(back))
+			return false
+		}
+		s.consoleFailure(w, r, "console step-up check", err)
+		return false
+	}
+	return true
 }
 
 // consoleForm reads a console form post: a form body (what a browser
@@ -283,19 +304,14 @@ type stepUpView struct {
 // recovery code). Its own access check: a session of an admin, at any
 // level (this is how an aal1 session reaches aal2).
 func (s *Server) handleConsoleStepUpPage(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.consoleStepUpCaller(w, r)
+	c, st, ok := s.consoleStepUpCaller(w, r)
 	if !ok {
 		return
 	}
-	s.renderStepUp(w, r, http.StatusOK, c, "")
+	s.renderStepUp(w, r, http.StatusOK, c, st, "")
 }
 
-func (s *Server) renderStepUp(w http.ResponseWriter, r *http.Request, status int, c *consoleCaller, msg string) {
-	st, err := s.auth.MFAStatus(r.Context(), c.User.ID)
-	if err != nil {
-		s.consoleFailure(w, r, "console step-up page", err)
-		return
-	}
+func (s *Server) renderStepUp(w http.ResponseWriter, r *http.Request, status int, c *consoleCaller, st *auth.MFAStatus, msg string) {
 	v := stepUpView{ReturnTo: safeAdminPath(r.FormValue("return_to")), HasTOTP: st.TOTP != nil, PasswordForm: true}
 	if st.Passkeys > 0 && s.passkeysEnabled() {
 		v.PasskeyURL = "/login?" + url.Values{"prompt": {"login"}, "login_hint": {c.User.Email}, "return_to": {v.ReturnTo}}.Encode()
@@ -305,7 +321,7 @@ func (s *Server) renderStepUp(w http.ResponseWriter, r *http.Request, status int
 }
 
 func (s *Server) handleConsoleStepUp(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.consoleStepUpCaller(w, r)
+	c, st, ok := s.consoleStepUpCaller(w, r)
 	if !ok {
 		return
 	}
@@ -317,16 +333,9 @@ func (s *Server) handleConsoleStepUp(w http.ResponseWriter, r *http.Request) {
 	// factor is a passkey it would leave the session below what the
 	// console requires (and replace a two-factor sign-in's level with
 	// one-factor). The page offers the passkey instead.
-	if s.cfg.AdminRequireMFA {
-		st, err := s.auth.MFAStatus(r.Context(), c.User.ID)
-		if err != nil {
-			s.consoleFailure(w, r, "console step-up", err)
-			return
-		}
-		if st.TOTP == nil && s.passkeyFactor(st) {
-			s.renderStepUp(w, r, http.StatusBadRequest, c, "Your second factor is a passkey: sign in again with it.")
-			return
-		}
+	if s.cfg.AdminRequireMFA && st.TOTP == nil && s.passkeyFactor(st) {
+		s.renderStepUp(w, r, http.StatusBadRequest, c, st, "Your second factor is a passkey: sign in again with it.")
+		return
 	}
 	in := auth.StepUpInput{Password: f.Get("password"),
 		Factor: auth.SecondFactor{Code: strings.ReplaceAll(f.Get("code"), " ", ""), RecoveryCode: f.Get("recovery_code")}}
@@ -335,33 +344,30 @@ func (s *Server) handleConsoleStepUp(w http.ResponseWriter, r *http.Request) {
 		if auth.ErrorCode(err) != auth.EINVALID && auth.ErrorCode(err) != auth.EUNAUTHORIZED {
 			_, msg = s.pageError(w, r, "console step-up", err)
 		}
-		s.renderStepUp(w, r, http.StatusBadRequest, c, msg)
+		s.renderStepUp(w, r, http.StatusBadRequest, c, st, msg)
 		return
 	}
 	seeOther(w, r, safeAdminPath(f.Get("return_to")))
 }
 
 // passkeyFactor reports whether the account's passkeys can be its second
-// factor: passkeys are on and a passkey sign-in with user verification
-// counts as two factors (GATEHOUSE_PASSKEY_IS_MFA).
+// factor here: auth counts them as one (GATEHOUSE_PASSKEY_IS_MFA) and this
+// server offers passkey sign-in.
 func (s *Server) passkeyFactor(st *auth.MFAStatus) bool {
-	return st.Passkeys > 0 && s.passkeysEnabled() && s.cfg.MFA.PasskeyIsMFA
+	return st.PasskeyFactor && s.passkeysEnabled()
 }
 
-// consoleStepUpCaller is consoleAccess without the aal2 requirement.
-func (s *Server) consoleStepUpCaller(w http.ResponseWriter, r *http.Request) (*consoleCaller, bool) {
-	res, _ := r.Context().Value(keyPrincipal).(*authResult)
-	if res != nil && res.p != nil && res.p.Kind != auth.KindSession {
-		s.renderConsoleRefusal(w, http.StatusForbidden, "The admin console opens in a browser signed in with a session, not with a token or an API key.")
-		return nil, false
+// consoleStepUpCaller admits the step-up page (consoleAdmin) and reads the
+// administrator's second factors, which the page offers.
+func (s *Server) consoleStepUpCaller(w http.ResponseWriter, r *http.Request) (*consoleCaller, *auth.MFAStatus, bool) {
+	c, ok := s.consoleAdmin(w, r)
+	if !ok {
+		return nil, nil, false
 	}
-	if res == nil || res.session == nil || res.user == nil {
-		seeOther(w, r, loginURL(r.URL.RequestURI()))
-		return nil, false
+	st, err := s.auth.MFAStatus(r.Context(), c.User.ID)
+	if err != nil {
+		s.consoleFailure(w, r, "console step-up", err)
+		return nil, nil, false
 	}
-	if !res.user.HasRole("admin") {
-		s.renderConsoleRefusal(w, http.StatusForbidden, "The admin console is for administrators. Your account does not have the admin role.")
-		return nil, false
-	}
-	return &consoleCaller{Session: res.session, User: res.user, P: res.p}, true
+	return c, st, true
 }

@@ -223,21 +223,6 @@ func compactDetails(d map[string]any) string {
 	return b.String()
 }
 
-// consoleStepUpRead is consoleWrite's step-up check for a sensitive read
-// (a GET): without a recent sign-in it sends the browser to the step-up
-// page, which comes back to this same URL.
-func (s *Server) consoleStepUpRead(w http.ResponseWriter, r *http.Request, c *consoleCaller) bool {
-	if err := s.auth.RequireStepUp(r.Context(), c.P, false); err != nil {
-		if auth.IsStepUpRequired(err) {
-			seeOther(w, r, "/admin/step-up?return_to="+queryValue(r.URL.RequestURI()))
-			return false
-		}
-		s.consoleFailure(w, r, "console step-up check", err)
-		return false
-	}
-	return true
-}
-
 // exportWriteWindow is how long each flushed part of an export may take to
 // reach the client: the server's write timeout would cut a long export
 // off, so every flush moves the deadline on.
@@ -252,7 +237,8 @@ func (s *Server) handleConsoleAuditExport(w http.ResponseWriter, r *http.Request
 	if !ok {
 		return
 	}
-	if !s.consoleStepUpRead(w, r, c) {
+	// A read, but a sensitive one: step-up, back to this same URL.
+	if !s.consoleRecent(w, r, c, r.URL.RequestURI()) {
 		return
 	}
 	f, status, msg, err := s.readAuditFilters(r)

@@ -43,15 +43,9 @@ func (s *Server) renderConsoleKeys(w http.ResponseWriter, r *http.Request, c *co
 	var v signingKeysView
 	for _, k := range slices.Backward(s.keys.Keys()) {
 		row := signingKeyRow{KID: k.KID, Alg: k.Alg, Signs: "Access tokens", Created: consoleTime(k.CreatedAt),
-			Age: time.Since(k.CreatedAt).Truncate(time.Minute).String(), State: "retired"}
+			Age: time.Since(k.CreatedAt).Truncate(time.Minute).String(), State: k.State()}
 		if k.IDToken {
 			row.Signs = "ID tokens"
-		}
-		switch {
-		case k.Current:
-			row.State = "current"
-		case k.Published:
-			row.State = "verifying"
 		}
 		v.Keys = append(v.Keys, row)
 	}

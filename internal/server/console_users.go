@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -310,7 +309,7 @@ func (s *Server) renderConsoleUser(w http.ResponseWriter, r *http.Request, c *co
 			Meta: strings.Join(g.Scopes, ", ") + " · allowed " + acctTime(g.CreatedAt)})
 	}
 	for _, e := range d.Audit {
-		v.Audit = append(v.Audit, acctEvent{Type: e.Type, At: acctTime(e.At), IP: e.IP, Details: acctDetails(e.Details)})
+		v.Audit = append(v.Audit, acctEvent{Type: e.Type, At: acctTime(e.At), IP: e.IP, Details: compactDetails(e.Details)})
 	}
 	title := u.Email
 	if a != nil {
@@ -330,30 +329,6 @@ func acctLevel(acr string) string {
 		return "two factors"
 	}
 	return "one factor"
-}
-
-// acctDetails shows an audit event's details as key=value pairs, by key.
-func acctDetails(d map[string]any) string {
-	keys := make([]string, 0, len(d))
-	for k := range d {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var b strings.Builder
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(k)
-		b.WriteByte('=')
-		if str, ok := d[k].(string); ok {
-			b.WriteString(str)
-		} else {
-			j, _ := json.Marshal(d[k])
-			b.Write(j)
-		}
-	}
-	return b.String()
 }
 
 // handleConsoleUserAction runs one of acctActions on the account of the

@@ -133,8 +133,7 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, status in
 
 func (s *Server) accountView(ctx context.Context, sess *auth.Session, u *auth.User) (*accountView, error) {
 	v := &accountView{Email: u.Email, Name: u.Name, EmailVerified: u.EmailVerified, HasPassword: u.PasswordHash != ""}
-	v.AdminConsole = s.cfg.AdminConsole && u.HasRole("admin") &&
-		(len(s.cfg.AdminAllowedCIDRs) == 0 || inNetworks(clientIP(ctx), s.cfg.AdminAllowedCIDRs))
+	v.AdminConsole = s.cfg.AdminConsole && u.HasRole("admin") && s.adminReachable(ctx)
 	// The middleware reads the account without its hash on some stores;
 	// ask again when it is not there.
 	if !v.HasPassword {

@@ -45,41 +45,14 @@ func auditDetails(e *auth.AuditEvent) (string, error) {
 
 // ListAudit returns events, newest first.
 func (db *DB) ListAudit(ctx context.Context, f auth.AuditFilter) ([]*auth.AuditEvent, error) {
-	q := `SELECT id, type, at, user_id, ip, details FROM audit_events WHERE 1=1`
-	var args []any
-	if f.UserID != "" {
-		q += ` AND user_id = ?`
-		args = append(args, f.UserID)
-	}
-	if f.Type != "" {
-		q += ` AND type = ?`
-		args = append(args, f.Type)
-	}
 	limit := f.Limit
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
-	q += fmt.Sprintf(` ORDER BY at DESC, id DESC LIMIT %d`, limit)
-	rows, err := db.r.QueryContext(ctx, db.rebind(q), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	var out []*auth.AuditEvent
-	for rows.Next() {
-		var (
-			e       auth.AuditEvent
-			at      int64
-			details string
-		)
-		if err := rows.Scan(&e.ID, &e.Type, &at, &e.UserID, &e.IP, &details); err != nil {
-			return nil, err
-		}
-		e.At = fromTS(at)
-		if err := json.Unmarshal([]byte(details), &e.Details); err != nil {
-			return nil, fmt.Errorf("sqlstore: audit details of %s: %w", e.ID, err)
-		}
-		out = append(out, &e)
-	}
-	return out, rows.Err()
+	err := db.EachAudit(ctx, auth.AuditQuery{UserID: f.UserID, Type: f.Type, Limit: limit}, func(e *auth.AuditEvent) error {
+		out = append(out, e)
+		return nil
+	})
+	return out, err
 }

@@ -125,6 +125,19 @@ type KeyInfo struct {
 	Published bool
 }
 
+// State names where the key is in its life: "current" (signs new tokens),
+// "verifying" (published, still accepted) or "retired" (kept, no longer
+// accepted).
+func (k KeyInfo) State() string {
+	switch {
+	case k.Current:
+		return "current"
+	case k.Published:
+		return "verifying"
+	}
+	return "retired"
+}
+
 // New loads the keys from the store and makes sure a current access-token
 // key of the configured algorithm exists, and an ID-token key of
 // IDTokenAlg when that is set, generating them on first start.
