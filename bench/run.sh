@@ -5,7 +5,7 @@
 #
 #   bench/run.sh            # defaults: 10 s per wrk run, 64 connections
 #   DURATION=30s bench/run.sh
-#   ROUNDS=5 LOGIN_CONNS=64 bench/run.sh   # password-grant rounds, clients
+#   ROUNDS=12 LOGIN_DURATION=10s LOGIN_CONNS=64 bench/run.sh   # password-grant rounds
 #
 # Needs wrk (apt-get install wrk). Uses SQLite in a temp dir, default settings
 # except rate limits (see bench.yaml below). For PostgreSQL + Redis:
@@ -95,21 +95,28 @@ bare2=$(wrk -t2 -c"$CONNS" -d"$DURATION" -H "Authorization: Bearer $token" "http
 bare_avg=$(awk -v a="$bare" -v b="$bare2" 'BEGIN { printf "%.0f", (a+b)/2 }')
 
 # The machine's speed drifts (a shared VM): raw hashing and password grants
-# are measured in alternation, ROUNDS times each, and the totals compared.
-ROUNDS="${ROUNDS:-3}"
+# are measured in alternation, ROUNDS grant rounds each between two raw
+# rounds (raw, grant, raw, grant, …, raw), and every grant round is compared
+# with the mean of the raw rounds either side of it, so a drift during the
+# run biases neither side.
+ROUNDS="${ROUNDS:-8}"
 LOGIN_CONNS="${LOGIN_CONNS:-8}"
+LOGIN_DURATION="${LOGIN_DURATION:-5s}"
 # Warm up first (connections, SQLite pages, the heap's steady size): the
 # raw hashing loop needs none, so both sides are measured in steady state.
-wrk -t2 -c"$LOGIN_CONNS" -d"$DURATION" -s bench/login.lua "http://$GH" >/dev/null
+wrk -t2 -c"$LOGIN_CONNS" -d"$LOGIN_DURATION" -s bench/login.lua "http://$GH" >/dev/null
 raw=0; login=0; login_bad=0; rounds_detail=""
+prev=$("$work/argon2rate" -d "$LOGIN_DURATION")
 for _ in $(seq 1 "$ROUNDS"); do
-  r=$("$work/argon2rate" -d "$DURATION")
-  lo=$(wrk -t2 -c"$LOGIN_CONNS" -d"$DURATION" -s bench/login.lua "http://$GH")
+  lo=$(wrk -t2 -c"$LOGIN_CONNS" -d"$LOGIN_DURATION" -s bench/login.lua "http://$GH")
+  next=$("$work/argon2rate" -d "$LOGIN_DURATION")
   l=$(echo "$lo" | rps); lb=$(echo "$lo" | non2xx)
+  r=$(awk -v a="$prev" -v b="$next" 'BEGIN { printf "%.2f", (a+b)/2 }')
   raw=$(awk -v a="$raw" -v b="$r" 'BEGIN { print a+b }')
   login=$(awk -v a="$login" -v b="$l" 'BEGIN { print a+b }')
   login_bad=$((login_bad + ${lb:-0}))
-  rounds_detail="$rounds_detail raw $r / grant $l;"
+  rounds_detail="$rounds_detail $l / $r ($(awk -v a="$l" -v b="$r" 'BEGIN { printf "%.1f%%", 100*a/b }'));"
+  prev=$next
 done
 raw=$(awk -v a="$raw" -v n="$ROUNDS" 'BEGIN { printf "%.2f", a/n }')
 login=$(awk -v a="$login" -v n="$ROUNDS" 'BEGIN { printf "%.2f", a/n }')
@@ -129,9 +136,9 @@ cat <<TABLE
 | cookie \`GET /v1/me\` vs hello-world (req/s, wrk -c$CONNS) | $ck (non-2xx: ${ck_bad:-0}) | $hello_avg | $(ratio "$ck" "$hello_avg") |
 | guard-protected hello vs the same handler bare (req/s, JWT) | $guarded (non-2xx: ${guarded_bad:-0}) | $bare_avg (before $bare, after $bare2) | $(ratio "$guarded" "$bare_avg") |
 | the same with the revocation feed on ($REVOKED revocations held) | $feed (non-2xx: ${feed_bad:-0}) | $bare_avg | $(ratio "$feed" "$bare_avg") |
-| password grant vs raw argon2id m=19456 t=2 p=1, $(nproc) workers (/s, mean of $ROUNDS alternating rounds, wrk -c$LOGIN_CONNS) | $login (non-2xx: ${login_bad:-0}) | $raw | $(ratio "$login" "$raw") |
+| password grant vs raw argon2id m=19456 t=2 p=1, $(nproc) workers (/s, mean of $ROUNDS grant rounds of $LOGIN_DURATION, each between two raw rounds, wrk -c$LOGIN_CONNS) | $login (non-2xx: ${login_bad:-0}) | $raw | $(ratio "$login" "$raw") |
 
-Rounds (argon2id alone / password grants, per second):$rounds_detail
+Rounds (password grants / the mean of the raw argon2id rounds either side, per second):$rounds_detail
 
 64 concurrent logins: \`$flood64\`
 

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
@@ -407,7 +406,7 @@ func cmdKeysRevoke(ctx context.Context, e Env, args []string) error {
 }
 
 func cmdServe(ctx context.Context, e Env, args []string) error {
-	_, cfg, err := parse(e, "serve", "Start the server. With no configuration at all it uses SQLite, a generated secret and keys in ./gatehouse-data/, and writes mail to ./gatehouse-data/mail/.\nUnless set in the environment, GOMAXPROCS becomes the CPU count + 1 and GOMEMLIMIT hash_concurrency x argon2 memory + 112 MiB, and GOGC is set after every collection to hold the heap goal argon2 memory + 11 MiB below that limit (see docs/DECISIONS.md).", args, nil)
+	_, cfg, err := parse(e, "serve", "Start the server. With no configuration at all it uses SQLite, a generated secret and keys in ./gatehouse-data/, and writes mail to ./gatehouse-data/mail/.\nUnless set in the environment, GOMEMLIMIT becomes hash_concurrency x argon2 memory + 96 MiB, and GOGC is set after every collection to hold the heap goal argon2 memory + 11 MiB below that limit (see docs/DECISIONS.md).", args, nil)
 	if err != nil {
 		return err
 	}
@@ -528,16 +527,14 @@ func flushKeyUse(ctx context.Context, a *app, log *slog.Logger) {
 	}
 }
 
-// tuneRuntime sets the Go scheduler and garbage collector for password
-// hashing, unless GOMAXPROCS, GOGC or GOMEMLIMIT say otherwise.
-//
-// One P more than there are CPUs: under a stream of logins every CPU runs
-// an argon2id hash (admission control lets one per CPU hash), and a commit
-// on SQLite blocks its thread in fsync while still holding its P; the
-// runtime hands such a P to another thread only once sysmon notices (20 µs
-// to 10 ms later), so the CPU of the hash waiting for that P sat idle. The
-// spare P keeps every CPU hashing meanwhile (idle CPU under login load: 8–10
-// % before, 2–4 % after; docs/BENCHMARKS.md).
+// tuneRuntime sets the Go garbage collector for password hashing, unless
+// GOGC or GOMEMLIMIT say otherwise. GOMAXPROCS stays the Go default (the
+// CPUs the process may use): one P per CPU. A spare P (CPUs + 1) was once
+// set so that a thread blocked in a SQLite fsync would not idle a CPU; login
+// bookkeeping no longer waits for fsync (sqlstore txNoSync), and measured in
+// alternation on 2 CPUs the spare P cost 8–16 points of the password-grant
+// rate: three runnable threads on two CPUs interrupt the hashes with
+// reschedules and evict their 19 MiB working sets (docs/BENCHMARKS.md).
 //
 // Every argon2id hash (golang.org/x/crypto/argon2.IDKey) allocates its
 // whole memory cost, 19 MiB by default, and drops it. Under login load the
@@ -548,20 +545,22 @@ func flushKeyUse(ctx context.Context, a *app, log *slog.Logger) {
 // what sits above 95 % of the memory limit, and what a lower goal than the
 // last one no longer needs. So the goal is held at one size below that line
 // (gcPacer): the memory limit minus one more buffer (a hash may allocate
-// while the collector runs) minus goalMargin, 120 MiB by default; the
+// while the collector runs) minus goalMargin, 104 MiB by default; the
 // limit, hash concurrency × argon2 memory + limitHeadroom, still bounds the
 // heap under any flood of logins (admission control bounds the live hash
 // memory). Pacing by the limit alone (GOGC 400, the goal at 97 % of the
 // limit) kept the peak astride that 95 % line: 150–900 page faults a login
 // and the grant rate 6–7 points lower. More headroom would not fit the
-// peak-RSS budget (the limit plus about 30 MiB of binary and SQLite pages).
+// peak-RSS budget: the peak is the limit plus about 30 MiB of binary and
+// SQLite pages plus what the runtime has not yet returned, and with one P
+// per CPU its background scavenger waits for a P behind the hashes. With
+// 112 MiB of headroom 500 concurrent logins peaked at 171–192 MiB, over
+// the 188 MiB budget now and then; with 96 MiB at 167–171 MiB, at the same
+// grant rate (docs/BENCHMARKS.md).
 // docs/DECISIONS.md, Garbage collection under password hashing.
 //
 // The returned func stops the pacer.
 func tuneRuntime(cfg *config.Config, getenv func(string) string) (stop func()) {
-	if getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(config.CPUs() + 1)
-	}
 	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
 		return func() {}
 	}
@@ -574,13 +573,13 @@ func tuneRuntime(cfg *config.Config, getenv func(string) string) (stop func()) {
 // limitHeadroom is the memory limit beyond the hashes that may run at once:
 // room for the buffers of finished hashes until the next collection, one
 // more buffer and the runtime's own memory.
-const limitHeadroom = 112 << 20
+const limitHeadroom = 96 << 20
 
 // goalMargin is what the heap goal leaves below the memory limit besides
 // one argon2 buffer. The heap's peak (goal + one buffer) plus the runtime's
 // own memory (stacks, heap metadata: about 14 MB under login load) has to
 // stay under 95 % of the limit, so the margin must exceed that memory less
-// 5 % of the limit (7.5 MiB by default); 11 MiB leaves room for it to grow.
+// 5 % of the limit (6.7 MiB by default); 11 MiB leaves room for it to grow.
 const goalMargin = 11 << 20
 
 // memoryLimit is serve's soft memory limit for cfg.

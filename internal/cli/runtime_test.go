@@ -30,18 +30,17 @@ func TestTuneRuntime(t *testing.T) {
 		debug.SetGCPercent(100)
 		debug.SetMemoryLimit(1 << 40)
 		defer tuneRuntime(cfg, func(string) string { return "" })()
-		// Twice: serve may start more than once in a process (tests), and
-		// the spare P is added to the starting count, not on top again.
-		defer tuneRuntime(cfg, func(string) string { return "" })()
-		if got, want := runtime.GOMAXPROCS(0), config.CPUs()+1; got != want {
-			t.Errorf("GOMAXPROCS = %d, want %d (one spare P)", got, want)
+		// One P per CPU: a spare P cost the password grant 8–16 points
+		// (docs/BENCHMARKS.md), so serve leaves GOMAXPROCS alone.
+		if got, want := runtime.GOMAXPROCS(0), config.CPUs(); got != want {
+			t.Errorf("GOMAXPROCS = %d, want %d (one P per CPU)", got, want)
 		}
 		// 400 to start with, and still 400 if the pacer already ran: this
-		// process's heap is far below a fifth of the 139 MiB target.
+		// process's heap is far below a fifth of the 123 MiB target.
 		if got := debug.SetGCPercent(400); got != 400 {
 			t.Errorf("GOGC = %d, want 400", got)
 		}
-		if got, want := debug.SetMemoryLimit(-1), int64(3*19456*1024+112<<20); got != want {
+		if got, want := debug.SetMemoryLimit(-1), int64(3*19456*1024+96<<20); got != want {
 			t.Errorf("memory limit = %d, want %d", got, want)
 		}
 	})
@@ -50,11 +49,8 @@ func TestTuneRuntime(t *testing.T) {
 		runtime.GOMAXPROCS(config.CPUs())
 		debug.SetGCPercent(100)
 		debug.SetMemoryLimit(1 << 40)
-		env := map[string]string{"GOMAXPROCS": "1", "GOGC": "100"}
+		env := map[string]string{"GOGC": "100"}
 		defer tuneRuntime(cfg, func(k string) string { return env[k] })()
-		if got := runtime.GOMAXPROCS(0); got != config.CPUs() {
-			t.Errorf("GOMAXPROCS = %d, want %d left alone", got, config.CPUs())
-		}
 		if got := debug.SetGCPercent(100); got != 100 {
 			t.Errorf("GOGC = %d, want 100 left alone", got)
 		}
@@ -102,13 +98,22 @@ func TestGCPacer(t *testing.T) {
 		return 40 << 20
 	}}
 	p.arm()
-	// Two collections: each cycle arms the next one.
+	// Two cycles: each arms the next one. A cycle reads the live heap
+	// before it re-arms, so a collection that starts as soon as that read
+	// is seen can run before the next gcCycle exists; collect again until
+	// the cycle runs, as a server's steady allocation would.
 	for i := range 2 {
-		runtime.GC()
-		select {
-		case <-cycled:
-		case <-time.After(time.Minute):
-			t.Fatalf("collection %d: the pacer did not run", i+1)
+		deadline := time.After(time.Minute)
+	wait:
+		for {
+			runtime.GC()
+			select {
+			case <-cycled:
+				break wait
+			case <-time.After(10 * time.Millisecond):
+			case <-deadline:
+				t.Fatalf("cycle %d: the pacer did not run", i+1)
+			}
 		}
 	}
 	p.mu.Lock() // a cycle has set GOGC by the time it releases the lock

@@ -369,13 +369,12 @@ var settings = []setting{
 }
 
 // startProcs is the number of CPUs the process may use (GOMAXPROCS as it
-// started: the CPU count, or a container's CPU limit), read before serve
-// adds its spare P.
+// started: the CPU count, or a container's CPU limit), read once so that a
+// later change of GOMAXPROCS (a test's) does not move the default.
 var startProcs = runtime.GOMAXPROCS(0)
 
 // CPUs returns the number of CPUs the process may use: GOMAXPROCS as the
-// process started, before serve changed it. It is the hash_concurrency
-// default.
+// process started. It is the hash_concurrency default.
 func CPUs() int { return startProcs }
 
 // Settings returns the descriptors of the simple settings (every setting

@@ -1,11 +1,13 @@
 package password
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	_ "embed"
 	"fmt"
+	"io"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 )
@@ -20,41 +22,83 @@ import (
 var breachedGz []byte
 
 // breachedSet is the decoded list, built on first use so that processes
-// that never check a new password (most of them) do not pay for the map.
-var breachedSet = sync.OnceValue(func() map[string]struct{} {
-	set, err := decodeBreached(breachedGz)
+// that never check a new password (most of them) do not pay for it.
+var breachedSet = sync.OnceValue(func() *breachedList {
+	list, err := decodeBreached(breachedGz)
 	if err != nil {
 		// The list is compiled into the binary and checked by the tests,
 		// so this only happens with a corrupted build. Failing loudly beats
 		// silently accepting every password.
 		panic(fmt.Sprintf("password: embedded breached list: %v", err))
 	}
-	return set
+	return list
 })
 
-// decodeBreached turns the gzipped newline-separated list into a set.
-func decodeBreached(gz []byte) (map[string]struct{}, error) {
+// breachedList is a set of strings that holds no pointers for the garbage
+// collector to follow: the entries, sorted, are one string and their start
+// offsets one []uint32. Once loaded (at the first registration or password
+// change) the list stays for the life of the process, and a
+// map[string]struct{} of its 50,000 entries was a third of a running
+// server's pointer-bearing heap, marked again by every collection — and a
+// server under login load collects every few logins (docs/BENCHMARKS.md).
+type breachedList struct {
+	words  string   // the entries in ascending order, concatenated
+	starts []uint32 // starts[i] is where entry i begins in words
+}
+
+// Len is the number of entries.
+func (l *breachedList) Len() int { return len(l.starts) }
+
+// entry returns entry i.
+func (l *breachedList) entry(i int) string {
+	end := len(l.words)
+	if i+1 < len(l.starts) {
+		end = int(l.starts[i+1])
+	}
+	return l.words[l.starts[i]:end]
+}
+
+// Contains reports whether w is an entry (exact match).
+func (l *breachedList) Contains(w string) bool {
+	i := sort.Search(len(l.starts), func(i int) bool { return l.entry(i) >= w })
+	return i < len(l.starts) && l.entry(i) == w
+}
+
+// decodeBreached turns the gzipped newline-separated list into a
+// breachedList. Duplicate lines count once.
+func decodeBreached(gz []byte) (*breachedList, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(gz))
 	if err != nil {
 		return nil, err
 	}
-	set := make(map[string]struct{}, 50000)
-	sc := bufio.NewScanner(zr)
-	for sc.Scan() {
-		if w := sc.Text(); w != "" {
-			set[w] = struct{}{}
-		}
-	}
-	if err := sc.Err(); err != nil {
+	raw, err := io.ReadAll(zr)
+	if err != nil {
 		return nil, err
 	}
-	return set, zr.Close()
+	if err := zr.Close(); err != nil {
+		return nil, err
+	}
+	var words []string
+	for w := range strings.SplitSeq(string(raw), "\n") {
+		if w != "" {
+			words = append(words, w)
+		}
+	}
+	slices.Sort(words)
+	words = slices.Compact(words)
+	var b strings.Builder
+	b.Grow(len(raw)) // the entries without their newlines: one allocation
+	starts := make([]uint32, len(words))
+	for i, w := range words {
+		starts[i] = uint32(b.Len())
+		b.WriteString(w)
+	}
+	return &breachedList{words: b.String(), starts: starts}, nil
 }
 
 // IsBreached reports whether plain, lower-cased, is in the embedded list of
 // common breached passwords. The match is exact apart from case: "password"
 // and "PASSWORD" are breached, "password!" is not (unless listed).
 func IsBreached(plain string) bool {
-	_, ok := breachedSet()[strings.ToLower(plain)]
-	return ok
+	return breachedSet().Contains(strings.ToLower(plain))
 }

@@ -10,12 +10,15 @@ import (
 
 func TestBreachedListSize(t *testing.T) {
 	const minSize = 10000
-	if n := len(breachedSet()); n < minSize {
+	if n := breachedSet().Len(); n < minSize {
 		t.Fatalf("breached list has %d entries, want at least %d", n, minSize)
 	}
 }
 
-func TestBreachedListEntries(t *testing.T) {
+// breachedFileLines returns the embedded file's lines, decoded here rather
+// than by the code under test.
+func breachedFileLines(t *testing.T) []string {
+	t.Helper()
 	zr, err := gzip.NewReader(bytes.NewReader(breachedGz))
 	if err != nil {
 		t.Fatal(err)
@@ -24,7 +27,11 @@ func TestBreachedListEntries(t *testing.T) {
 	if _, err := raw.ReadFrom(zr); err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSuffix(raw.String(), "\n"), "\n")
+	return strings.Split(strings.TrimSuffix(raw.String(), "\n"), "\n")
+}
+
+func TestBreachedListEntries(t *testing.T) {
+	lines := breachedFileLines(t)
 	seen := make(map[string]bool, len(lines))
 	for i, w := range lines {
 		switch {
@@ -41,8 +48,8 @@ func TestBreachedListEntries(t *testing.T) {
 		}
 		seen[w] = true
 	}
-	if len(seen) != len(breachedSet()) {
-		t.Errorf("file has %d distinct entries, set has %d", len(seen), len(breachedSet()))
+	if len(seen) != breachedSet().Len() {
+		t.Errorf("file has %d distinct entries, set has %d", len(seen), breachedSet().Len())
 	}
 	// The list is ordered most common first.
 	if lines[0] != "123456" {
@@ -91,5 +98,37 @@ func TestDecodeBreachedRejectsCorruptData(t *testing.T) {
 				t.Fatal("decodeBreached succeeded on corrupt data")
 			}
 		})
+	}
+}
+
+// TestBreachedListContains checks the sorted, pointer-free set against the
+// file: every line is found, and nothing next to a line in sort order is.
+func TestBreachedListContains(t *testing.T) {
+	list := breachedSet()
+	in := map[string]bool{}
+	for _, w := range breachedFileLines(t) {
+		in[w] = true
+	}
+	for w := range in {
+		if !list.Contains(w) {
+			t.Fatalf("Contains(%q) = false for a listed entry", w)
+		}
+		for _, near := range []string{w + "\x00", w[:len(w)-1], w + "~"} {
+			if !in[near] && list.Contains(near) {
+				t.Fatalf("Contains(%q) = true for an entry not in the file", near)
+			}
+		}
+	}
+	for _, w := range []string{"", "\x00", "~~~~~~~~~~~~", "\xff"} {
+		if list.Contains(w) {
+			t.Errorf("Contains(%q) = true", w)
+		}
+	}
+}
+
+func BenchmarkIsBreached(b *testing.B) {
+	breachedSet()
+	for b.Loop() {
+		IsBreached("correct horse battery staple")
 	}
 }
