@@ -532,7 +532,7 @@ func flushKeyUse(ctx context.Context, a *app, log *slog.Logger) {
 // CPUs the process may use): one P per CPU. A spare P (CPUs + 1) was once
 // set so that a thread blocked in a SQLite fsync would not idle a CPU; login
 // bookkeeping no longer waits for fsync (sqlstore txNoSync), and measured in
-// alternation on 2 CPUs the spare P cost 8–16 points of the password-grant
+// alternation on 2 CPUs the spare P cost 11–13 points of the password-grant
 // rate: three runnable threads on two CPUs interrupt the hashes with
 // reschedules and evict their 19 MiB working sets (docs/BENCHMARKS.md).
 //

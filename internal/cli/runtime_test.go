@@ -30,7 +30,7 @@ func TestTuneRuntime(t *testing.T) {
 		debug.SetGCPercent(100)
 		debug.SetMemoryLimit(1 << 40)
 		defer tuneRuntime(cfg, func(string) string { return "" })()
-		// One P per CPU: a spare P cost the password grant 8–16 points
+		// One P per CPU: a spare P cost the password grant 11–13 points
 		// (docs/BENCHMARKS.md), so serve leaves GOMAXPROCS alone.
 		if got, want := runtime.GOMAXPROCS(0), config.CPUs(); got != want {
 			t.Errorf("GOMAXPROCS = %d, want %d (one P per CPU)", got, want)
