@@ -190,6 +190,9 @@ func (s *Server) consoleSectionError(w http.ResponseWriter, r *http.Request, c *
 	s.renderConsole(w, st, "message", c, consoleData{Title: "Admin console", Nav: nav, Error: msg})
 }
 
+// clientPage is the console page of the client with this id.
+func clientPage(id string) string { return "/admin/clients/" + url.PathEscape(id) }
+
 func (s *Server) handleConsoleClient(w http.ResponseWriter, r *http.Request) {
 	c, ok := s.consoleAccess(w, r)
 	if !ok {
@@ -211,7 +214,7 @@ func (s *Server) handleConsoleClient(w http.ResponseWriter, r *http.Request) {
 // configuration file is read-only (409).
 func (s *Server) handleConsoleClientEdit(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	c, ok := s.consoleWrite(w, r, "/admin/clients/"+url.PathEscape(id))
+	c, ok := s.consoleWrite(w, r, clientPage(id))
 	if !ok {
 		return
 	}
@@ -271,7 +274,7 @@ func (s *Server) handleConsoleClientEdit(w http.ResponseWriter, r *http.Request)
 	setStr(&p.IDTokenAlg, f.IDTokenAlg, cl.IDTokenAlg)
 	setBool(&p.IDTokenClaims, f.IDTokenClaims, cl.IDTokenClaims)
 	setStr(&p.LogoURL, f.LogoURL, cl.LogoURL)
-	back := "/admin/clients/" + url.PathEscape(id)
+	back := clientPage(id)
 	if !changed {
 		s.consoleDone(w, r, back, "Nothing to save: the settings are as they were.")
 		return
@@ -289,7 +292,7 @@ func (s *Server) handleConsoleClientEdit(w http.ResponseWriter, r *http.Request)
 
 func (s *Server) handleConsoleClientRotate(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	c, ok := s.consoleWrite(w, r, "/admin/clients/"+url.PathEscape(id))
+	c, ok := s.consoleWrite(w, r, clientPage(id))
 	if !ok {
 		return
 	}
@@ -327,7 +330,7 @@ func (s *Server) handleConsoleClientDeletePage(w http.ResponseWriter, r *http.Re
 
 func (s *Server) handleConsoleClientDelete(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	c, ok := s.consoleWrite(w, r, "/admin/clients/"+url.PathEscape(id)+"/delete")
+	c, ok := s.consoleWrite(w, r, clientPage(id)+"/delete")
 	if !ok {
 		return
 	}

@@ -306,20 +306,21 @@ func (s *Server) handleConsoleWebhookEdit(w http.ResponseWriter, r *http.Request
 		events = append([]string{auth.WebhookAllEvents}, events...)
 	}
 	ctx := r.Context()
+	cur, err := s.auth.Webhook(ctx, id)
+	if err != nil {
+		s.consoleSectionError(w, r, c, "webhooks", "console edit webhook", err)
+		return
+	}
 	// An unchanged form writes nothing (and audits nothing).
-	if cur, err := s.auth.Webhook(ctx, id); err == nil && cur.URL == f.URL && cur.Description == f.Description && sameSet(cur.Events, events) {
+	if cur.URL == f.URL && cur.Description == f.Description && sameSet(cur.Events, events) {
 		s.consoleDone(w, r, webhookPage(id), "Nothing to save: the endpoint is as it was.")
 		return
 	}
-	_, err := s.auth.UpdateWebhook(ctx, id, auth.WebhookPatch{URL: &f.URL, Events: &events, Description: &f.Description}, consoleMeta(ctx, c))
+	_, err = s.auth.UpdateWebhook(ctx, id, auth.WebhookPatch{URL: &f.URL, Events: &events, Description: &f.Description}, consoleMeta(ctx, c))
 	if auth.ErrorCode(err) == auth.EINVALID {
-		e, gerr := s.auth.Webhook(ctx, id)
-		if gerr != nil {
-			s.consoleSectionError(w, r, c, "webhooks", "console webhook", gerr)
-			return
-		}
+		// Nothing was written: the page shows the endpoint as read above.
 		st, msg := s.pageError(w, r, "console edit webhook", err)
-		s.renderConsoleWebhook(w, r, c, e, webhookExtra{status: st, msg: msg, form: &f})
+		s.renderConsoleWebhook(w, r, c, cur, webhookExtra{status: st, msg: msg, form: &f})
 		return
 	}
 	if err != nil {
